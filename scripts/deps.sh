@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what building and testing Tally needs, only when something is missing:
+# Debian packages with apt-get, the black-box tests' npm packages with npm ci.
+# Usage: scripts/deps.sh build|test|bench
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_build=(libh2o-dev libuv1-dev libwslay-dev libssl-dev libjansson-dev libsqlite3-dev
+            libpq-dev libcmocka-dev meson ninja-build pkg-config gcc make)
+need_test=(nodejs npm strace postgresql)
+need_bench=(wrk redis-server redis-tools nginx-light)
+
+want=("${need_build[@]}")
+case "${1:-build}" in
+  test)  want+=("${need_test[@]}") ;;
+  bench) want+=("${need_test[@]}" "${need_bench[@]}") ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  # node and npm may come from outside Debian (a machine image); accept them on PATH.
+  case "$p" in nodejs) command -v node >/dev/null && continue ;; npm) command -v npm >/dev/null && continue ;; esac
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ "${1:-build}" != build ] && [ -f tests/e2e/package-lock.json ]; then
+  if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package-lock.json -nt tests/e2e/node_modules ]; then
+    (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi

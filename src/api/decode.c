@@ -1,0 +1,398 @@
+/* decode.c — request JSON to plan steps; see decode.h. */
+#include "api/decode.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/base64url.h"
+#include "core/datetime.h"
+
+static const char *sub(tally_plan *plan, const char *path, const char *name)
+{
+    return path[0] ? tally_arena_printf(&plan->arena, "%s.%s", path, name) : name;
+}
+
+static const char *json_kind(json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "a list";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number with a fraction";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+static int bad_type(tally_error *err, const char *path, const tally_field *f, json_t *v, const char *expected)
+{
+    return tally_fail(err, TALLY_VALIDATION, path, "%s is a %s field and takes %s, not %s", f->name,
+                      tally_type_name(f->type), expected, json_kind(v));
+}
+
+/* Reads a link target id: an integer or {"_link": integer}. */
+static int link_id(json_t *v, int64_t *id)
+{
+    if (json_is_object(v) && json_object_size(v) == 1 && json_object_get(v, "_link"))
+        v = json_object_get(v, "_link");
+    if (!json_is_integer(v) || json_integer_value(v) < 1)
+        return -1;
+    *id = json_integer_value(v);
+    return 0;
+}
+
+/* Decodes one plain value for field f (not a nested create). */
+static int decode_value(tally_plan *plan, const tally_field *f, json_t *v, const char *path, tally_value *out,
+                        tally_error *err)
+{
+    if (json_is_null(v)) {
+        if (f->required)
+            return tally_fail(err, TALLY_VALIDATION, path, "%s is required and cannot be null", f->name);
+        *out = tally_value_null();
+        return 0;
+    }
+    switch (f->type) {
+    case TALLY_TYPE_INTEGER:
+        if (!json_is_integer(v))
+            return bad_type(err, path, f, v, "a whole number");
+        *out = tally_value_int(json_integer_value(v));
+        return 0;
+    case TALLY_TYPE_FLOAT:
+        if (!json_is_number(v))
+            return bad_type(err, path, f, v, "a number");
+        *out = tally_value_float(json_number_value(v));
+        return 0;
+    case TALLY_TYPE_BOOLEAN:
+        if (!json_is_boolean(v))
+            return bad_type(err, path, f, v, "true or false");
+        *out = tally_value_int(json_is_true(v));
+        return 0;
+    case TALLY_TYPE_STRING: {
+        if (!json_is_string(v))
+            return bad_type(err, path, f, v, "a string");
+        size_t n = json_string_length(v);
+        const char *s = json_string_value(v);
+        if (memchr(s, '\0', n))
+            return tally_fail(err, TALLY_VALIDATION, path, "%s contains a NUL character (\\u0000), which strings "
+                              "cannot hold", f->name);
+        if (f->has_max_length && (int64_t)tally_utf8_length(s, n) > f->max_length)
+            return tally_fail(err, TALLY_VALIDATION, path, "%s is %zu characters long; its maxLength is %lld",
+                              f->name, tally_utf8_length(s, n), (long long)f->max_length);
+        *out = tally_value_text(tally_arena_strndup(&plan->arena, s, n), n);
+        return 0;
+    }
+    case TALLY_TYPE_DATETIME: {
+        int64_t ms;
+        if (!json_is_string(v) || tally_datetime_parse(json_string_value(v), json_string_length(v), &ms) != 0)
+            return tally_fail(err, TALLY_VALIDATION, path,
+                              "%s is a datetime field and takes an RFC 3339 string such as "
+                              "\"2024-01-31T12:00:00Z\"", f->name);
+        *out = tally_value_int(ms);
+        return 0;
+    }
+    case TALLY_TYPE_JSON: {
+        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        size_t n = strlen(s);
+        *out = tally_value_text(tally_arena_strndup(&plan->arena, s, n), n);
+        free(s);
+        return 0;
+    }
+    case TALLY_TYPE_BELONGS_TO: {
+        int64_t id;
+        if (link_id(v, &id))
+            return tally_fail(err, TALLY_VALIDATION, path,
+                              "%s links to a %s: give {\"_link\": id} with a positive integer id, or "
+                              "{\"create\": {...}} to create one", f->name, f->target);
+        *out = tally_value_int(id);
+        return 0;
+    }
+    default:
+        return tally_fail(err, TALLY_BAD_REQUEST, path, "%s cannot be set directly", f->name);
+    }
+}
+
+static bool is_nested_create(json_t *v)
+{
+    return json_is_object(v) && json_object_size(v) == 1 && json_object_get(v, "create");
+}
+
+static int reject_reserved(const char *key, const char *path, tally_error *err)
+{
+    if (strcmp(key, "id") == 0 || strcmp(key, "createdAt") == 0 || strcmp(key, "updatedAt") == 0)
+        return tally_fail(err, TALLY_BAD_REQUEST, path, "%s is set by the server and cannot be written", key);
+    return 0;
+}
+
+static int unknown_field(const tally_model *m, const char *key, const char *path, tally_error *err)
+{
+    return tally_fail(err, TALLY_BAD_REQUEST, path, "%s has no field '%s'; check the spelling against the schema",
+                      m->name, key);
+}
+
+/* The create with an injected value: a hasMany child's link to its parent. */
+static int decode_create_with(tally_plan *plan, const tally_model *m, json_t *body, const char *path, int inject_col,
+                              tally_value inject, tally_error *err)
+{
+    if (!json_is_object(body))
+        return tally_fail(err, TALLY_BAD_REQUEST, path[0] ? path : NULL,
+                          "a %s record is written as a JSON object of field values, not %s", m->name,
+                          json_kind(body));
+    tally_assign *sets = tally_arena_alloc(&plan->arena, (size_t)m->ncolumns * sizeof *sets);
+    int nsets = 0;
+    bool *given = tally_arena_zalloc(&plan->arena, (size_t)m->nfields * sizeof *given);
+    const char *key;
+    json_t *v;
+    /* First: nested belongsTo creates, which must run before this record. */
+    json_object_foreach(body, key, v) {
+        const char *fpath = sub(plan, path, key);
+        if (reject_reserved(key, fpath, err))
+            return -TALLY_BAD_REQUEST;
+        if (key[0] == '_')
+            return tally_fail(err, TALLY_BAD_REQUEST, fpath, "'%s' is not allowed when creating a record", key);
+        int fi = tally_model_field(m, key, strlen(key));
+        if (fi < 0)
+            return unknown_field(m, key, fpath, err);
+        const tally_field *f = &m->fields[fi];
+        given[fi] = true;
+        if (f->column == inject_col && inject_col >= 0)
+            return tally_fail(err, TALLY_BAD_REQUEST, fpath, "%s is set by the parent record this one is nested in",
+                              key);
+        if (f->type == TALLY_TYPE_HAS_MANY)
+            continue;
+        tally_value value;
+        if (f->type == TALLY_TYPE_BELONGS_TO && is_nested_create(v)) {
+            int step = decode_create_with(plan, &plan->schema->models[f->target_model], json_object_get(v, "create"),
+                                          fpath, -1, tally_value_null(), err);
+            if (step < 0)
+                return step;
+            value = tally_value_ref(step, TALLY_COL_ID);
+        } else if (decode_value(plan, f, v, fpath, &value, err)) {
+            return -(int)err->code;
+        }
+        sets[nsets++] = (tally_assign){f->column, value};
+    }
+    /* Then defaults and the required check for what was not given. */
+    for (int fi = 0; fi < m->nfields; fi++) {
+        const tally_field *f = &m->fields[fi];
+        if (given[fi] || f->column < 0)
+            continue;
+        if (f->column == inject_col)
+            sets[nsets++] = (tally_assign){f->column, inject};
+        else if (f->has_default)
+            sets[nsets++] = (tally_assign){f->column, f->default_value};
+        else if (f->required)
+            return tally_fail(err, TALLY_VALIDATION, sub(plan, path, f->name),
+                              "%s is required: give it a value when creating a %s", f->name, m->name);
+    }
+    tally_step *s = tally_plan_add_step(plan, TALLY_OP_CREATE, m);
+    s->path = path;
+    s->sets = sets;
+    s->nsets = nsets;
+    int self = plan->nsteps - 1;
+    /* Last: hasMany children, created or relinked to point at this record. */
+    json_object_foreach(body, key, v) {
+        int fi = tally_model_field(m, key, strlen(key));
+        const tally_field *f = &m->fields[fi];
+        if (f->type != TALLY_TYPE_HAS_MANY)
+            continue;
+        const char *fpath = sub(plan, path, key);
+        if (!json_is_array(v))
+            return tally_fail(err, TALLY_VALIDATION, fpath,
+                              "%s takes a list of {\"create\": {...}} or {\"_link\": id} items", key);
+        const tally_model *child = &plan->schema->models[f->target_model];
+        int inverse_col = child->fields[f->inverse_field].column;
+        size_t i;
+        json_t *item;
+        json_array_foreach(v, i, item) {
+            const char *ipath = tally_arena_printf(&plan->arena, "%s[%zu]", fpath, i);
+            int64_t id;
+            if (is_nested_create(item)) {
+                int rc = decode_create_with(plan, child, json_object_get(item, "create"), ipath, inverse_col,
+                                            tally_value_ref(self, TALLY_COL_ID), err);
+                if (rc < 0)
+                    return rc;
+            } else if (link_id(item, &id) == 0) {
+                tally_step *u = tally_plan_add_step(plan, TALLY_OP_UPDATE, child);
+                u->path = ipath;
+                u->id = tally_value_int(id);
+                u->sets = tally_arena_alloc(&plan->arena, sizeof *u->sets);
+                u->sets[0] = (tally_assign){inverse_col, tally_value_ref(self, TALLY_COL_ID)};
+                u->nsets = 1;
+            } else {
+                return tally_fail(err, TALLY_VALIDATION, ipath,
+                                  "each item of %s is {\"create\": {...}} or {\"_link\": id}", key);
+            }
+        }
+    }
+    return self;
+}
+
+int tally_decode_create(tally_plan *plan, const tally_model *m, json_t *body, const char *path, tally_error *err)
+{
+    return decode_create_with(plan, m, body, path, -1, tally_value_null(), err);
+}
+
+/* One operation of _atomics: {"increment": n} or {"decrement": n}; {} as n means 1. */
+static int decode_atomic_op(tally_plan *plan, const tally_field *f, json_t *op, const char *path, tally_atomic *out,
+                            tally_error *err)
+{
+    json_t *amount = NULL;
+    if (json_is_object(op) && json_object_size(op) == 1) {
+        if ((amount = json_object_get(op, "increment")))
+            out->kind = TALLY_ATOMIC_INCREMENT;
+        else if ((amount = json_object_get(op, "decrement")))
+            out->kind = TALLY_ATOMIC_DECREMENT;
+    }
+    if (!amount)
+        return tally_fail(err, TALLY_BAD_REQUEST, path,
+                          "an atomic operation is {\"increment\": n} or {\"decrement\": n}, or a list of them");
+    out->column = f->column;
+    if (json_is_object(amount) && json_object_size(amount) == 0)
+        out->amount = tally_value_int(1);
+    else if (json_is_integer(amount))
+        out->amount = tally_value_int(json_integer_value(amount));
+    else if (json_is_real(amount) && f->type == TALLY_TYPE_FLOAT)
+        out->amount = tally_value_float(json_real_value(amount));
+    else
+        return tally_fail(err, TALLY_BAD_REQUEST, path, "the amount must be %s (or {} for 1), not %s",
+                          f->type == TALLY_TYPE_INTEGER ? "a whole number" : "a number", json_kind(amount));
+    (void)plan;
+    return 0;
+}
+
+static int decode_atomics(tally_plan *plan, tally_step *s, json_t *atomics, bool *set_fields, tally_error *err)
+{
+    const tally_model *m = s->model;
+    if (!json_is_object(atomics))
+        return tally_fail(err, TALLY_BAD_REQUEST, "_atomics",
+                          "_atomics is an object: {\"field\": {\"increment\": n}}");
+    size_t cap = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(atomics, key, v) cap += json_is_array(v) ? json_array_size(v) : 1;
+    s->atomics = tally_arena_alloc(&plan->arena, (cap ? cap : 1) * sizeof *s->atomics);
+    json_object_foreach(atomics, key, v) {
+        const char *fpath = tally_arena_printf(&plan->arena, "_atomics.%s", key);
+        int fi = tally_model_field(m, key, strlen(key));
+        if (fi < 0) {
+            if (reject_reserved(key, fpath, err))
+                return -TALLY_BAD_REQUEST;
+            return unknown_field(m, key, fpath, err);
+        }
+        const tally_field *f = &m->fields[fi];
+        if (f->type != TALLY_TYPE_INTEGER && f->type != TALLY_TYPE_FLOAT)
+            return tally_fail(err, TALLY_VALIDATION, fpath,
+                              "%s is a %s field; increment and decrement work on integer and float fields", key,
+                              tally_type_name(f->type));
+        if (set_fields[fi])
+            return tally_fail(err, TALLY_BAD_REQUEST, fpath,
+                              "%s is both set and changed by _atomics; do one or the other", key);
+        if (json_is_array(v)) {
+            if (json_array_size(v) == 0)
+                return tally_fail(err, TALLY_BAD_REQUEST, fpath, "the list of operations is empty");
+            size_t i;
+            json_t *op;
+            json_array_foreach(v, i, op) {
+                const char *opath = tally_arena_printf(&plan->arena, "%s[%zu]", fpath, i);
+                if (decode_atomic_op(plan, f, op, opath, &s->atomics[s->natomics++], err))
+                    return -TALLY_BAD_REQUEST;
+            }
+        } else if (decode_atomic_op(plan, f, v, fpath, &s->atomics[s->natomics++], err)) {
+            return -TALLY_BAD_REQUEST;
+        }
+    }
+    return 0;
+}
+
+int tally_decode_update(tally_plan *plan, const tally_model *m, int64_t id, json_t *body, tally_error *err)
+{
+    if (!json_is_object(body))
+        return tally_fail(err, TALLY_BAD_REQUEST, NULL,
+                          "the body is a JSON object of fields to set and/or \"_atomics\", not %s", json_kind(body));
+    tally_assign *sets = tally_arena_alloc(&plan->arena, (size_t)m->ncolumns * sizeof *sets);
+    int nsets = 0;
+    bool *set_fields = tally_arena_zalloc(&plan->arena, (size_t)m->nfields * sizeof *set_fields);
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        if (key[0] == '_') {
+            if (strcmp(key, "_atomics") != 0)
+                return tally_fail(err, TALLY_BAD_REQUEST, key, "unknown key '%s'; PATCH takes fields and \"_atomics\"",
+                                  key);
+            continue;
+        }
+        if (reject_reserved(key, key, err))
+            return -TALLY_BAD_REQUEST;
+        int fi = tally_model_field(m, key, strlen(key));
+        if (fi < 0)
+            return unknown_field(m, key, key, err);
+        const tally_field *f = &m->fields[fi];
+        if (f->type == TALLY_TYPE_HAS_MANY)
+            return tally_fail(err, TALLY_BAD_REQUEST, key,
+                              "%s is a hasMany list; change it by setting '%s' on the %s records", key,
+                              m->fields[fi].inverse, f->target);
+        tally_value value;
+        if (f->type == TALLY_TYPE_BELONGS_TO && is_nested_create(v)) {
+            int step = tally_decode_create(plan, &plan->schema->models[f->target_model], json_object_get(v, "create"),
+                                           key, err);
+            if (step < 0)
+                return step;
+            value = tally_value_ref(step, TALLY_COL_ID);
+        } else if (decode_value(plan, f, v, key, &value, err)) {
+            return -(int)err->code;
+        }
+        set_fields[fi] = true;
+        sets[nsets++] = (tally_assign){f->column, value};
+    }
+    tally_step *s = tally_plan_add_step(plan, TALLY_OP_UPDATE, m);
+    s->id = tally_value_int(id);
+    s->sets = sets;
+    s->nsets = nsets;
+    json_t *atomics = json_object_get(body, "_atomics");
+    if (atomics && decode_atomics(plan, s, atomics, set_fields, err))
+        return -(int)err->code;
+    return plan->nsteps - 1;
+}
+
+int tally_decode_id(const char *s, size_t len, int64_t *out)
+{
+    if (len == 0 || len > 19)
+        return -1;
+    int64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        if (v > (INT64_MAX - (s[i] - '0')) / 10)
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < 1)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* A cursor is base64url("id:<n>"): opaque to clients, cheap to check. */
+char *tally_cursor_encode(tally_arena *arena, int64_t after_id)
+{
+    char raw[32];
+    int n = snprintf(raw, sizeof raw, "id:%lld", (long long)after_id);
+    char *out = tally_arena_alloc(arena, tally_base64url_encoded_len((size_t)n) + 1);
+    tally_base64url_encode(raw, (size_t)n, out);
+    return out;
+}
+
+int tally_cursor_decode(const char *s, size_t len, int64_t *after_id)
+{
+    char raw[64];
+    if (len > 40)
+        return -1;
+    ptrdiff_t n = tally_base64url_decode(s, len, raw);
+    if (n < 4 || memcmp(raw, "id:", 3) != 0)
+        return -1;
+    return tally_decode_id(raw + 3, (size_t)n - 3, after_id);
+}

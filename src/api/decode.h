@@ -1,0 +1,35 @@
+/*
+ * decode.h — request JSON to plan steps, checked against the schema.
+ *
+ * Every check that needs no database happens here, on the loop thread, with
+ * a message and a path for a person: unknown fields, wrong types, missing
+ * required fields, maxLength, malformed _atomics.  What needs the database
+ * (min/max, uniqueness, links, overflow) is judged by the statement that
+ * writes.  The JSON is borrowed; every value the plan keeps is copied into
+ * the plan's arena.
+ */
+#ifndef TALLY_API_DECODE_H
+#define TALLY_API_DECODE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/plan.h"
+
+/* Adds the steps that create a record from body (nested belongsTo creates
+ * first, then the record, then hasMany children).  path prefixes error paths
+ * ("" at the top).  Returns the index of the step that creates the record, or -code. */
+int tally_decode_create(tally_plan *plan, const tally_model *m, json_t *body, const char *path, tally_error *err);
+
+/* Adds the step(s) of PATCH /api/{model}/{id}: plain fields to set and _atomics. */
+int tally_decode_update(tally_plan *plan, const tally_model *m, int64_t id, json_t *body, tally_error *err);
+
+/* A record id from a path segment: a positive decimal integer. */
+int tally_decode_id(const char *s, size_t len, int64_t *out);
+
+/* Paging cursors: opaque base64url text standing for "after this id". */
+char *tally_cursor_encode(tally_arena *arena, int64_t after_id);
+int tally_cursor_decode(const char *s, size_t len, int64_t *after_id);
+
+#endif

@@ -1,0 +1,167 @@
+/* render.c — JSON answers; see render.h. */
+#include "api/render.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/decode.h"
+#include "core/datetime.h"
+
+void tally_json_string(tally_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    tally_buf_addc(b, '"');
+    size_t run = 0; /* bytes copied as they are, flushed in one go */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        tally_buf_addn(b, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"': tally_buf_add(b, "\\\""); break;
+        case '\\': tally_buf_add(b, "\\\\"); break;
+        case '\n': tally_buf_add(b, "\\n"); break;
+        case '\r': tally_buf_add(b, "\\r"); break;
+        case '\t': tally_buf_add(b, "\\t"); break;
+        default: {
+            char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
+            tally_buf_add(b, esc);
+        }
+        }
+    }
+    tally_buf_addn(b, s + run, n - run);
+    tally_buf_addc(b, '"');
+}
+
+void tally_json_double(tally_buf *b, double d)
+{
+    if (!isfinite(d)) { /* JSON has no Infinity or NaN */
+        tally_buf_add(b, "null");
+        return;
+    }
+    char text[40];
+    for (int prec = 15; prec <= 17; prec++) { /* shortest that reads back exactly */
+        snprintf(text, sizeof text, "%.*g", prec, d);
+        if (strtod(text, NULL) == d)
+            break;
+    }
+    tally_buf_add(b, text);
+    if (!strpbrk(text, ".eE")) /* keep it a float on the wire: 3 -> 3.0 */
+        tally_buf_add(b, ".0");
+}
+
+static void render_value(tally_buf *b, tally_type type, const tally_value *v)
+{
+    switch (v->kind) {
+    case TALLY_VALUE_NULL: tally_buf_add(b, "null"); return;
+    case TALLY_VALUE_FLOAT: tally_json_double(b, v->u.f); return;
+    case TALLY_VALUE_TEXT:
+        if (type == TALLY_TYPE_JSON)
+            tally_buf_addn(b, v->u.text.ptr, v->u.text.len); /* stored as compact JSON */
+        else
+            tally_json_string(b, v->u.text.ptr, v->u.text.len);
+        return;
+    case TALLY_VALUE_INT:
+        if (type == TALLY_TYPE_BOOLEAN)
+            tally_buf_add(b, v->u.i ? "true" : "false");
+        else if (type == TALLY_TYPE_DATETIME) {
+            char text[TALLY_DATETIME_MAX];
+            if (tally_datetime_format(v->u.i, text))
+                tally_json_string(b, text, strlen(text));
+            else
+                tally_buf_add(b, "null");
+        } else if (type == TALLY_TYPE_FLOAT)
+            tally_json_double(b, (double)v->u.i);
+        else
+            tally_buf_addf(b, "%lld", (long long)v->u.i);
+        return;
+    default: tally_buf_add(b, "null"); return;
+    }
+}
+
+void tally_render_record(tally_buf *b, const tally_model *m, const tally_record *r)
+{
+    /* id, the fields in schema order, then createdAt and updatedAt. */
+    tally_buf_addf(b, "{\"id\":%lld", (long long)r->cols[TALLY_COL_ID].u.i);
+    for (int c = TALLY_COL_FIRST_FIELD; c < m->ncolumns; c++) {
+        tally_buf_addc(b, ',');
+        const tally_field *f = &m->fields[m->column_field[c]];
+        tally_json_string(b, f->name, strlen(f->name));
+        tally_buf_addc(b, ':');
+        render_value(b, f->type, &r->cols[c]);
+    }
+    tally_buf_add(b, ",\"createdAt\":");
+    render_value(b, TALLY_TYPE_DATETIME, &r->cols[TALLY_COL_CREATED_AT]);
+    tally_buf_add(b, ",\"updatedAt\":");
+    render_value(b, TALLY_TYPE_DATETIME, &r->cols[TALLY_COL_UPDATED_AT]);
+    tally_buf_addc(b, '}');
+}
+
+char *tally_render_error(const tally_error *err, int *status, size_t *len)
+{
+    tally_buf b;
+    tally_buf_init(&b);
+    const char *name = tally_code_name(err->code);
+    tally_buf_add(&b, "{\"error\":{\"code\":");
+    tally_json_string(&b, name, strlen(name));
+    tally_buf_add(&b, ",\"message\":");
+    const char *msg = err->message[0] ? err->message : tally_code_text(err->code);
+    tally_json_string(&b, msg, strlen(msg));
+    if (err->path[0]) {
+        tally_buf_add(&b, ",\"path\":");
+        tally_json_string(&b, err->path, strlen(err->path));
+    }
+    tally_buf_add(&b, "}}");
+    *status = tally_code_status(err->code);
+    *len = b.len;
+    return b.s;
+}
+
+void tally_render_job(tally_job *job)
+{
+    if (job->rc != 0) {
+        int status;
+        size_t len;
+        char *body = tally_render_error(&job->err, &status, &len);
+        tally_job_set_body(job, status, body, len);
+        return;
+    }
+    tally_plan *plan = job->plan;
+    const tally_step *s = &plan->steps[plan->answer_step];
+    const tally_step_result *r = &plan->results[plan->answer_step];
+    tally_buf b;
+    tally_buf_init(&b);
+    int status = 200;
+    switch (s->op) {
+    case TALLY_OP_CREATE:
+        status = 201;
+        /* fall through */
+    case TALLY_OP_GET:
+    case TALLY_OP_UPDATE:
+        tally_render_record(&b, s->model, &r->record);
+        break;
+    case TALLY_OP_DELETE:
+        tally_buf_addf(&b, "{\"id\":%lld}", (long long)r->id);
+        break;
+    case TALLY_OP_LIST:
+        tally_buf_add(&b, "{\"records\":[");
+        for (int i = 0; i < r->nrecords; i++) {
+            if (i)
+                tally_buf_addc(&b, ',');
+            tally_render_record(&b, s->model, &r->records[i]);
+        }
+        tally_buf_add(&b, "],\"next\":");
+        if (r->has_next) {
+            const char *cursor = tally_cursor_encode(&plan->arena, r->records[r->nrecords - 1].cols[TALLY_COL_ID].u.i);
+            tally_json_string(&b, cursor, strlen(cursor));
+        } else {
+            tally_buf_add(&b, "null");
+        }
+        tally_buf_addc(&b, '}');
+        break;
+    }
+    tally_job_set_body(job, status, b.s, b.len);
+}

@@ -1,0 +1,309 @@
+/*
+ * routes.c — method and path to handler, for every call under /api plus
+ * /health and /metrics.  A handler decodes the request into a plan and
+ * either runs it here (a point read on the loop's own connection) or hands
+ * it to a worker (writes to the writer, scans to the reader).
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/decode.h"
+#include "api/render.h"
+#include "exec/metrics.h"
+
+#define MAX_SEGMENTS 4
+
+typedef struct route_ctx {
+    const tally_api *api;
+    const tally_http_request *req;
+    tally_http_response *resp;
+    char seg[MAX_SEGMENTS][256]; /* percent-decoded path segments after /api */
+    size_t seglen[MAX_SEGMENTS];
+    int nseg;
+} route_ctx;
+
+static int answer_error(route_ctx *c, tally_error *err)
+{
+    c->resp->body = tally_render_error(err, &c->resp->status, &c->resp->body_len);
+    c->resp->content_type = "application/json";
+    return TALLY_API_NOW;
+}
+
+static int fail_now(route_ctx *c, tally_code code, const char *path, const char *fmt, const char *arg)
+{
+    tally_error err;
+    tally_fail(&err, code, path, fmt, arg);
+    return answer_error(c, &err);
+}
+
+static int method_not_allowed(route_ctx *c, const char *allow)
+{
+    tally_error err;
+    tally_fail(&err, TALLY_METHOD_NOT_ALLOWED, NULL, "%.*s is not allowed here; use %s",
+               (int)c->req->method_len, c->req->method, allow);
+    c->resp->allow = allow;
+    return answer_error(c, &err);
+}
+
+static int hexval(char ch)
+{
+    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+/* Percent-decodes s into out (cap bytes with NUL); '+' is a space when plus_space.  -1 on malformed or too long. */
+static ptrdiff_t url_decode(const char *s, size_t n, char *out, size_t cap, int plus_space)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (ch == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
+            if (h < 0 || l < 0)
+                return -1;
+            ch = (char)(h * 16 + l);
+            i += 2;
+        } else if (ch == '+' && plus_space) {
+            ch = ' ';
+        }
+        if (o + 1 >= cap)
+            return -1;
+        out[o++] = ch;
+    }
+    out[o] = '\0';
+    return (ptrdiff_t)o;
+}
+
+static bool method_is(const tally_http_request *req, const char *m)
+{
+    return req->method_len == strlen(m) && memcmp(req->method, m, req->method_len) == 0;
+}
+
+/* ---- jobs ------------------------------------------------------------------ */
+
+static int submit(route_ctx *c, tally_plan *plan)
+{
+    tally_job *job = tally_job_new(plan);
+    job->render = tally_render_job;
+    job->complete = c->req->complete;
+    job->origin = c->req->origin;
+    bool scan = !plan->writes && plan->steps[plan->answer_step].op == TALLY_OP_LIST;
+    if (!plan->writes && !scan) { /* point read: here, on this loop's own connection */
+        tally_read_here(c->req->local_store, job);
+        c->resp->status = job->status;
+        c->resp->body = job->body;
+        c->resp->body_len = job->body_len;
+        c->resp->content_type = "application/json";
+        job->body = NULL;
+        tally_job_free(job);
+        return TALLY_API_NOW;
+    }
+    int rc = plan->writes ? tally_writer_submit(c->api->writer, job) : tally_reader_submit(c->api->reader, job);
+    if (rc == 0)
+        return TALLY_API_LATER;
+    tally_job_free(job);
+    return fail_now(c, TALLY_OVERLOADED, NULL, "%s",
+                    "the server's queue is full or it is shutting down; nothing was applied, retry later");
+}
+
+static json_t *parse_body(route_ctx *c, tally_error *err)
+{
+    if (c->req->body_len == 0) {
+        tally_fail(err, TALLY_BAD_REQUEST, NULL, "the request needs a JSON object body");
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *body = json_loadb(c->req->body, c->req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!body)
+        tally_fail(err, TALLY_BAD_REQUEST, NULL, "the body is not valid JSON: %s (line %d, column %d)", jerr.text,
+                   jerr.line, jerr.column);
+    return body;
+}
+
+/* ---- handlers ------------------------------------------------------------------ */
+
+static int handle_create(route_ctx *c, const tally_model *m)
+{
+    tally_error err;
+    json_t *body = parse_body(c, &err);
+    if (!body)
+        return answer_error(c, &err);
+    tally_plan *plan = tally_plan_new(c->api->schema);
+    int step = tally_decode_create(plan, m, body, "", &err);
+    json_decref(body);
+    if (step < 0) {
+        tally_plan_free(plan);
+        return answer_error(c, &err);
+    }
+    plan->answer_step = step;
+    return submit(c, plan);
+}
+
+static int handle_update(route_ctx *c, const tally_model *m, int64_t id)
+{
+    tally_error err;
+    json_t *body = parse_body(c, &err);
+    if (!body)
+        return answer_error(c, &err);
+    tally_plan *plan = tally_plan_new(c->api->schema);
+    int step = tally_decode_update(plan, m, id, body, &err);
+    json_decref(body);
+    if (step < 0) {
+        tally_plan_free(plan);
+        return answer_error(c, &err);
+    }
+    plan->answer_step = step;
+    return submit(c, plan);
+}
+
+static int handle_by_id(route_ctx *c, const tally_model *m, int64_t id, tally_op op)
+{
+    tally_plan *plan = tally_plan_new(c->api->schema);
+    tally_step *s = tally_plan_add_step(plan, op, m);
+    s->id = tally_value_int(id);
+    plan->answer_step = 0;
+    return submit(c, plan);
+}
+
+static int handle_list(route_ctx *c, const tally_model *m)
+{
+    int first = TALLY_LIST_DEFAULT;
+    int64_t after = 0;
+    bool has_after = false;
+    const char *q = c->req->query;
+    size_t qlen = c->req->query ? c->req->query_len : 0;
+    for (size_t i = 0; i < qlen;) {
+        size_t end = i;
+        while (end < qlen && q[end] != '&')
+            end++;
+        const char *eq = memchr(q + i, '=', end - i);
+        char key[64], val[1024];
+        size_t klen = eq ? (size_t)(eq - (q + i)) : end - i;
+        if (url_decode(q + i, klen, key, sizeof key, 1) < 0)
+            return fail_now(c, TALLY_BAD_REQUEST, NULL, "%s", "a query parameter name is malformed or too long");
+        ptrdiff_t vlen = eq ? url_decode(eq + 1, (size_t)(q + end - eq - 1), val, sizeof val, 1) : 0;
+        if (!eq)
+            val[0] = '\0';
+        if (vlen < 0)
+            return fail_now(c, TALLY_BAD_REQUEST, key, "the value of '%s' is malformed or too long", key);
+        if (strcmp(key, "first") == 0) {
+            int64_t n;
+            if (tally_decode_id(val, (size_t)vlen, &n) || n > TALLY_LIST_MAX)
+                return fail_now(c, TALLY_BAD_REQUEST, "first", "%s",
+                                "first is the page size: a whole number from 1 to 1000");
+            first = (int)n;
+        } else if (strcmp(key, "after") == 0) {
+            if (tally_cursor_decode(val, (size_t)vlen, &after))
+                return fail_now(c, TALLY_BAD_REQUEST, "after", "%s",
+                                "after must be the \"next\" cursor of an earlier page, unchanged");
+            has_after = true;
+        } else if (klen > 0) {
+            return fail_now(c, TALLY_BAD_REQUEST, key, "unknown query parameter '%s'; a listing takes first and after",
+                            key);
+        }
+        i = end + 1;
+    }
+    tally_plan *plan = tally_plan_new(c->api->schema);
+    tally_step *s = tally_plan_add_step(plan, TALLY_OP_LIST, m);
+    s->first = first;
+    s->has_after = has_after;
+    s->after_id = after;
+    plan->answer_step = 0;
+    return submit(c, plan);
+}
+
+static int handle_metrics(route_ctx *c)
+{
+    c->resp->status = 200;
+    c->resp->body = tally_metrics_render(tally_writer_queue_depth(c->api->writer),
+                                         tally_reader_queue_depth(c->api->reader), &c->resp->body_len);
+    c->resp->content_type = "text/plain; version=0.0.4";
+    return TALLY_API_NOW;
+}
+
+/* ---- routing ------------------------------------------------------------------ */
+
+static int route_api(route_ctx *c)
+{
+    if (c->nseg == 0)
+        return fail_now(c, TALLY_NOT_FOUND, NULL, "%s", "no such path; records live at /api/{model}");
+    const tally_model *m = tally_schema_model(c->api->schema, c->seg[0], c->seglen[0]);
+    if (!m)
+        return fail_now(c, TALLY_NOT_FOUND, NULL, "there is no model '%s' in the schema", c->seg[0]);
+    const tally_http_request *req = c->req;
+    if (c->nseg == 1) {
+        if (method_is(req, "GET"))
+            return handle_list(c, m);
+        if (method_is(req, "POST"))
+            return handle_create(c, m);
+        return method_not_allowed(c, "GET, POST");
+    }
+    if (c->nseg == 2) {
+        int64_t id;
+        if (tally_decode_id(c->seg[1], c->seglen[1], &id))
+            return fail_now(c, TALLY_BAD_REQUEST, "id", "'%s' is not a record id; ids are positive integers",
+                            c->seg[1]);
+        if (method_is(req, "GET"))
+            return handle_by_id(c, m, id, TALLY_OP_GET);
+        if (method_is(req, "PATCH"))
+            return handle_update(c, m, id);
+        if (method_is(req, "DELETE"))
+            return handle_by_id(c, m, id, TALLY_OP_DELETE);
+        return method_not_allowed(c, "GET, PATCH, DELETE");
+    }
+    return fail_now(c, TALLY_NOT_FOUND, NULL, "%s", "no such path under /api");
+}
+
+int tally_api_handle(const tally_api *api, const tally_http_request *req, tally_http_response *resp)
+{
+    route_ctx c = {.api = api, .req = req, .resp = resp};
+    memset(resp, 0, sizeof *resp);
+    const char *p = req->path;
+    size_t n = req->path_len;
+    if (n == 7 && memcmp(p, "/health", 7) == 0) {
+        if (!method_is(req, "GET") && !method_is(req, "HEAD"))
+            return method_not_allowed(&c, "GET");
+        resp->status = 200;
+        resp->body = strdup("{\"status\":\"ok\"}");
+        resp->body_len = strlen(resp->body);
+        resp->content_type = "application/json";
+        return TALLY_API_NOW;
+    }
+    if (n == 8 && memcmp(p, "/metrics", 8) == 0) {
+        if (!method_is(req, "GET"))
+            return method_not_allowed(&c, "GET");
+        return handle_metrics(&c);
+    }
+    if (req->body_len > api->max_body) {
+        tally_error err;
+        tally_fail(&err, TALLY_PAYLOAD_TOO_LARGE, NULL,
+                   "the body is %zu bytes; this server accepts at most %zu (--max-body)", req->body_len, api->max_body);
+        return answer_error(&c, &err);
+    }
+    if (n < 4 || memcmp(p, "/api", 4) != 0 || (n > 4 && p[4] != '/'))
+        return fail_now(&c, TALLY_NOT_FOUND, NULL, "%s", "no such path; the API lives under /api");
+    /* Split what follows /api into percent-decoded segments; a trailing slash is ignored. */
+    size_t i = 5;
+    while (i < n) {
+        size_t end = i;
+        while (end < n && p[end] != '/')
+            end++;
+        if (end == i) {
+            if (end == n)
+                break;
+            return fail_now(&c, TALLY_NOT_FOUND, NULL, "%s", "no such path (empty segment)");
+        }
+        if (c.nseg == MAX_SEGMENTS)
+            return fail_now(&c, TALLY_NOT_FOUND, NULL, "%s", "no such path under /api");
+        ptrdiff_t len = url_decode(p + i, end - i, c.seg[c.nseg], sizeof c.seg[0], 0);
+        if (len < 0)
+            return fail_now(&c, TALLY_BAD_REQUEST, NULL, "%s", "a path segment is malformed or too long");
+        c.seglen[c.nseg++] = (size_t)len;
+        i = end + 1;
+    }
+    return route_api(&c);
+}

@@ -1,0 +1,101 @@
+/*
+ * plan.h — an operation plan: what one request asks of the database, decoded
+ * and checked against the schema, with no JSON and no SQL left in it.
+ *
+ * The API layer builds a plan on a loop thread; it is then handed over whole
+ * to a worker (the writer for writes, a reader for scans) which runs it and
+ * fills in the results, and handed back to be answered.  A plan owns an arena
+ * that holds the plan, its values and its results; tally_plan_free releases
+ * everything at once.  One owner at a time, so no locks.
+ *
+ * A request may become several steps: a create with nested creates is the
+ * nested records first, then the record that links to them (its link values
+ * are REFs to the earlier steps' ids), then hasMany children.  The steps run
+ * in order, all or nothing.
+ */
+#ifndef TALLY_CORE_PLAN_H
+#define TALLY_CORE_PLAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/schema.h"
+#include "core/value.h"
+
+#define TALLY_LIST_DEFAULT 50
+#define TALLY_LIST_MAX 1000
+
+typedef enum tally_op {
+    TALLY_OP_CREATE,
+    TALLY_OP_GET,
+    TALLY_OP_LIST,
+    TALLY_OP_UPDATE,
+    TALLY_OP_DELETE,
+} tally_op;
+
+typedef enum tally_atomic_kind {
+    TALLY_ATOMIC_INCREMENT,
+    TALLY_ATOMIC_DECREMENT,
+} tally_atomic_kind;
+
+/* `column = value` in a create or update. */
+typedef struct tally_assign {
+    int column;
+    tally_value value;
+} tally_assign;
+
+/* One arithmetic operation; a field's operations are adjacent and in order. */
+typedef struct tally_atomic {
+    int column;
+    tally_atomic_kind kind;
+    tally_value amount; /* INT for integer fields, INT or FLOAT for float fields */
+} tally_atomic;
+
+/* A record as stored: one value per column of its model (see schema.h). */
+typedef struct tally_record {
+    tally_value *cols;
+} tally_record;
+
+typedef struct tally_step_result {
+    tally_record record;     /* create, get, update: the record after the step */
+    int64_t id;              /* delete: the id removed */
+    tally_record *records;   /* list */
+    int nrecords;
+    bool has_next;           /* list: more rows follow the last one */
+} tally_step_result;
+
+typedef struct tally_step {
+    tally_op op;
+    const tally_model *model;
+    const char *path;        /* where in the request the step comes from ("" or "images[2]") */
+    tally_value id;          /* get, update, delete: INT or a REF */
+    tally_assign *sets;      /* create: every column given or defaulted; update: columns to set */
+    int nsets;
+    tally_atomic *atomics;   /* update */
+    int natomics;
+    int first;               /* list: page size */
+    bool has_after;          /* list: resume after this id */
+    int64_t after_id;
+} tally_step;
+
+typedef struct tally_plan {
+    tally_arena arena;           /* owns the plan, its values and its results */
+    const tally_schema *schema;  /* borrowed; outlives every plan */
+    tally_step *steps;
+    int nsteps, cap;
+    tally_step_result *results;  /* nsteps entries, filled by the store */
+    int answer_step;             /* whose result is the request's answer */
+    bool writes;                 /* any step changes data: goes to the writer */
+    int64_t now_ms;              /* the request's clock for createdAt/updatedAt, set by the writer */
+} tally_plan;
+
+/* Creates an empty plan (heap-allocated, with its arena). */
+tally_plan *tally_plan_new(const tally_schema *schema);
+void tally_plan_free(tally_plan *plan);
+/* Appends a zeroed step and returns it (pointers to earlier steps may move). */
+tally_step *tally_plan_add_step(tally_plan *plan, tally_op op, const tally_model *model);
+/* Allocates the results array; called by the executor before running. */
+void tally_plan_prepare_results(tally_plan *plan);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * job.h — one request on its way through a worker: the plan to run, the
+ * outcome, the answer, and how to hand it back.
+ *
+ * Ownership: the API layer makes a job and hands it to a worker with
+ * tally_writer_submit / tally_reader_submit; from then on the worker owns it
+ * until it calls job->complete, which hands it back to the thread that asked
+ * (the net layer posts it to the loop that owns the connection).  Whoever
+ * holds it last frees it with tally_job_free.
+ */
+#ifndef TALLY_EXEC_JOB_H
+#define TALLY_EXEC_JOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/plan.h"
+
+typedef struct tally_job tally_job;
+
+struct tally_job {
+    tally_plan *plan;   /* owned */
+    int rc;             /* 0 or -code of the outcome */
+    tally_error err;    /* detail when rc != 0 */
+
+    /* Builds status/body from plan results or err.  Set by the API layer; the
+     * worker calls it before COMMIT (and again if the batch then fails), so the
+     * answer leaves the moment the commit is durable. */
+    void (*render)(tally_job *job);
+    int status;
+    char *body;         /* owned (malloc); replaced by each render */
+    size_t body_len;
+
+    /* Called by the worker once the outcome is final (after COMMIT's fsync). */
+    void (*complete)(tally_job *job);
+    void *origin;       /* the net layer's handle for the waiting request */
+
+    uint64_t enqueued_ns;
+    uint64_t deadline_ns; /* past this, a queued write is refused unapplied (0: none) */
+    tally_job *next;      /* queue link, owned by whichever queue holds the job */
+};
+
+tally_job *tally_job_new(tally_plan *plan);
+void tally_job_free(tally_job *job);
+/* Sets the answer body, taking ownership of body (malloc'ed). */
+void tally_job_set_body(tally_job *job, int status, char *body, size_t len);
+/* Monotonic clock in ns for queue deadlines. */
+uint64_t tally_clock_ns(void);
+
+#endif

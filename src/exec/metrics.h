@@ -1,0 +1,32 @@
+/*
+ * metrics.h — process-wide counters for GET /metrics (Prometheus text).
+ * Updated with relaxed atomics by the workers; read by any thread.
+ * `tally_fsyncs_total` is not counted here but by the VFS shim
+ * (store/sync_vfs.h), which sees every real sync SQLite asks for.
+ */
+#ifndef TALLY_EXEC_METRICS_H
+#define TALLY_EXEC_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tally_metrics {
+    atomic_uint_least64_t writes;          /* write requests applied and committed */
+    atomic_uint_least64_t write_errors;    /* write requests answered with an error */
+    atomic_uint_least64_t batches;         /* transactions committed by the writer */
+    atomic_uint_least64_t failed_batches;  /* batches the database aborted or failed to commit */
+    atomic_uint_least64_t checkpoints;
+    atomic_uint_least64_t reads;
+    atomic_uint_least64_t rejected;        /* refused unapplied: queue full or past --queue-timeout */
+    atomic_uint_least64_t max_batch;
+} tally_metrics;
+
+extern tally_metrics tally_metrics_global;
+
+#define TALLY_METRIC_ADD(name, n) atomic_fetch_add_explicit(&tally_metrics_global.name, (n), memory_order_relaxed)
+
+/* Prometheus text for every counter plus the given gauges; malloc'ed, *len set. */
+char *tally_metrics_render(size_t write_queue_depth, size_t read_queue_depth, size_t *len);
+
+#endif

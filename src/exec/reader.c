@@ -1,0 +1,79 @@
+/* reader.c — in-place point reads and the reader thread for scans; see reader.h. */
+#include "exec/reader.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "exec/metrics.h"
+#include "exec/queue.h"
+
+#define READER_BATCH 64
+
+struct tally_reader {
+    tally_store *store;
+    tally_queue queue;
+    pthread_t thread;
+    bool stopped; /* touched only by the thread that starts and stops */
+};
+
+void tally_read_here(tally_store *store, tally_job *job)
+{
+    job->rc = tally_store_run(store, job->plan, &job->err);
+    job->render(job);
+    TALLY_METRIC_ADD(reads, 1);
+}
+
+static void *reader_main(void *arg)
+{
+    tally_reader *r = arg;
+    size_t n;
+    tally_job *batch;
+    while ((batch = tally_queue_pop_batch(&r->queue, READER_BATCH, &n)) != NULL)
+        for (tally_job *job = batch, *next; job; job = next) {
+            next = job->next;
+            tally_read_here(r->store, job);
+            job->complete(job);
+        }
+    return NULL;
+}
+
+int tally_reader_start(tally_store *store, size_t queue_max, tally_reader **out, tally_error *err)
+{
+    tally_reader *r = calloc(1, sizeof *r);
+    r->store = store;
+    tally_queue_init(&r->queue, queue_max ? queue_max : 10000);
+    if (pthread_create(&r->thread, NULL, reader_main, r) != 0) {
+        tally_queue_destroy(&r->queue);
+        free(r);
+        return tally_fail(err, TALLY_INTERNAL, NULL, "cannot start the reader thread");
+    }
+    *out = r;
+    return 0;
+}
+
+int tally_reader_submit(tally_reader *r, tally_job *job)
+{
+    job->enqueued_ns = tally_clock_ns();
+    return tally_queue_push(&r->queue, job) == 0 ? 0 : -TALLY_OVERLOADED;
+}
+
+size_t tally_reader_queue_depth(tally_reader *r) { return tally_queue_depth(&r->queue); }
+
+void tally_reader_stop(tally_reader *r)
+{
+    if (!r || r->stopped)
+        return;
+    r->stopped = true;
+    tally_queue_close(&r->queue);
+    pthread_join(r->thread, NULL);
+}
+
+void tally_reader_free(tally_reader *r)
+{
+    if (!r)
+        return;
+    tally_reader_stop(r);
+    tally_queue_destroy(&r->queue);
+    tally_store_close(r->store);
+    free(r);
+}

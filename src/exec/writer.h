@@ -1,0 +1,41 @@
+/*
+ * writer.h — the writer thread: the one place writes happen (DESIGN.md §4).
+ *
+ * It owns the read-write connection.  It takes every waiting job (up to a
+ * batch bound), opens one transaction, runs each job in its own savepoint (a
+ * failing job is rolled back alone and answered with its error), renders
+ * every answer, commits once (one fsync for the whole batch), and only then
+ * completes the jobs.  If the database ends the transaction on its own or
+ * COMMIT fails, no job of the batch is answered as applied: they get 503.
+ */
+#ifndef TALLY_EXEC_WRITER_H
+#define TALLY_EXEC_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "exec/job.h"
+#include "store/store.h"
+
+typedef struct tally_writer tally_writer;
+
+typedef struct tally_writer_options {
+    size_t queue_max;          /* waiting jobs before submit refuses (503) */
+    size_t batch_max;          /* jobs in one transaction */
+    uint64_t queue_timeout_ms; /* a job waiting longer is refused unapplied */
+} tally_writer_options;
+
+/* Starts the thread.  The store is handed over: the writer closes it on stop. */
+int tally_writer_start(tally_store *store, const tally_writer_options *opt, tally_writer **out, tally_error *err);
+/* Hands job to the writer (never blocks).  Returns 0, or -TALLY_OVERLOADED
+ * when the queue is full or the writer is stopping: the job stays the caller's. */
+int tally_writer_submit(tally_writer *w, tally_job *job);
+size_t tally_writer_queue_depth(tally_writer *w);
+/* Refuses new jobs (submit answers -TALLY_OVERLOADED from now on), runs and
+ * completes every queued one, and joins the thread.  Safe to call twice. */
+void tally_writer_stop(tally_writer *w);
+/* Closes the store and frees the writer; after tally_writer_stop, once no
+ * thread can call submit any more. */
+void tally_writer_free(tally_writer *w);
+
+#endif

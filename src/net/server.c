@@ -1,0 +1,324 @@
+/*
+ * server.c — h2o/libuv loops, accept, request hand-off, answers coming back
+ * from the workers, and the signal-driven shutdown.  See server.h.
+ *
+ * A waiting request is tracked by a `pending` (malloc'ed, owned by the loop)
+ * and a small guard allocated in the request's memory pool.  Whichever comes
+ * first, the worker's answer or h2o disposing the request (the client went
+ * away), unhooks the other, so an answer is never written to a freed request.
+ * Both happen on the loop thread, so no lock is needed.
+ */
+#include "net/server.h"
+
+#include <errno.h>
+#include <h2o.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+typedef struct server server;
+
+typedef struct loop_thread {
+    server *srv;
+    pthread_t tid;
+    uv_loop_t loop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    uv_tcp_t listener;
+    int listen_fd;
+    h2o_multithread_receiver_t done_rx; /* answers from the workers */
+    uv_async_t wake;                    /* commands from the main thread */
+    atomic_int command;                 /* CMD_* */
+    tally_store *store;                 /* this loop's read-only connection */
+} loop_thread;
+
+enum { CMD_NONE, CMD_CLOSE_LISTENER, CMD_STOP };
+
+struct server {
+    const tally_server_options *opt;
+    h2o_globalconf_t config;
+    loop_thread *threads;
+    int nthreads;
+    atomic_long inflight; /* jobs handed to a worker and not yet answered */
+};
+
+typedef struct pending_guard pending_guard;
+
+typedef struct pending {
+    h2o_multithread_message_t msg; /* first: the message is the pending */
+    h2o_req_t *req;                /* NULL once h2o has disposed of the request */
+    pending_guard *guard;
+    loop_thread *thread;
+    tally_job *job;
+} pending;
+
+struct pending_guard {
+    pending *p;
+};
+
+typedef struct tally_handler {
+    h2o_handler_t super;
+    server *srv;
+} tally_handler;
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "";
+    }
+}
+
+static void send_answer(h2o_req_t *req, int status, const char *content_type, const char *allow, const char *body,
+                        size_t len)
+{
+    req->res.status = status;
+    req->res.reason = reason_phrase(status);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    if (allow)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
+    h2o_send_inline(req, body, len); /* copies the body into the request's pool */
+}
+
+static void on_guard_dispose(void *arg)
+{
+    pending_guard *g = arg;
+    if (g->p) { /* the client left before the answer came: drop it when it does */
+        g->p->req = NULL;
+        g->p->guard = NULL;
+    }
+}
+
+/* Worker thread: the job's outcome is final; post it to the loop that owns the request. */
+static void on_job_complete(tally_job *job)
+{
+    pending *p = job->origin;
+    p->job = job;
+    h2o_multithread_send_message(&p->thread->done_rx, &p->msg);
+}
+
+/* Loop thread: answers that came back from the workers. */
+static void on_answers(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages)
+{
+    loop_thread *t = H2O_STRUCT_FROM_MEMBER(loop_thread, done_rx, rx);
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *msg = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&msg->link);
+        pending *p = (pending *)msg;
+        if (p->req) {
+            p->guard->p = NULL;
+            send_answer(p->req, p->job->status, "application/json", NULL, p->job->body, p->job->body_len);
+        }
+        tally_job_free(p->job);
+        free(p);
+        atomic_fetch_sub(&t->srv->inflight, 1);
+    }
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    server *srv = ((tally_handler *)self)->srv;
+    loop_thread *t = H2O_STRUCT_FROM_MEMBER(loop_thread, ctx, req->conn->ctx);
+    pending *p = calloc(1, sizeof *p);
+    if (!p)
+        return -1;
+    p->req = req;
+    p->thread = t;
+    p->guard = h2o_mem_alloc_shared(&req->pool, sizeof *p->guard, on_guard_dispose);
+    p->guard->p = p;
+
+    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    tally_http_request r = {
+        .method = req->method.base, .method_len = req->method.len,
+        .path = req->path.base, .path_len = path_len,
+        .query = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : NULL,
+        .query_len = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0,
+        .body = req->entity.base, .body_len = req->entity.base ? req->entity.len : 0,
+        .local_store = t->store, .complete = on_job_complete, .origin = p,
+    };
+    tally_http_response resp;
+    atomic_fetch_add(&srv->inflight, 1);
+    if (tally_api_handle(srv->opt->api, &r, &resp) == TALLY_API_NOW) {
+        atomic_fetch_sub(&srv->inflight, 1);
+        p->guard->p = NULL;
+        free(p);
+        send_answer(req, resp.status, resp.content_type, resp.allow, resp.body, resp.body_len);
+        free(resp.body);
+    }
+    return 0;
+}
+
+static void on_accept(uv_stream_t *listener, int status)
+{
+    if (status != 0)
+        return;
+    loop_thread *t = listener->data;
+    uv_tcp_t *conn = h2o_mem_alloc(sizeof *conn);
+    uv_tcp_init(listener->loop, conn);
+    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
+        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+        return;
+    }
+    uv_tcp_nodelay(conn, 1);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+    h2o_accept(&t->accept_ctx, sock);
+}
+
+static void on_wake(uv_async_t *async)
+{
+    loop_thread *t = async->data;
+    switch (atomic_load(&t->command)) {
+    case CMD_CLOSE_LISTENER:
+        if (!uv_is_closing((uv_handle_t *)&t->listener))
+            uv_close((uv_handle_t *)&t->listener, NULL);
+        break;
+    case CMD_STOP:
+        uv_stop(&t->loop);
+        break;
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    loop_thread *t = arg;
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+/* Opens a listening socket with SO_REUSEPORT so that every loop has its own. */
+static int open_listener(const char *host, int port, int *bound_port, tally_error *err)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int gai = getaddrinfo(host, portstr, &hints, &ai);
+    if (gai != 0)
+        return tally_fail(err, TALLY_INTERNAL, NULL, "cannot resolve %s: %s", host, gai_strerror(gai));
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) || bind(fd, ai->ai_addr, ai->ai_addrlen) ||
+        listen(fd, 4096)) {
+        int e = errno;
+        freeaddrinfo(ai);
+        if (fd >= 0)
+            close(fd);
+        return tally_fail(err, TALLY_INTERNAL, NULL, "cannot listen on %s:%d: %s", host, port, strerror(e));
+    }
+    freeaddrinfo(ai);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    *bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+static void broadcast(server *srv, int started, int cmd)
+{
+    for (int i = 0; i < started; i++) {
+        atomic_store(&srv->threads[i].command, cmd);
+        uv_async_send(&srv->threads[i].wake);
+    }
+}
+
+int tally_server_run(const tally_server_options *opt, tally_error *err)
+{
+    server srv = {.opt = opt};
+    int rc = 0;
+    srv.nthreads = opt->threads > 0 ? opt->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (srv.nthreads < 1)
+        srv.nthreads = 1;
+    srv.threads = calloc((size_t)srv.nthreads, sizeof *srv.threads);
+
+    h2o_config_init(&srv.config);
+    srv.config.server_name = h2o_iovec_init(H2O_STRLIT("tally"));
+    /* h2o refuses bodies past its limit with a plain-text 413; keep that limit
+     * well above --max-body so that our own JSON 413 is what clients see. */
+    srv.config.max_request_entity_size = opt->api->max_body * 4 + 65536;
+    h2o_hostconf_t *host = h2o_config_register_host(&srv.config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    tally_handler *handler = (tally_handler *)h2o_create_handler(path, sizeof *handler);
+    handler->super.on_req = on_req;
+    handler->srv = &srv;
+
+    /* Signals are taken by sigwait in this thread only; the loops inherit the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int port = opt->port, started = 0;
+    for (int i = 0; i < srv.nthreads; i++) {
+        loop_thread *t = &srv.threads[i];
+        t->srv = &srv;
+        t->listen_fd = open_listener(opt->host, port, &port, err); /* the first picks the port for port 0 */
+        if (t->listen_fd < 0) {
+            rc = t->listen_fd;
+            goto stop;
+        }
+        tally_store_options so = {.role = TALLY_STORE_READER};
+        if ((rc = tally_store_open(opt->db_path, opt->schema, &so, &t->store, err)))
+            goto stop;
+        uv_loop_init(&t->loop);
+        h2o_context_init(&t->ctx, &t->loop, &srv.config);
+        t->accept_ctx.ctx = &t->ctx;
+        t->accept_ctx.hosts = srv.config.hosts;
+        h2o_multithread_register_receiver(t->ctx.queue, &t->done_rx, on_answers);
+        uv_async_init(&t->loop, &t->wake, on_wake);
+        t->wake.data = t;
+        uv_tcp_init(&t->loop, &t->listener);
+        t->listener.data = t;
+        if (uv_tcp_open(&t->listener, t->listen_fd) != 0 ||
+            uv_listen((uv_stream_t *)&t->listener, 4096, on_accept) != 0) {
+            rc = tally_fail(err, TALLY_INTERNAL, NULL, "cannot start listening on port %d", port);
+            goto stop;
+        }
+        pthread_create(&t->tid, NULL, loop_main, t);
+        started++;
+    }
+    printf("tally: listening on http://%s:%d\n", opt->host, port);
+    fflush(stdout);
+
+    int sig;
+    sigwait(&sigs, &sig);
+    fprintf(stderr, "tally: %s received, finishing the writes in flight\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+
+stop:
+    broadcast(&srv, started, CMD_CLOSE_LISTENER);
+    if (opt->drain)
+        opt->drain(opt->drain_arg); /* every queued job runs and is answered */
+    /* Wait (bounded) for the answers to be handed to their connections, then
+     * give the loops a moment to write them out before stopping. */
+    for (int waited = 0; atomic_load(&srv.inflight) > 0 && waited < 10000; waited += 5)
+        usleep(5000);
+    usleep(100000);
+    broadcast(&srv, started, CMD_STOP);
+    for (int i = 0; i < started; i++)
+        pthread_join(srv.threads[i].tid, NULL);
+    for (int i = 0; i < srv.nthreads; i++)
+        tally_store_close(srv.threads[i].store);
+    free(srv.threads);
+    return rc;
+}

@@ -1,0 +1,36 @@
+/*
+ * server.h — the HTTP front: h2o on libuv, one event loop per thread, each
+ * with its own listening socket (SO_REUSEPORT) and its own read-only store.
+ *
+ * A loop thread never waits on the writer: a write becomes a job, and its
+ * answer comes back through the loop's h2o_multithread queue.  If the client
+ * has gone meanwhile, the answer is dropped.  The server owns nothing of the
+ * API, the writer or the reader: they are borrowed for its whole run.
+ */
+#ifndef TALLY_NET_SERVER_H
+#define TALLY_NET_SERVER_H
+
+#include <stddef.h>
+
+#include "api/api.h"
+#include "core/error.h"
+
+typedef struct tally_server_options {
+    const char *host;          /* to bind, e.g. "127.0.0.1" */
+    int port;                  /* 0 picks a free one */
+    int threads;               /* event loops; 0 = one per core */
+    const tally_api *api;      /* borrowed */
+    const char *db_path;       /* for each loop's read-only connection */
+    const tally_schema *schema;
+    /* Called once on SIGINT/SIGTERM after the listeners are closed: stop the
+     * workers so that every queued job is run and answered. */
+    void (*drain)(void *arg);
+    void *drain_arg;
+} tally_server_options;
+
+/* Serves until SIGINT or SIGTERM, then shuts down cleanly: stops accepting,
+ * drains the workers, waits for every answer in flight to be sent, and
+ * returns 0.  Prints "tally: listening on http://HOST:PORT" once it serves. */
+int tally_server_run(const tally_server_options *opt, tally_error *err);
+
+#endif

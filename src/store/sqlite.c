@@ -1,0 +1,567 @@
+/*
+ * sqlite.c — the SQLite backend of store.h.
+ *
+ * Durability: WAL with synchronous=FULL, checked at open (a connection that
+ * does not report them refuses to start).  Checkpoints are the writer's job
+ * between batches (wal_autocheckpoint=0), so no COMMIT pays for one.
+ *
+ * Each write is one statement that judges its own constraints: min/max are
+ * CHECK constraints, integer arithmetic goes through tally_add/tally_sub
+ * (checked 64-bit; SQLite alone would turn an overflow into a float), and the
+ * record is read back by id in the same transaction, which is cheaper than
+ * RETURNING here (DESIGN.md §4).  Statements are prepared once per SQL text
+ * and kept in a per-connection cache.
+ */
+#include "store/sqlite_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/sql.h"
+#include "store/sync_vfs.h"
+
+#define WAL_CHECKPOINT_FRAMES 4000 /* about 16 MB of 4 KB pages */
+
+/* ---- checked arithmetic for atomics ------------------------------------ */
+
+/* tally_add(a, b, column) / tally_sub(a, b, column).  Errors are raised with a
+ * message "tally:overflow:<column>" or "tally:null:<column>" that map_error reads. */
+static void arith(sqlite3_context *ctx, sqlite3_value **argv, int sub)
+{
+    int col = sqlite3_value_int(argv[2]);
+    int ta = sqlite3_value_type(argv[0]), tb = sqlite3_value_type(argv[1]);
+    char msg[48];
+    if (ta == SQLITE_NULL || tb == SQLITE_NULL) {
+        snprintf(msg, sizeof msg, "tally:null:%d", col);
+        sqlite3_result_error(ctx, msg, -1);
+        return;
+    }
+    if (ta == SQLITE_INTEGER && tb == SQLITE_INTEGER) {
+        sqlite3_int64 a = sqlite3_value_int64(argv[0]), b = sqlite3_value_int64(argv[1]), r;
+        if (sub ? __builtin_sub_overflow(a, b, &r) : __builtin_add_overflow(a, b, &r)) {
+            snprintf(msg, sizeof msg, "tally:overflow:%d", col);
+            sqlite3_result_error(ctx, msg, -1);
+            return;
+        }
+        sqlite3_result_int64(ctx, r);
+        return;
+    }
+    double a = sqlite3_value_double(argv[0]), b = sqlite3_value_double(argv[1]);
+    sqlite3_result_double(ctx, sub ? a - b : a + b);
+}
+static void fn_add(sqlite3_context *ctx, int argc, sqlite3_value **argv) { (void)argc; arith(ctx, argv, 0); }
+static void fn_sub(sqlite3_context *ctx, int argc, sqlite3_value **argv) { (void)argc; arith(ctx, argv, 1); }
+
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db; (void)name;
+    ((tally_store *)arg)->wal_frames = frames;
+    return SQLITE_OK;
+}
+
+/* ---- connection --------------------------------------------------------- */
+
+int tally_sqlite_exec(tally_store *st, const char *sql, tally_error *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        tally_fail(err, TALLY_INTERNAL, NULL, "SQLite: %s (in: %.200s)", msg ? msg : "?", sql);
+        sqlite3_free(msg);
+        return -TALLY_INTERNAL;
+    }
+    return 0;
+}
+
+static int pragma_text(tally_store *st, const char *sql, char *out, size_t outlen)
+{
+    sqlite3_stmt *stmt;
+    out[0] = '\0';
+    if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW && sqlite3_column_text(stmt, 0))
+        snprintf(out, outlen, "%s", (const char *)sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
+static sqlite3_stmt *prepare_fixed(tally_store *st, const char *sql)
+{
+    sqlite3_stmt *stmt = NULL;
+    sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL);
+    return stmt;
+}
+
+int tally_store_open(const char *path, const tally_schema *schema, const tally_store_options *opt,
+                     tally_store **out, tally_error *err)
+{
+    *out = NULL;
+    if (tally_sync_vfs_register() != SQLITE_OK)
+        return tally_fail(err, TALLY_INTERNAL, NULL, "cannot register the SQLite VFS shim");
+    tally_store *st = calloc(1, sizeof *st);
+    st->schema = schema;
+    st->role = opt->role;
+    int flags = SQLITE_OPEN_NOMUTEX |
+                (opt->role == TALLY_STORE_WRITER ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY);
+    char buf[64];
+    if (sqlite3_open_v2(path, &st->db, flags, TALLY_SYNC_VFS_NAME) != SQLITE_OK) {
+        tally_fail(err, TALLY_INTERNAL, NULL, "cannot open database %s: %s", path, sqlite3_errmsg(st->db));
+        goto fail;
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_busy_timeout(st->db, 5000);
+    if (opt->role == TALLY_STORE_WRITER) {
+        if (tally_sqlite_exec(st, "PRAGMA journal_mode=WAL", err) ||
+            tally_sqlite_exec(st, opt->relaxed_durability ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL",
+                              err) ||
+            tally_sqlite_exec(st, "PRAGMA wal_autocheckpoint=0", err))
+            goto fail;
+        /* Refuse to serve unless durability is really in force (DESIGN.md §4). */
+        pragma_text(st, "PRAGMA journal_mode", buf, sizeof buf);
+        if (strcmp(buf, "wal") != 0) {
+            tally_fail(err, TALLY_INTERNAL, NULL, "SQLite reports journal_mode=%s, not wal; refusing to serve", buf);
+            goto fail;
+        }
+        pragma_text(st, "PRAGMA synchronous", buf, sizeof buf);
+        if (strcmp(buf, opt->relaxed_durability ? "1" : "2") != 0) {
+            tally_fail(err, TALLY_INTERNAL, NULL, "SQLite reports synchronous=%s, not %s; refusing to serve", buf,
+                       opt->relaxed_durability ? "1 (NORMAL)" : "2 (FULL)");
+            goto fail;
+        }
+        sqlite3_wal_hook(st->db, on_wal_commit, st);
+    } else if (tally_sqlite_exec(st, "PRAGMA query_only=1", err)) {
+        goto fail;
+    }
+    if (tally_sqlite_exec(st, "PRAGMA foreign_keys=ON", err) || tally_sqlite_exec(st, "PRAGMA temp_store=MEMORY", err))
+        goto fail;
+    pragma_text(st, "PRAGMA foreign_keys", buf, sizeof buf);
+    if (strcmp(buf, "1") != 0) {
+        tally_fail(err, TALLY_INTERNAL, NULL, "SQLite was built without foreign keys; refusing to serve");
+        goto fail;
+    }
+    int fn = SQLITE_UTF8 | SQLITE_DETERMINISTIC;
+    sqlite3_create_function(st->db, "tally_add", 3, fn, NULL, fn_add, NULL, NULL);
+    sqlite3_create_function(st->db, "tally_sub", 3, fn, NULL, fn_sub, NULL, NULL);
+    st->savepoint = prepare_fixed(st, "SAVEPOINT r");
+    st->release = prepare_fixed(st, "RELEASE r");
+    st->rollback_to = prepare_fixed(st, "ROLLBACK TO r");
+    st->begin = prepare_fixed(st, "BEGIN IMMEDIATE");
+    st->commit = prepare_fixed(st, "COMMIT");
+    *out = st;
+    return 0;
+fail:
+    tally_store_close(st);
+    return -(int)err->code;
+}
+
+void tally_store_close(tally_store *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < TALLY_STMT_CACHE; i++)
+        if (st->cache[i].sql) {
+            sqlite3_finalize(st->cache[i].stmt);
+            free(st->cache[i].sql);
+        }
+    sqlite3_finalize(st->savepoint);
+    sqlite3_finalize(st->release);
+    sqlite3_finalize(st->rollback_to);
+    sqlite3_finalize(st->begin);
+    sqlite3_finalize(st->commit);
+    sqlite3_close_v2(st->db);
+    free(st);
+}
+
+/* ---- statement cache ---------------------------------------------------- */
+
+static uint64_t hash_text(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static void cache_clear(tally_store *st)
+{
+    for (int i = 0; i < TALLY_STMT_CACHE; i++)
+        if (st->cache[i].sql) {
+            sqlite3_finalize(st->cache[i].stmt);
+            free(st->cache[i].sql);
+            st->cache[i].sql = NULL;
+        }
+    st->ncached = 0;
+}
+
+/* Returns a reset statement for sql, preparing and caching it on first use. */
+static sqlite3_stmt *stmt_for(tally_store *st, const char *sql, tally_error *err)
+{
+    size_t i = hash_text(sql) & (TALLY_STMT_CACHE - 1);
+    for (; st->cache[i].sql; i = (i + 1) & (TALLY_STMT_CACHE - 1))
+        if (strcmp(st->cache[i].sql, sql) == 0)
+            return st->cache[i].stmt;
+    if (st->ncached >= TALLY_STMT_CACHE / 2) { /* keep probes short: start over */
+        cache_clear(st);
+        i = hash_text(sql) & (TALLY_STMT_CACHE - 1);
+    }
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) != SQLITE_OK) {
+        tally_fail(err, TALLY_INTERNAL, NULL, "SQLite cannot prepare a statement: %s", sqlite3_errmsg(st->db));
+        return NULL;
+    }
+    st->cache[i].sql = strdup(sql);
+    st->cache[i].stmt = stmt;
+    st->ncached++;
+    return stmt;
+}
+
+/* ---- transactions --------------------------------------------------------- */
+
+static int step_fixed(tally_store *st, sqlite3_stmt *stmt, tally_error *err)
+{
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_DONE)
+        return tally_fail(err, TALLY_UNAVAILABLE, NULL, "SQLite: %s", sqlite3_errstr(rc));
+    return 0;
+}
+
+int tally_store_begin(tally_store *st, tally_error *err) { return step_fixed(st, st->begin, err); }
+int tally_store_commit(tally_store *st, tally_error *err) { return step_fixed(st, st->commit, err); }
+int tally_store_savepoint(tally_store *st, tally_error *err) { return step_fixed(st, st->savepoint, err); }
+int tally_store_release(tally_store *st, tally_error *err) { return step_fixed(st, st->release, err); }
+int tally_store_rollback_to(tally_store *st, tally_error *err) { return step_fixed(st, st->rollback_to, err); }
+int tally_store_rollback(tally_store *st)
+{
+    if (!sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return 0;
+}
+bool tally_store_in_transaction(tally_store *st) { return !sqlite3_get_autocommit(st->db); }
+
+int tally_store_maybe_checkpoint(tally_store *st)
+{
+    if (st->wal_frames < WAL_CHECKPOINT_FRAMES)
+        return 0;
+    int log = 0, done = 0;
+    sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    /* Frames a reader still needs stay; the next commit's hook reports the size again. */
+    st->wal_frames = 0;
+    return 1;
+}
+
+/* ---- binding and reading values ------------------------------------------ */
+
+static int bind_value(sqlite3_stmt *stmt, int idx, const tally_value *v, const tally_plan *plan)
+{
+    switch (v->kind) {
+    case TALLY_VALUE_NULL: return sqlite3_bind_null(stmt, idx);
+    case TALLY_VALUE_INT: return sqlite3_bind_int64(stmt, idx, v->u.i);
+    case TALLY_VALUE_FLOAT: return sqlite3_bind_double(stmt, idx, v->u.f);
+    case TALLY_VALUE_TEXT: return sqlite3_bind_text(stmt, idx, v->u.text.ptr, (int)v->u.text.len, SQLITE_STATIC);
+    case TALLY_VALUE_REF: {
+        const tally_record *r = &plan->results[v->u.ref.step].record;
+        return bind_value(stmt, idx, &r->cols[v->u.ref.column], plan);
+    }
+    }
+    return SQLITE_MISUSE;
+}
+
+static void read_record(sqlite3_stmt *stmt, const tally_model *m, tally_arena *arena, tally_record *out)
+{
+    out->cols = tally_arena_alloc(arena, (size_t)m->ncolumns * sizeof *out->cols);
+    for (int c = 0; c < m->ncolumns; c++) {
+        switch (sqlite3_column_type(stmt, c)) {
+        case SQLITE_INTEGER: out->cols[c] = tally_value_int(sqlite3_column_int64(stmt, c)); break;
+        case SQLITE_FLOAT: out->cols[c] = tally_value_float(sqlite3_column_double(stmt, c)); break;
+        case SQLITE_TEXT: {
+            const char *t = (const char *)sqlite3_column_text(stmt, c);
+            size_t n = (size_t)sqlite3_column_bytes(stmt, c);
+            out->cols[c] = tally_value_text(tally_arena_strndup(arena, t, n), n);
+            break;
+        }
+        default: out->cols[c] = tally_value_null(); break;
+        }
+    }
+}
+
+/* ---- errors ------------------------------------------------------------- */
+
+static const char *join_path(tally_plan *plan, const tally_step *s, const char *field)
+{
+    if (!s->path[0])
+        return field;
+    return tally_arena_printf(&plan->arena, "%s.%s", s->path, field);
+}
+
+/* Which linked record of a create/update is missing, looked up after a
+ * foreign-key failure (same transaction, so the answer is exact). */
+static int missing_link(tally_store *st, tally_plan *plan, const tally_step *s, tally_error *err)
+{
+    for (int i = 0; i < s->nsets; i++) {
+        int c = s->sets[i].column;
+        if (c < TALLY_COL_FIRST_FIELD)
+            continue;
+        const tally_field *f = &s->model->fields[s->model->column_field[c]];
+        if (f->type != TALLY_TYPE_BELONGS_TO || s->sets[i].value.kind == TALLY_VALUE_NULL)
+            continue;
+        tally_sql q;
+        tally_sql_init(&q);
+        tally_sql_add(&q, "SELECT 1 FROM ");
+        tally_sql_name(&q, f->target);
+        tally_sql_add(&q, " WHERE \"id\" = ?1");
+        sqlite3_stmt *stmt = stmt_for(st, q.s, err);
+        tally_sql_free(&q);
+        if (!stmt)
+            return -TALLY_INTERNAL;
+        bind_value(stmt, 1, &s->sets[i].value, plan);
+        int rc = sqlite3_step(stmt);
+        sqlite3_reset(stmt);
+        if (rc != SQLITE_ROW) {
+            const tally_value *v = &s->sets[i].value;
+            if (v->kind == TALLY_VALUE_REF)
+                v = &plan->results[v->u.ref.step].record.cols[v->u.ref.column];
+            return tally_fail(err, TALLY_VALIDATION, join_path(plan, s, f->name),
+                              "%s: there is no %s with id %lld to link to; create it first or link an existing one",
+                              f->name, f->target, (long long)v->u.i);
+        }
+    }
+    return tally_fail(err, TALLY_VALIDATION, s->path, "a linked record does not exist");
+}
+
+/* Which model still points at the record a delete could not remove. */
+static int referenced_by(tally_store *st, tally_plan *plan, const tally_step *s, tally_error *err)
+{
+    for (int mi = 0; mi < st->schema->nmodels; mi++) {
+        const tally_model *m = &st->schema->models[mi];
+        for (int fi = 0; fi < m->nfields; fi++) {
+            const tally_field *f = &m->fields[fi];
+            if (f->type != TALLY_TYPE_BELONGS_TO || f->target_model != s->model->index)
+                continue;
+            tally_sql q;
+            tally_sql_init(&q);
+            tally_sql_add(&q, "SELECT count(*) FROM ");
+            tally_sql_name(&q, m->name);
+            tally_sql_add(&q, " WHERE ");
+            tally_sql_name(&q, f->name);
+            tally_sql_add(&q, " = ?1");
+            sqlite3_stmt *stmt = stmt_for(st, q.s, err);
+            tally_sql_free(&q);
+            if (!stmt)
+                return -TALLY_INTERNAL;
+            bind_value(stmt, 1, &s->id, plan);
+            long long n = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+            sqlite3_reset(stmt);
+            if (n > 0 && f->on_delete == TALLY_ON_DELETE_RESTRICT)
+                return tally_fail(err, TALLY_CONFLICT, s->path,
+                                  "%s %lld is still linked from %lld %s record(s) (field '%s', onDelete restrict); "
+                                  "delete or relink those first", s->model->name, (long long)s->id.u.i, n, m->name,
+                                  f->name);
+        }
+    }
+    return tally_fail(err, TALLY_CONFLICT, s->path, "%s %lld is still linked from other records", s->model->name,
+                      (long long)s->id.u.i);
+}
+
+/* Maps a failed statement to Tally's error table with a message for a person. */
+static int map_error(tally_store *st, tally_plan *plan, const tally_step *s, int rc, tally_error *err)
+{
+    const char *msg = sqlite3_errmsg(st->db);
+    const tally_model *m = s->model;
+    int col;
+    if (sscanf(msg, "tally:overflow:%d", &col) == 1 && col < m->ncolumns)
+        return tally_fail(err, TALLY_OVERFLOW, join_path(plan, s, tally_model_column_name(m, col)),
+                          "%s: the result would not fit a signed 64-bit integer; nothing was changed",
+                          tally_model_column_name(m, col));
+    if (sscanf(msg, "tally:null:%d", &col) == 1 && col < m->ncolumns)
+        return tally_fail(err, TALLY_VALIDATION, join_path(plan, s, tally_model_column_name(m, col)),
+                          "%s is not set, so it cannot be incremented or decremented; set it to a number first",
+                          tally_model_column_name(m, col));
+    /* ON DELETE RESTRICT fails with SQLITE_CONSTRAINT_TRIGGER, not _FOREIGNKEY: go by the message. */
+    if ((rc & 0xff) == SQLITE_CONSTRAINT && strcmp(msg, "FOREIGN KEY constraint failed") == 0)
+        rc = SQLITE_CONSTRAINT_FOREIGNKEY;
+    switch (rc) {
+    case SQLITE_CONSTRAINT_CHECK: {
+        char kind[8] = "", field[TALLY_NAME_MAX] = "";
+        if (sscanf(msg, "CHECK constraint failed: %7[a-z]:%63[A-Za-z0-9_]", kind, field) == 2) {
+            int fi = tally_model_field(m, field, strlen(field));
+            if (fi >= 0 && strcmp(kind, "bool") != 0) {
+                const tally_field *f = &m->fields[fi];
+                const tally_value *b = strcmp(kind, "min") == 0 ? &f->min : &f->max;
+                char bound[40];
+                if (b->kind == TALLY_VALUE_INT)
+                    snprintf(bound, sizeof bound, "%lld", (long long)b->u.i);
+                else
+                    snprintf(bound, sizeof bound, "%g", b->u.f);
+                return tally_fail(err, TALLY_INVARIANT, join_path(plan, s, field),
+                                  "%s would go %s its %s of %s; nothing was changed", field,
+                                  strcmp(kind, "min") == 0 ? "below" : "above", kind, bound);
+            }
+        }
+        return tally_fail(err, TALLY_INVARIANT, s->path, "a constraint would be violated: %s", msg);
+    }
+    case SQLITE_CONSTRAINT_UNIQUE:
+    case SQLITE_CONSTRAINT_PRIMARYKEY: {
+        /* "UNIQUE constraint failed: customer.email, customer.x" -> "email,x" */
+        char fields[256] = "";
+        const char *p = strstr(msg, ": ");
+        for (p = p ? p + 2 : msg; *p;) {
+            const char *dot = strchr(p, '.'), *end = strstr(p, ", ");
+            if (!dot)
+                break;
+            size_t n = end ? (size_t)(end - dot - 1) : strlen(dot + 1);
+            snprintf(fields + strlen(fields), sizeof fields - strlen(fields), "%s%.*s", fields[0] ? "," : "",
+                     (int)n, dot + 1);
+            if (!end)
+                break;
+            p = end + 2;
+        }
+        return tally_fail(err, TALLY_UNIQUE_VIOLATION, join_path(plan, s, fields),
+                          "another %s already has this %s (%s must be unique); choose another value", m->name,
+                          strchr(fields, ',') ? "combination of values" : "value", fields);
+    }
+    case SQLITE_CONSTRAINT_FOREIGNKEY:
+        return s->op == TALLY_OP_DELETE ? referenced_by(st, plan, s, err) : missing_link(st, plan, s, err);
+    case SQLITE_CONSTRAINT_NOTNULL: {
+        const char *dot = strrchr(msg, '.');
+        const char *field = dot ? dot + 1 : "";
+        return tally_fail(err, TALLY_VALIDATION, join_path(plan, s, field), "%s is required and cannot be null",
+                          field);
+    }
+    case SQLITE_CONSTRAINT_DATATYPE:
+        return tally_fail(err, TALLY_VALIDATION, s->path, "a value has the wrong type for its field: %s", msg);
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    default:
+        if ((rc & 0xff) == SQLITE_IOERR || rc == SQLITE_FULL || rc == SQLITE_NOMEM || (rc & 0xff) == SQLITE_BUSY)
+            return tally_fail(err, TALLY_UNAVAILABLE, NULL, "the database could not complete the write (%s); retry",
+                              sqlite3_errstr(rc));
+        return tally_fail(err, TALLY_INTERNAL, s->path, "SQLite: %s", msg);
+    }
+}
+
+/* ---- steps ---------------------------------------------------------------- */
+
+static sqlite3_stmt *build(tally_store *st, void (*fn)(tally_sql *, const tally_model *), const tally_model *m,
+                           tally_error *err)
+{
+    tally_sql q;
+    tally_sql_init(&q);
+    fn(&q, m);
+    sqlite3_stmt *stmt = stmt_for(st, q.s, err);
+    tally_sql_free(&q);
+    return stmt;
+}
+
+static int64_t resolve_id(const tally_plan *plan, const tally_value *v)
+{
+    if (v->kind == TALLY_VALUE_REF)
+        return plan->results[v->u.ref.step].record.cols[v->u.ref.column].u.i;
+    return v->u.i;
+}
+
+static int read_by_id(tally_store *st, tally_plan *plan, const tally_step *s, int64_t id, tally_record *out,
+                      tally_error *err)
+{
+    sqlite3_stmt *stmt = build(st, tally_sql_select_by_id, s->model, err);
+    if (!stmt)
+        return -TALLY_INTERNAL;
+    sqlite3_bind_int64(stmt, 1, id);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        read_record(stmt, s->model, &plan->arena, out);
+    sqlite3_reset(stmt); /* never pin a WAL snapshot past the read */
+    if (rc == SQLITE_ROW)
+        return 0;
+    if (rc == SQLITE_DONE)
+        return tally_fail(err, TALLY_NOT_FOUND, s->path[0] ? s->path : NULL, "%s %lld does not exist",
+                          s->model->name, (long long)id);
+    return map_error(st, plan, s, rc, err);
+}
+
+static int run_list(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
+                    tally_error *err)
+{
+    sqlite3_stmt *stmt = build(st, tally_sql_list, s->model, err);
+    if (!stmt)
+        return -TALLY_INTERNAL;
+    sqlite3_bind_int64(stmt, 1, s->has_after ? s->after_id : INT64_MIN);
+    sqlite3_bind_int(stmt, 2, s->first + 1); /* one more row tells whether a next page exists */
+    res->records = tally_arena_alloc(&plan->arena, (size_t)(s->first + 1) * sizeof *res->records);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (res->nrecords == s->first) {
+            res->has_next = true;
+            break;
+        }
+        read_record(stmt, s->model, &plan->arena, &res->records[res->nrecords++]);
+    }
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return map_error(st, plan, s, rc, err);
+    return 0;
+}
+
+static int run_write(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
+                     tally_error *err)
+{
+    tally_sql q;
+    tally_sql_init(&q);
+    switch (s->op) {
+    case TALLY_OP_CREATE: tally_sql_insert(&q, s); break;
+    case TALLY_OP_UPDATE: tally_sql_update(&q, s); break;
+    default: tally_sql_delete(&q, s->model); break;
+    }
+    sqlite3_stmt *stmt = stmt_for(st, q.s, err);
+    tally_sql_free(&q);
+    if (!stmt)
+        return -TALLY_INTERNAL;
+    int p = 1;
+    int64_t id = s->op == TALLY_OP_CREATE ? 0 : resolve_id(plan, &s->id);
+    if (s->op != TALLY_OP_DELETE) {
+        sqlite3_bind_int64(stmt, p++, plan->now_ms);
+        if (s->op == TALLY_OP_CREATE)
+            sqlite3_bind_int64(stmt, p++, plan->now_ms);
+        for (int i = 0; i < s->nsets; i++)
+            bind_value(stmt, p++, &s->sets[i].value, plan);
+        for (int i = 0; i < s->natomics; i++)
+            bind_value(stmt, p++, &s->atomics[i].amount, plan);
+    }
+    if (s->op != TALLY_OP_CREATE)
+        sqlite3_bind_int64(stmt, p++, id);
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt); /* text was bound SQLITE_STATIC from the plan's arena */
+    if (rc != SQLITE_DONE)
+        return map_error(st, plan, s, rc, err);
+    if (s->op == TALLY_OP_CREATE)
+        id = sqlite3_last_insert_rowid(st->db);
+    else if (sqlite3_changes(st->db) == 0)
+        return tally_fail(err, TALLY_NOT_FOUND, s->path[0] ? s->path : NULL, "%s %lld does not exist",
+                          s->model->name, (long long)id);
+    if (s->op == TALLY_OP_DELETE) {
+        res->id = id;
+        return 0;
+    }
+    return read_by_id(st, plan, s, id, &res->record, err);
+}
+
+int tally_store_run(tally_store *st, tally_plan *plan, tally_error *err)
+{
+    if (!plan->results)
+        tally_plan_prepare_results(plan);
+    for (int i = 0; i < plan->nsteps; i++) {
+        const tally_step *s = &plan->steps[i];
+        tally_step_result *res = &plan->results[i];
+        int rc;
+        switch (s->op) {
+        case TALLY_OP_GET: rc = read_by_id(st, plan, s, resolve_id(plan, &s->id), &res->record, err); break;
+        case TALLY_OP_LIST: rc = run_list(st, plan, s, res, err); break;
+        default: rc = run_write(st, plan, s, res, err); break;
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
