@@ -11,7 +11,7 @@
 #   DURATION=10s         wrk's -d for nginx and Tally (10, 10s, 1m ...)
 #   REDIS_REQUESTS=200000  redis-benchmark's -n
 #   PEERS="nginx tally redis"  which peers to run
-#   TALLY=build/tally    the Tally binary
+#   TALLY=build/tally    the Tally binary (relative to the repository root)
 #   BENCH_TMPDIR=...     where the temp dir goes (default $TMPDIR or /tmp);
 #                        it must be a real disk for fsync to mean anything
 # A peer whose program is missing is skipped with a line saying so.
@@ -19,7 +19,6 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 
 DURATION=${DURATION:-10s}
 REDIS_REQUESTS=${REDIS_REQUESTS:-200000}
@@ -247,6 +246,7 @@ bench_tally() {
   after=$(sed -nE 's/.*"orderCount"[[:space:]]*:[[:space:]]*(-?[0-9]+).*/\1/p' <<<"$body" | head -n1)
 
   # -- check: every 2xx is in orderCount, and nothing else is (see patch.lua)
+  # shellcheck disable=SC2034  # sent and answered are set by the eval below
   local line sent answered ok2xx non2xx unanswered delta
   line=$(grep '^patch.lua: sent=' "$WORK/tally.wrk" || true)
   if [ -z "$line" ] || [ -z "$before" ] || [ -z "$after" ]; then

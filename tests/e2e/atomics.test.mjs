@@ -326,6 +326,19 @@ describe('bad _atomics requests change nothing', () => {
     assert.deepEqual(await get('meter', m.id), m);
   });
 
+  test('_atomics on a field that is unset (null): an error with nothing changed, or the amount itself; never a silent null', async () => {
+    const c = await create('customer', { name: 'null-count', orderCount: null });
+    assert.equal(c.orderCount, null);
+    const r = await patch('customer', c.id, atomics({ orderCount: { increment: 3 } }));
+    if (r.status === 200) {
+      assert.equal(r.body.orderCount, 3, `an increment of an unset field answered ${r.text}`);
+      assert.equal((await get('customer', c.id)).orderCount, 3);
+    } else {
+      expectError(r, 422, 'VALIDATION');
+      assert.deepEqual(await get('customer', c.id), c);
+    }
+  });
+
   test('_atomics on a missing record: 404 NOT_FOUND, nothing created', async () => {
     const r = await patch('customer', 987654321, atomics({ orderCount: { increment: 1 } }));
     expectError(r, 404, 'NOT_FOUND');

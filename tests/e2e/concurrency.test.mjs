@@ -4,10 +4,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, stopAll, expectStatus, expectError, parallel } from './lib/server.mjs';
+import { rawConnections } from './lib/rawhttp.mjs';
 
 let api;
+let srv;
 before(async () => {
-  const srv = await startServer();
+  srv = await startServer();
   api = srv.api;
 });
 after(stopAll);
@@ -24,15 +26,19 @@ test('lost update: 50 clients x 200 increments on one field end at exactly 10000
   const c = await create('customer', { name: 'hot row' });
   const body = JSON.stringify({ _atomics: { orderCount: { increment: 1 } } });
   const failures = [];
+  // one keep-alive connection per client (lean raw HTTP/1.1, so that all 50
+  // really have a request at the server at once; fetch is CPU-bound here)
+  const conns = await rawConnections(srv, CLIENTS);
   const perClient = await parallel(CLIENTS, async (k) => {
     const seen = [];
     for (let i = 0; i < EACH; i++) {
-      const r = await api('PATCH', `/api/customer/${c.id}`, body);
+      const r = await conns[k].request('PATCH', `/api/customer/${c.id}`, body);
       if (r.status !== 200) { failures.push(`client ${k} #${i}: ${r.status} ${r.text}`); continue; }
       seen.push(r.body.orderCount);
     }
     return seen;
   });
+  for (const x of conns) x.close();
   assert.deepEqual(failures.slice(0, 5), [], `${failures.length} increments failed`);
   const all = perClient.flat();
   assert.equal(all.length, CLIENTS * EACH);

@@ -7,6 +7,7 @@ import {
   startServer, stopAll, runTally, writeSchema, tempDir, expectError, expectStatus, listAll,
   parseMetrics, parallel, SHOP_SCHEMA,
 } from './lib/server.mjs';
+import { rawConnections } from './lib/rawhttp.mjs';
 
 after(stopAll);
 
@@ -57,7 +58,7 @@ describe('health and metrics', () => {
 });
 
 describe('signals', () => {
-  test('SIGTERM with writes in flight: every accepted write is answered, none lost or applied unanswered, exit 0', async () => {
+  test('SIGTERM with writes in flight: every accepted write is answered, none lost or applied unanswered, exit 0', async (t) => {
     const srv = await startServer();
     const c = await srv.api('POST', '/api/customer', { name: 'term' });
     expectStatus(c, 201);
@@ -70,11 +71,14 @@ describe('signals', () => {
     const bad = [];
     let resolveGo;
     const go = new Promise((r) => { resolveGo = r; });
-    const clients = parallel(50, async () => {
+    // lean keep-alive connections, so that many writes really are at the server when the signal lands
+    const conns = await rawConnections(srv, 50);
+    const body = JSON.stringify({ _atomics: { orderCount: { increment: 1 } } });
+    const clients = parallel(50, async (k) => {
       for (;;) {
         let r;
         try {
-          r = await srv.api('PATCH', `/api/customer/${id}`, { _atomics: { orderCount: { increment: 1 } } });
+          r = await conns[k].request('PATCH', `/api/customer/${id}`, body);
         } catch {
           dropped++; // refused connection or closed before a request was sent/answered
           return;
@@ -83,7 +87,8 @@ describe('signals', () => {
           ok++;
           if (signalled) okAfterSignal++;
           if (ok >= 500) resolveGo();
-          if (signalled) return;
+          // keep writing after the signal too: each later write must be
+          // answered or refused, never applied without an answer
         } else if (r.status === 503) {
           refused++;
           expectError(r, 503, r.body?.error?.code);
@@ -98,6 +103,8 @@ describe('signals', () => {
     signalled = true;
     const st = await srv.stop('SIGTERM');
     await clients;
+    for (const x of conns) x.close();
+    t.diagnostic(`${ok} answered 200 (${okAfterSignal} after SIGTERM was sent), ${refused} answered 503, ${dropped} connections dropped`);
     assert.deepEqual(bad, []);
     assert.equal(st.code, 0, `exit after SIGTERM: ${JSON.stringify(st)}; stderr: ${srv.stderr}`);
     const again = await startServer({ dataDir: srv.dataDir });

@@ -352,7 +352,7 @@ describe('read errors', () => {
     expectError(await api('GET', '/api/nosuchmodel/1'), 404, 'NOT_FOUND');
     expectError(await api('GET', '/api/nosuchmodel'), 404, 'NOT_FOUND');
   });
-  for (const id of ['abc', '1.5', '12abc', '1e3', '%20']) {
+  for (const id of ['abc', '1.5', '12abc', '1e3', '%20', '-1', '99999999999999999999']) {
     test(`bad id in the path (${id}): 400 BAD_REQUEST for GET, PATCH and DELETE`, async () => {
       const c = await create('customer', { name: 'bad-id-check' });
       const before = await snapshot('customer');

@@ -5,7 +5,7 @@
 // then the answer it unblocks) appears later in the file.
 
 const READS = new Set(['read', 'readv', 'recvfrom', 'recvmsg', 'pread64', 'preadv']);
-const WRITES = new Set(['write', 'writev', 'sendto', 'sendmsg', 'sendmmsg']);
+const WRITES = new Set(['write', 'writev', 'sendto', 'sendmsg', 'sendmmsg', 'pwrite64', 'pwritev', 'pwritev2']);
 const SYNCS = new Set(['fsync', 'fdatasync', 'sync_file_range', 'syncfs']);
 const OPENS = new Set(['open', 'openat', 'openat2', 'creat']);
 const FDNEW = new Set(['accept', 'accept4', 'socket', 'dup', 'dup2', 'dup3', 'eventfd2', 'pipe2']);
