@@ -1,0 +1,760 @@
+/* Unit tests for store/sql: the exact SQL text of every builder for the shop
+ * schema and for a schema with every type and option (CREATE TABLE ...
+ * STRICT with AUTOINCREMENT, NOT NULL, CHECK constraints named "min:stock",
+ * "max:…", "bool:…", REFERENCES … ON DELETE RESTRICT / CASCADE / SET NULL;
+ * the ALTER TABLE column definition; unique indexes for a field and a
+ * compound key; select by id, list, insert, update with sets and atomics
+ * nested in order with their parameter numbers and column number, delete).
+ * Then every builder's output for every model prepares in a real in-memory
+ * SQLite database after the create-table statements ran, with the parameter
+ * count the binding order promises, and runs there with values bound in that
+ * order: the results, and the SQLite errors the store maps (named CHECK,
+ * UNIQUE, NOT NULL, STRICT datatype, foreign keys, AUTOINCREMENT), are what
+ * the store relies on. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/decode.h"
+#include "core/schema.h"
+#include "store/sql.h"
+#include "shop_json.h"
+
+static const char PETS_JSON[] =
+    "{\"models\": {"
+    " \"owner\": {\"fields\": {\"name\": {\"type\": \"string\"},"
+    "   \"pets\": {\"type\": \"hasMany\", \"model\": \"pet\", \"inverse\": \"keeper\"}}},"
+    " \"pet\": {\"fields\": {"
+    "   \"keeper\": {\"type\": \"belongsTo\", \"model\": \"owner\", \"onDelete\": \"cascade\"},"
+    "   \"vet\": {\"type\": \"belongsTo\", \"model\": \"owner\", \"onDelete\": \"setNull\"},"
+    "   \"rescuer\": {\"type\": \"belongsTo\", \"model\": \"owner\", \"required\": true},"
+    "   \"weight\": {\"type\": \"float\", \"min\": -1.5, \"max\": 2.25},"
+    "   \"ratio\": {\"type\": \"float\", \"max\": 0.1},"
+    "   \"age\": {\"type\": \"integer\", \"min\": -3, \"max\": 30, \"required\": true, \"default\": 0},"
+    "   \"good\": {\"type\": \"boolean\", \"default\": true},"
+    "   \"born\": {\"type\": \"datetime\"},"
+    "   \"extra\": {\"type\": \"json\"},"
+    "   \"nick\": {\"type\": \"string\", \"unique\": true}},"
+    "  \"unique\": [[\"rescuer\", \"nick\"]]}"
+    "}}";
+
+static tally_schema *shop, *pets;
+
+static int setup(void **state)
+{
+    (void)state;
+    tally_error err;
+    if (tally_schema_parse(SHOP_JSON, strlen(SHOP_JSON), &shop, &err) != 0)
+        return -1;
+    if (tally_schema_parse(PETS_JSON, strlen(PETS_JSON), &pets, &err) != 0) {
+        fprintf(stderr, "%s\n", err.message);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tally_schema_free(shop);
+    tally_schema_free(pets);
+    return 0;
+}
+
+static const tally_model *M(const tally_schema *s, const char *name)
+{
+    const tally_model *m = tally_schema_model(s, name, strlen(name));
+    if (!m)
+        fail_msg("no model %s", name);
+    return m;
+}
+
+static const tally_field *F(const tally_model *m, const char *name)
+{
+    int fi = tally_model_field(m, name, strlen(name));
+    if (fi < 0)
+        fail_msg("no field %s", name);
+    return &m->fields[fi];
+}
+
+static void assert_sql(tally_sql *q, const char *want)
+{
+    if (!q->s || strcmp(q->s, want) != 0)
+        fail_msg("SQL differs:\n got: %s\nwant: %s", q->s ? q->s : "(null)", want);
+    assert_int_equal(q->len, strlen(want));
+    tally_sql_free(q);
+}
+
+/* ---- text ------------------------------------------------------------------- */
+
+static void test_name_quoting(void **state)
+{
+    (void)state;
+    tally_sql q;
+    tally_sql_init(&q);
+    tally_sql_name(&q, "orderCount");
+    tally_sql_add(&q, ".");
+    tally_sql_name(&q, "x");
+    assert_sql(&q, "\"orderCount\".\"x\"");
+}
+
+static void test_create_table_shop(void **state)
+{
+    (void)state;
+    tally_sql q;
+    tally_sql_init(&q);
+    tally_sql_create_table(&q, M(shop, "customer"));
+    assert_sql(&q, "CREATE TABLE \"customer\" (\"id\" INTEGER PRIMARY KEY AUTOINCREMENT, \"createdAt\" INTEGER NOT NULL, "
+                   "\"updatedAt\" INTEGER NOT NULL, \"name\" TEXT NOT NULL, \"email\" TEXT, \"orderCount\" INTEGER) STRICT");
+    tally_sql_init(&q);
+    tally_sql_create_table(&q, M(shop, "product"));
+    assert_sql(&q, "CREATE TABLE \"product\" (\"id\" INTEGER PRIMARY KEY AUTOINCREMENT, \"createdAt\" INTEGER NOT NULL, "
+                   "\"updatedAt\" INTEGER NOT NULL, \"sku\" TEXT NOT NULL, "
+                   "\"stock\" INTEGER CONSTRAINT \"min:stock\" CHECK (\"stock\" >= 0)) STRICT");
+    tally_sql_init(&q);
+    tally_sql_create_table(&q, M(shop, "ticket"));
+    assert_sql(&q, "CREATE TABLE \"ticket\" (\"id\" INTEGER PRIMARY KEY AUTOINCREMENT, \"createdAt\" INTEGER NOT NULL, "
+                   "\"updatedAt\" INTEGER NOT NULL, "
+                   "\"event\" INTEGER NOT NULL REFERENCES \"event\"(\"id\") ON DELETE RESTRICT) STRICT");
+    /* hasMany has no column. */
+    tally_sql_init(&q);
+    tally_sql_create_table(&q, M(shop, "post"));
+    assert_sql(&q, "CREATE TABLE \"post\" (\"id\" INTEGER PRIMARY KEY AUTOINCREMENT, \"createdAt\" INTEGER NOT NULL, "
+                   "\"updatedAt\" INTEGER NOT NULL, \"title\" TEXT NOT NULL) STRICT");
+    tally_sql_init(&q);
+    tally_sql_create_table(&q, M(shop, "image"));
+    assert_sql(&q, "CREATE TABLE \"image\" (\"id\" INTEGER PRIMARY KEY AUTOINCREMENT, \"createdAt\" INTEGER NOT NULL, "
+                   "\"updatedAt\" INTEGER NOT NULL, \"url\" TEXT NOT NULL, "
+                   "\"post\" INTEGER REFERENCES \"post\"(\"id\") ON DELETE RESTRICT) STRICT");
+    tally_sql_init(&q);
+    tally_sql_create_table(&q, M(shop, "event"));
+    assert_sql(&q, "CREATE TABLE \"event\" (\"id\" INTEGER PRIMARY KEY AUTOINCREMENT, \"createdAt\" INTEGER NOT NULL, "
+                   "\"updatedAt\" INTEGER NOT NULL, \"soldTicketCount\" INTEGER, \"availableTicketCount\" INTEGER "
+                   "CONSTRAINT \"min:availableTicketCount\" CHECK (\"availableTicketCount\" >= 0)) STRICT");
+}
+
+static void test_create_table_every_option(void **state)
+{
+    (void)state;
+    tally_sql q;
+    tally_sql_init(&q);
+    tally_sql_create_table(&q, M(pets, "pet"));
+    assert_sql(&q,
+               "CREATE TABLE \"pet\" (\"id\" INTEGER PRIMARY KEY AUTOINCREMENT, \"createdAt\" INTEGER NOT NULL, "
+               "\"updatedAt\" INTEGER NOT NULL, "
+               "\"keeper\" INTEGER REFERENCES \"owner\"(\"id\") ON DELETE CASCADE, "
+               "\"vet\" INTEGER REFERENCES \"owner\"(\"id\") ON DELETE SET NULL, "
+               "\"rescuer\" INTEGER NOT NULL REFERENCES \"owner\"(\"id\") ON DELETE RESTRICT, "
+               "\"weight\" REAL CONSTRAINT \"min:weight\" CHECK (\"weight\" >= -1.5) "
+               "CONSTRAINT \"max:weight\" CHECK (\"weight\" <= 2.25), "
+               "\"ratio\" REAL CONSTRAINT \"max:ratio\" CHECK (\"ratio\" <= 0.10000000000000001), "
+               "\"age\" INTEGER NOT NULL CONSTRAINT \"min:age\" CHECK (\"age\" >= -3) "
+               "CONSTRAINT \"max:age\" CHECK (\"age\" <= 30), "
+               "\"good\" INTEGER CONSTRAINT \"bool:good\" CHECK (\"good\" IN (0, 1)), "
+               "\"born\" INTEGER, \"extra\" TEXT, \"nick\" TEXT) STRICT");
+}
+
+static void test_column_def_for_alter(void **state)
+{
+    (void)state;
+    const tally_model *pet = M(pets, "pet");
+    tally_sql q;
+    /* A column added later cannot be NOT NULL; everything else stays. */
+    tally_sql_init(&q);
+    tally_sql_column_def(&q, pet, F(pet, "age"), 1);
+    assert_sql(&q, "\"age\" INTEGER CONSTRAINT \"min:age\" CHECK (\"age\" >= -3) CONSTRAINT \"max:age\" CHECK (\"age\" <= 30)");
+    tally_sql_init(&q);
+    tally_sql_column_def(&q, pet, F(pet, "age"), 0);
+    assert_sql(&q, "\"age\" INTEGER NOT NULL CONSTRAINT \"min:age\" CHECK (\"age\" >= -3) CONSTRAINT \"max:age\" CHECK "
+                   "(\"age\" <= 30)");
+    tally_sql_init(&q);
+    tally_sql_column_def(&q, pet, F(pet, "rescuer"), 1);
+    assert_sql(&q, "\"rescuer\" INTEGER REFERENCES \"owner\"(\"id\") ON DELETE RESTRICT");
+    tally_sql_init(&q);
+    tally_sql_column_def(&q, pet, F(pet, "extra"), 1);
+    assert_sql(&q, "\"extra\" TEXT");
+}
+
+static void test_unique_index(void **state)
+{
+    (void)state;
+    const tally_model *c = M(shop, "customer");
+    tally_sql q;
+    tally_sql_init(&q);
+    tally_sql_unique_index(&q, c, tally_model_field(c, "email", 5), -1);
+    assert_sql(&q, "CREATE UNIQUE INDEX IF NOT EXISTS \"u:customer:email\" ON \"customer\" (\"email\")");
+    const tally_model *p = M(shop, "product");
+    tally_sql_init(&q);
+    tally_sql_unique_index(&q, p, tally_model_field(p, "sku", 3), -1);
+    assert_sql(&q, "CREATE UNIQUE INDEX IF NOT EXISTS \"u:product:sku\" ON \"product\" (\"sku\")");
+    const tally_model *rl = M(shop, "rateLimit");
+    tally_sql_init(&q);
+    tally_sql_unique_index(&q, rl, -1, 0);
+    assert_sql(&q, "CREATE UNIQUE INDEX IF NOT EXISTS \"u:rateLimit:userId:window\" ON \"rateLimit\" (\"userId\", \"window\")");
+    const tally_model *pet = M(pets, "pet");
+    tally_sql_init(&q);
+    tally_sql_unique_index(&q, pet, -1, 0);
+    assert_sql(&q, "CREATE UNIQUE INDEX IF NOT EXISTS \"u:pet:rescuer:nick\" ON \"pet\" (\"rescuer\", \"nick\")");
+}
+
+static void test_select_list_delete(void **state)
+{
+    (void)state;
+    tally_sql q;
+    tally_sql_init(&q);
+    tally_sql_select_by_id(&q, M(shop, "customer"));
+    assert_sql(&q, "SELECT \"id\", \"createdAt\", \"updatedAt\", \"name\", \"email\", \"orderCount\" FROM \"customer\" "
+                   "WHERE \"id\" = ?1");
+    tally_sql_init(&q);
+    tally_sql_list(&q, M(shop, "customer"));
+    assert_sql(&q, "SELECT \"id\", \"createdAt\", \"updatedAt\", \"name\", \"email\", \"orderCount\" FROM \"customer\" "
+                   "WHERE \"id\" > ?1 ORDER BY \"id\" LIMIT ?2");
+    /* hasMany is no column to select. */
+    tally_sql_init(&q);
+    tally_sql_select_by_id(&q, M(shop, "post"));
+    assert_sql(&q, "SELECT \"id\", \"createdAt\", \"updatedAt\", \"title\" FROM \"post\" WHERE \"id\" = ?1");
+    tally_sql_init(&q);
+    tally_sql_delete(&q, M(shop, "rateLimit"));
+    assert_sql(&q, "DELETE FROM \"rateLimit\" WHERE \"id\" = ?1");
+}
+
+/* Builds a plan from JSON ('-quoted) with the decoder; returns the answer step. */
+static tally_plan *decode(const tally_schema *s, const char *model, int64_t id, const char *sq)
+{
+    char *text = strdup(sq);
+    for (char *p = text; *p; p++)
+        if (*p == '\'')
+            *p = '"';
+    json_error_t jerr;
+    json_t *body = json_loads(text, 0, &jerr);
+    if (!body)
+        fail_msg("bad test JSON: %s", text);
+    free(text);
+    tally_plan *plan = tally_plan_new(s);
+    tally_error err;
+    int rc = id ? tally_decode_update(plan, M(s, model), id, body, &err)
+                : tally_decode_create(plan, M(s, model), body, "", &err);
+    json_decref(body);
+    if (rc < 0)
+        fail_msg("decode failed: %s", err.message);
+    plan->answer_step = rc;
+    return plan;
+}
+
+static void test_insert(void **state)
+{
+    (void)state;
+    tally_plan *plan = decode(shop, "customer", 0, "{'email': 'e', 'name': 'Ada'}");
+    tally_sql q;
+    tally_sql_init(&q);
+    tally_sql_insert(&q, &plan->steps[0]);
+    /* Given fields in the body's order, then defaults: ?1 ?2 are the clock. */
+    assert_sql(&q, "INSERT INTO \"customer\" (\"createdAt\", \"updatedAt\", \"email\", \"name\", \"orderCount\") "
+                   "VALUES (?1, ?2, ?3, ?4, ?5)");
+    tally_plan_free(plan);
+
+    plan = decode(shop, "course", 0, "{}");
+    tally_sql_init(&q);
+    tally_sql_insert(&q, &plan->steps[0]);
+    assert_sql(&q, "INSERT INTO \"course\" (\"createdAt\", \"updatedAt\", \"maxStudents\", \"slotsTaken\") "
+                   "VALUES (?1, ?2, ?3, ?4)");
+    tally_plan_free(plan);
+
+    /* No field at all. */
+    plan = tally_plan_new(shop);
+    tally_plan_add_step(plan, TALLY_OP_CREATE, M(shop, "post"));
+    tally_sql_init(&q);
+    tally_sql_insert(&q, &plan->steps[0]);
+    assert_sql(&q, "INSERT INTO \"post\" (\"createdAt\", \"updatedAt\") VALUES (?1, ?2)");
+    tally_plan_free(plan);
+
+    /* Nested: the event first, then the ticket with its link. */
+    plan = decode(shop, "ticket", 0, "{'event': {'create': {}}}");
+    tally_sql_init(&q);
+    tally_sql_insert(&q, &plan->steps[0]);
+    assert_sql(&q, "INSERT INTO \"event\" (\"createdAt\", \"updatedAt\", \"soldTicketCount\", \"availableTicketCount\") "
+                   "VALUES (?1, ?2, ?3, ?4)");
+    tally_sql_init(&q);
+    tally_sql_insert(&q, &plan->steps[1]);
+    assert_sql(&q, "INSERT INTO \"ticket\" (\"createdAt\", \"updatedAt\", \"event\") VALUES (?1, ?2, ?3)");
+    tally_plan_free(plan);
+}
+
+static void test_update(void **state)
+{
+    (void)state;
+    tally_sql q;
+    tally_plan *plan = decode(shop, "customer", 7, "{}");
+    tally_sql_init(&q);
+    tally_sql_update(&q, &plan->steps[0]);
+    assert_sql(&q, "UPDATE \"customer\" SET \"updatedAt\" = ?1 WHERE \"id\" = ?2");
+    tally_plan_free(plan);
+
+    plan = decode(shop, "customer", 7, "{'name': 'B', 'email': null}");
+    tally_sql_init(&q);
+    tally_sql_update(&q, &plan->steps[0]);
+    assert_sql(&q, "UPDATE \"customer\" SET \"updatedAt\" = ?1, \"name\" = ?2, \"email\" = ?3 WHERE \"id\" = ?4");
+    tally_plan_free(plan);
+
+    plan = decode(shop, "customer", 7, "{'_atomics': {'orderCount': {'increment': 1}}}");
+    tally_sql_init(&q);
+    tally_sql_update(&q, &plan->steps[0]);
+    assert_sql(&q, "UPDATE \"customer\" SET \"updatedAt\" = ?1, \"orderCount\" = tally_add(\"orderCount\", ?2, 5) "
+                   "WHERE \"id\" = ?3");
+    tally_plan_free(plan);
+
+    /* A list nests in order (the first operation innermost); sets come before atomics. */
+    plan = decode(shop, "product", 7, "{'_atomics': {'stock': [{'increment': 5}, {'decrement': 2}]}, 'sku': 'S'}");
+    tally_sql_init(&q);
+    tally_sql_update(&q, &plan->steps[0]);
+    assert_sql(&q, "UPDATE \"product\" SET \"updatedAt\" = ?1, \"sku\" = ?2, "
+                   "\"stock\" = tally_sub(tally_add(\"stock\", ?3, 4), ?4, 4) WHERE \"id\" = ?5");
+    tally_plan_free(plan);
+
+    plan = decode(shop, "product", 7,
+                  "{'_atomics': {'stock': [{'decrement': 1}, {'decrement': 1}, {'increment': 3}, {'decrement': 4}]}}");
+    tally_sql_init(&q);
+    tally_sql_update(&q, &plan->steps[0]);
+    assert_sql(&q, "UPDATE \"product\" SET \"updatedAt\" = ?1, \"stock\" = "
+                   "tally_sub(tally_add(tally_sub(tally_sub(\"stock\", ?2, 4), ?3, 4), ?4, 4), ?5, 4) WHERE \"id\" = ?6");
+    tally_plan_free(plan);
+
+    /* Two fields, each with its own column number. */
+    plan = decode(shop, "event", 7,
+                  "{'_atomics': {'soldTicketCount': {'increment': 1}, 'availableTicketCount': {'decrement': 1}}}");
+    tally_sql_init(&q);
+    tally_sql_update(&q, &plan->steps[0]);
+    assert_sql(&q, "UPDATE \"event\" SET \"updatedAt\" = ?1, \"soldTicketCount\" = tally_add(\"soldTicketCount\", ?2, 3), "
+                   "\"availableTicketCount\" = tally_sub(\"availableTicketCount\", ?3, 4) WHERE \"id\" = ?4");
+    tally_plan_free(plan);
+
+    /* A float field and several sets. */
+    plan = decode(pets, "pet", 7,
+                  "{'nick': 'n', 'good': false, '_atomics': {'weight': [{'increment': 0.5}], 'age': {'decrement': {}}}}");
+    tally_sql_init(&q);
+    tally_sql_update(&q, &plan->steps[0]);
+    assert_sql(&q, "UPDATE \"pet\" SET \"updatedAt\" = ?1, \"nick\" = ?2, \"good\" = ?3, "
+                   "\"weight\" = tally_add(\"weight\", ?4, 6), \"age\" = tally_sub(\"age\", ?5, 8) WHERE \"id\" = ?6");
+    tally_plan_free(plan);
+}
+
+static void test_builders_are_pure(void **state)
+{
+    (void)state;
+    /* Same step shape, same text, whatever the values (the store caches by text). */
+    tally_plan *a = decode(shop, "product", 1, "{'sku': 'x', '_atomics': {'stock': [{'increment': 5}, {'decrement': 2}]}}");
+    tally_plan *b = decode(shop, "product", 99, "{'sku': 'yyyy', '_atomics': {'stock': [{'increment': {}}, {'decrement': 70}]}}");
+    tally_sql qa, qb;
+    tally_sql_init(&qa);
+    tally_sql_init(&qb);
+    tally_sql_update(&qa, &a->steps[0]);
+    tally_sql_update(&qb, &b->steps[0]);
+    assert_string_equal(qa.s, qb.s);
+    tally_sql_free(&qa);
+    tally_sql_free(&qb);
+    tally_plan_free(a);
+    tally_plan_free(b);
+}
+
+/* ---- a real database --------------------------------------------------------- */
+
+/* Checked 64-bit arithmetic like the store's tally_add/tally_sub (3 args). */
+static void arith(sqlite3_context *ctx, sqlite3_value **argv, int sub)
+{
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL || sqlite3_value_type(argv[1]) == SQLITE_NULL) {
+        sqlite3_result_error(ctx, "null", -1);
+        return;
+    }
+    if (sqlite3_value_type(argv[0]) == SQLITE_INTEGER && sqlite3_value_type(argv[1]) == SQLITE_INTEGER) {
+        sqlite3_int64 r, x = sqlite3_value_int64(argv[0]), y = sqlite3_value_int64(argv[1]);
+        if (sub ? __builtin_sub_overflow(x, y, &r) : __builtin_add_overflow(x, y, &r)) {
+            sqlite3_result_error(ctx, "overflow", -1);
+            return;
+        }
+        sqlite3_result_int64(ctx, r);
+        return;
+    }
+    double x = sqlite3_value_double(argv[0]), y = sqlite3_value_double(argv[1]);
+    sqlite3_result_double(ctx, sub ? x - y : x + y);
+}
+static void fn_add(sqlite3_context *c, int n, sqlite3_value **v) { (void)n; arith(c, v, 0); }
+static void fn_sub(sqlite3_context *c, int n, sqlite3_value **v) { (void)n; arith(c, v, 1); }
+
+static void exec_ok(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s\n  in: %s", msg, sql);
+}
+
+/* A database with every table and unique index of s. */
+static sqlite3 *open_db(const tally_schema *s)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+    sqlite3_extended_result_codes(db, 1);
+    exec_ok(db, "PRAGMA foreign_keys=ON");
+    assert_int_equal(sqlite3_create_function(db, "tally_add", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, fn_add,
+                                             NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_create_function(db, "tally_sub", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, fn_sub,
+                                             NULL, NULL), SQLITE_OK);
+    for (int i = 0; i < s->nmodels; i++) {
+        const tally_model *m = &s->models[i];
+        tally_sql q;
+        tally_sql_init(&q);
+        tally_sql_create_table(&q, m);
+        exec_ok(db, q.s);
+        tally_sql_free(&q);
+        for (int fi = 0; fi < m->nfields; fi++)
+            if (m->fields[fi].unique) {
+                tally_sql_init(&q);
+                tally_sql_unique_index(&q, m, fi, -1);
+                exec_ok(db, q.s);
+                tally_sql_free(&q);
+            }
+        for (int k = 0; k < m->nuniques; k++) {
+            tally_sql_init(&q);
+            tally_sql_unique_index(&q, m, -1, k);
+            exec_ok(db, q.s);
+            /* Running it twice is harmless: IF NOT EXISTS. */
+            exec_ok(db, q.s);
+            tally_sql_free(&q);
+        }
+    }
+    return db;
+}
+
+static sqlite3_stmt *prepare(sqlite3 *db, tally_sql *q, int nparams)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, q->s, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("cannot prepare: %s\n  %s", sqlite3_errmsg(db), q->s);
+    if (sqlite3_bind_parameter_count(st) != nparams)
+        fail_msg("%d parameters, want %d: %s", sqlite3_bind_parameter_count(st), nparams, q->s);
+    tally_sql_free(q);
+    return st;
+}
+
+static void test_every_builder_prepares(void **state)
+{
+    (void)state;
+    const tally_schema *schemas[] = {shop, pets};
+    for (int si = 0; si < 2; si++) {
+        const tally_schema *s = schemas[si];
+        sqlite3 *db = open_db(s);
+        for (int mi = 0; mi < s->nmodels; mi++) {
+            const tally_model *m = &s->models[mi];
+            tally_sql q;
+            tally_sql_init(&q);
+            tally_sql_select_by_id(&q, m);
+            sqlite3_stmt *st = prepare(db, &q, 1);
+            assert_int_equal(sqlite3_column_count(st), m->ncolumns);
+            for (int c = 0; c < m->ncolumns; c++)
+                assert_string_equal(sqlite3_column_name(st, c), tally_model_column_name(m, c));
+            sqlite3_finalize(st);
+            tally_sql_init(&q);
+            tally_sql_list(&q, m);
+            st = prepare(db, &q, 2);
+            assert_int_equal(sqlite3_column_count(st), m->ncolumns);
+            sqlite3_finalize(st);
+            tally_sql_init(&q);
+            tally_sql_delete(&q, m);
+            sqlite3_finalize(prepare(db, &q, 1));
+
+            /* Insert and update touching every stored field, atomics on every numeric one. */
+            tally_plan *plan = tally_plan_new(s);
+            tally_step *ins = tally_plan_add_step(plan, TALLY_OP_CREATE, m);
+            ins->sets = tally_arena_alloc(&plan->arena, (size_t)m->ncolumns * sizeof *ins->sets);
+            ins->atomics = tally_arena_alloc(&plan->arena, (size_t)m->ncolumns * 2 * sizeof *ins->atomics);
+            int natomics = 0;
+            for (int fi = 0; fi < m->nfields; fi++) {
+                const tally_field *f = &m->fields[fi];
+                if (f->column < 0)
+                    continue;
+                ins->sets[ins->nsets++] = (tally_assign){f->column, tally_value_null()};
+                if (f->type == TALLY_TYPE_INTEGER || f->type == TALLY_TYPE_FLOAT) {
+                    ins->atomics[natomics++] = (tally_atomic){f->column, TALLY_ATOMIC_INCREMENT, tally_value_int(1)};
+                    ins->atomics[natomics++] = (tally_atomic){f->column, TALLY_ATOMIC_DECREMENT, tally_value_int(1)};
+                }
+            }
+            tally_sql_init(&q);
+            tally_sql_insert(&q, ins);
+            int nsets = ins->nsets;
+            sqlite3_finalize(prepare(db, &q, 2 + nsets));
+            tally_step *upd = tally_plan_add_step(plan, TALLY_OP_UPDATE, m);
+            upd->sets = plan->steps[0].sets; /* the first half as sets, the rest left to atomics */
+            upd->nsets = nsets / 2;
+            upd->atomics = plan->steps[0].atomics;
+            upd->natomics = 0;
+            for (int k = 0; k < natomics; k++) {
+                bool is_set = false;
+                for (int j = 0; j < upd->nsets; j++)
+                    is_set |= upd->sets[j].column == upd->atomics[k].column;
+                if (!is_set)
+                    upd->atomics[upd->natomics++] = upd->atomics[k];
+            }
+            tally_sql_init(&q);
+            tally_sql_update(&q, upd);
+            sqlite3_finalize(prepare(db, &q, 1 + upd->nsets + upd->natomics + 1));
+            tally_plan_free(plan);
+        }
+        sqlite3_close(db);
+    }
+}
+
+/* Tables built the migration's way: the fixed columns first, then every field
+ * added with ALTER TABLE ADD COLUMN and the column definition for_alter. */
+static void test_alter_path(void **state)
+{
+    (void)state;
+    const tally_schema *schemas[] = {shop, pets};
+    for (int si = 0; si < 2; si++) {
+        const tally_schema *s = schemas[si];
+        sqlite3 *db;
+        assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+        exec_ok(db, "PRAGMA foreign_keys=ON");
+        for (int mi = 0; mi < s->nmodels; mi++) {
+            const tally_model *m = &s->models[mi];
+            tally_sql q;
+            tally_sql_init(&q);
+            tally_sql_addf(&q, "CREATE TABLE \"%s\" (\"id\" INTEGER PRIMARY KEY AUTOINCREMENT, "
+                               "\"createdAt\" INTEGER NOT NULL, \"updatedAt\" INTEGER NOT NULL) STRICT", m->name);
+            exec_ok(db, q.s);
+            tally_sql_free(&q);
+            exec_ok(db, "BEGIN");
+            for (int fi = 0; fi < m->nfields; fi++) {
+                if (m->fields[fi].column < 0)
+                    continue;
+                tally_sql_init(&q);
+                tally_sql_add(&q, "ALTER TABLE ");
+                tally_sql_name(&q, m->name);
+                tally_sql_add(&q, " ADD COLUMN ");
+                tally_sql_column_def(&q, m, &m->fields[fi], 1);
+                exec_ok(db, q.s);
+                tally_sql_free(&q);
+            }
+            exec_ok(db, "COMMIT");
+            tally_sql_init(&q);
+            tally_sql_select_by_id(&q, m);
+            sqlite3_stmt *st = prepare(db, &q, 1);
+            assert_int_equal(sqlite3_column_count(st), m->ncolumns);
+            sqlite3_finalize(st);
+        }
+        /* The constraints came along: a named CHECK still fires. */
+        if (s == shop) {
+            exec_ok(db, "INSERT INTO product (createdAt, updatedAt, sku, stock) VALUES (1, 1, 'a', 0)");
+            assert_int_equal(sqlite3_exec(db, "UPDATE product SET stock = -1", NULL, NULL, NULL), SQLITE_CONSTRAINT);
+            assert_string_equal(sqlite3_errmsg(db), "CHECK constraint failed: min:stock");
+        }
+        sqlite3_close(db);
+    }
+}
+
+static sqlite3_int64 one_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sqlite3_errmsg(db), sql);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        fail_msg("no row: %s", sql);
+    sqlite3_int64 v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Binds a plan step's values in the order sql.h documents and runs it. */
+static int run_step(sqlite3 *db, const tally_step *s, int64_t now, int64_t id)
+{
+    tally_sql q;
+    tally_sql_init(&q);
+    if (s->op == TALLY_OP_CREATE)
+        tally_sql_insert(&q, s);
+    else
+        tally_sql_update(&q, s);
+    sqlite3_stmt *st = prepare(db, &q, s->op == TALLY_OP_CREATE ? 2 + s->nsets : 2 + s->nsets + s->natomics);
+    int p = 1;
+    sqlite3_bind_int64(st, p++, now);
+    if (s->op == TALLY_OP_CREATE)
+        sqlite3_bind_int64(st, p++, now);
+    for (int i = 0; i < s->nsets; i++) {
+        const tally_value *v = &s->sets[i].value;
+        switch (v->kind) {
+        case TALLY_VALUE_INT: sqlite3_bind_int64(st, p++, v->u.i); break;
+        case TALLY_VALUE_FLOAT: sqlite3_bind_double(st, p++, v->u.f); break;
+        case TALLY_VALUE_TEXT: sqlite3_bind_text(st, p++, v->u.text.ptr, (int)v->u.text.len, SQLITE_STATIC); break;
+        case TALLY_VALUE_REF: sqlite3_bind_int64(st, p++, id); break; /* the test passes the earlier id */
+        default: sqlite3_bind_null(st, p++); break;
+        }
+    }
+    for (int i = 0; i < s->natomics; i++) {
+        const tally_value *v = &s->atomics[i].amount;
+        if (v->kind == TALLY_VALUE_FLOAT)
+            sqlite3_bind_double(st, p++, v->u.f);
+        else
+            sqlite3_bind_int64(st, p++, v->u.i);
+    }
+    if (s->op != TALLY_OP_CREATE)
+        sqlite3_bind_int64(st, p++, id);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void test_statements_run(void **state)
+{
+    (void)state;
+    sqlite3 *db = open_db(shop);
+    /* Create a product with its default stock, then [inc 5, dec 2] and [dec 1, inc 10]. */
+    tally_plan *plan = decode(shop, "product", 0, "{'sku': 'A'}");
+    assert_int_equal(run_step(db, &plan->steps[0], 1000, 0), SQLITE_DONE);
+    tally_plan_free(plan);
+    assert_int_equal(one_int(db, "SELECT id FROM product WHERE sku = 'A'"), 1);
+    assert_int_equal(one_int(db, "SELECT stock FROM product WHERE id = 1"), 0);
+    assert_int_equal(one_int(db, "SELECT createdAt FROM product WHERE id = 1"), 1000);
+    plan = decode(shop, "product", 1, "{'_atomics': {'stock': [{'increment': 5}, {'decrement': 2}]}}");
+    assert_int_equal(run_step(db, &plan->steps[0], 2000, 1), SQLITE_DONE);
+    tally_plan_free(plan);
+    assert_int_equal(one_int(db, "SELECT stock FROM product WHERE id = 1"), 3);
+    assert_int_equal(one_int(db, "SELECT updatedAt FROM product WHERE id = 1"), 2000);
+    assert_int_equal(one_int(db, "SELECT createdAt FROM product WHERE id = 1"), 1000);
+
+    /* min is judged on the value written, after all of the field's operations. */
+    plan = decode(shop, "product", 1, "{'_atomics': {'stock': [{'decrement': 4}, {'increment': 10}]}}");
+    assert_int_equal(run_step(db, &plan->steps[0], 3000, 1), SQLITE_DONE);
+    tally_plan_free(plan);
+    assert_int_equal(one_int(db, "SELECT stock FROM product WHERE id = 1"), 9);
+
+    /* Crossing min fails with the constraint's name in the message (map_error reads it). */
+    plan = decode(shop, "product", 1, "{'_atomics': {'stock': {'decrement': 10}}}");
+    assert_int_equal(run_step(db, &plan->steps[0], 4000, 1), SQLITE_CONSTRAINT_CHECK);
+    assert_string_equal(sqlite3_errmsg(db), "CHECK constraint failed: min:stock");
+    tally_plan_free(plan);
+    assert_int_equal(one_int(db, "SELECT stock FROM product WHERE id = 1"), 9);
+
+    /* UNIQUE names the table and column(s). */
+    plan = decode(shop, "product", 0, "{'sku': 'A'}");
+    assert_int_equal(run_step(db, &plan->steps[0], 1000, 0), SQLITE_CONSTRAINT_UNIQUE);
+    assert_string_equal(sqlite3_errmsg(db), "UNIQUE constraint failed: product.sku");
+    tally_plan_free(plan);
+    plan = decode(shop, "rateLimit", 0, "{'userId': 'u', 'window': 1}");
+    assert_int_equal(run_step(db, &plan->steps[0], 1000, 0), SQLITE_DONE);
+    assert_int_equal(run_step(db, &plan->steps[0], 1000, 0), SQLITE_CONSTRAINT_UNIQUE);
+    assert_string_equal(sqlite3_errmsg(db), "UNIQUE constraint failed: rateLimit.userId, rateLimit.window");
+    tally_plan_free(plan);
+
+    /* NOT NULL names the column. */
+    plan = tally_plan_new(shop);
+    tally_plan_add_step(plan, TALLY_OP_CREATE, M(shop, "customer"));
+    assert_int_equal(run_step(db, &plan->steps[0], 1000, 0), SQLITE_CONSTRAINT_NOTNULL);
+    assert_string_equal(sqlite3_errmsg(db), "NOT NULL constraint failed: customer.name");
+    tally_plan_free(plan);
+
+    /* STRICT: no text in an integer column, no silent float from integer arithmetic. */
+    assert_int_equal(sqlite3_exec(db, "UPDATE product SET stock = 'many' WHERE id = 1", NULL, NULL, NULL),
+                     SQLITE_CONSTRAINT_DATATYPE);
+    assert_int_equal(sqlite3_exec(db, "UPDATE product SET stock = 9223372036854775807 + 1 WHERE id = 1", NULL, NULL,
+                                  NULL), SQLITE_CONSTRAINT_DATATYPE);
+    assert_int_equal(one_int(db, "SELECT stock FROM product WHERE id = 1"), 9);
+
+    /* AUTOINCREMENT: the newest id is not given again after a delete. */
+    exec_ok(db, "INSERT INTO product (createdAt, updatedAt, sku, stock) VALUES (1, 1, 'B', 0)");
+    assert_int_equal(one_int(db, "SELECT max(id) FROM product"), 2);
+    exec_ok(db, "DELETE FROM product WHERE id = 2");
+    exec_ok(db, "INSERT INTO product (createdAt, updatedAt, sku, stock) VALUES (1, 1, 'C', 0)");
+    assert_int_equal(one_int(db, "SELECT max(id) FROM product"), 3);
+
+    /* Nested create: the event, then the ticket bound to its id. */
+    plan = decode(shop, "ticket", 0, "{'event': {'create': {'availableTicketCount': 3}}}");
+    assert_int_equal(run_step(db, &plan->steps[0], 1000, 0), SQLITE_DONE);
+    int64_t ev = sqlite3_last_insert_rowid(db);
+    assert_int_equal(run_step(db, &plan->steps[1], 1000, ev), SQLITE_DONE);
+    tally_plan_free(plan);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM ticket WHERE event = 1"), 1);
+    /* A link to nothing, and deleting what is linked (restrict), both fail. */
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO ticket (createdAt, updatedAt, event) VALUES (1, 1, 99)", NULL, NULL,
+                                  NULL), SQLITE_CONSTRAINT_FOREIGNKEY);
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM event WHERE id = 1", NULL, NULL, NULL) & 0xff, SQLITE_CONSTRAINT);
+    assert_string_equal(sqlite3_errmsg(db), "FOREIGN KEY constraint failed");
+    assert_int_equal(one_int(db, "SELECT count(*) FROM event"), 1);
+    sqlite3_close(db);
+}
+
+static void test_on_delete_and_checks(void **state)
+{
+    (void)state;
+    sqlite3 *db = open_db(pets);
+    exec_ok(db, "INSERT INTO owner (createdAt, updatedAt, name) VALUES (1, 1, 'keeper'), (1, 1, 'vet'), (1, 1, 'rescuer')");
+    exec_ok(db, "INSERT INTO pet (createdAt, updatedAt, keeper, vet, rescuer, age) VALUES (1, 1, 1, 2, 3, 0)");
+    exec_ok(db, "INSERT INTO pet (createdAt, updatedAt, keeper, vet, rescuer, age) VALUES (1, 1, 2, 2, 3, 0)");
+    /* SET NULL: deleting the vet unsets the link; CASCADE: deleting the keeper deletes its pet. */
+    exec_ok(db, "DELETE FROM owner WHERE id = 2");
+    assert_int_equal(one_int(db, "SELECT count(*) FROM pet"), 1);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM pet WHERE vet IS NULL"), 1);
+    exec_ok(db, "DELETE FROM owner WHERE id = 1");
+    assert_int_equal(one_int(db, "SELECT count(*) FROM pet"), 0);
+    exec_ok(db, "INSERT INTO pet (createdAt, updatedAt, rescuer, age) VALUES (1, 1, 3, 0)");
+    /* RESTRICT. */
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM owner WHERE id = 3", NULL, NULL, NULL) & 0xff, SQLITE_CONSTRAINT);
+
+    /* Named CHECKs for max, float bounds and booleans. */
+    assert_int_equal(sqlite3_exec(db, "UPDATE pet SET age = 31", NULL, NULL, NULL), SQLITE_CONSTRAINT_CHECK);
+    assert_string_equal(sqlite3_errmsg(db), "CHECK constraint failed: max:age");
+    assert_int_equal(sqlite3_exec(db, "UPDATE pet SET age = -4", NULL, NULL, NULL), SQLITE_CONSTRAINT_CHECK);
+    assert_string_equal(sqlite3_errmsg(db), "CHECK constraint failed: min:age");
+    assert_int_equal(sqlite3_exec(db, "UPDATE pet SET weight = -1.5000001", NULL, NULL, NULL), SQLITE_CONSTRAINT_CHECK);
+    assert_string_equal(sqlite3_errmsg(db), "CHECK constraint failed: min:weight");
+    exec_ok(db, "UPDATE pet SET weight = -1.5");
+    exec_ok(db, "UPDATE pet SET weight = 2.25");
+    assert_int_equal(sqlite3_exec(db, "UPDATE pet SET good = 2", NULL, NULL, NULL), SQLITE_CONSTRAINT_CHECK);
+    assert_string_equal(sqlite3_errmsg(db), "CHECK constraint failed: bool:good");
+    /* A float bound printed with %.17g reads back as the same double: 0.1 itself passes max 0.1. */
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "UPDATE pet SET ratio = ?1", -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_double(st, 1, 0.1);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_reset(st);
+    sqlite3_bind_double(st, 1, 0.10000000000000002);
+    assert_int_equal(sqlite3_step(st), SQLITE_CONSTRAINT_CHECK);
+    sqlite3_finalize(st);
+    /* A REAL column takes an integer amount through the float path. */
+    tally_plan *plan = decode(pets, "pet", 1, "{'_atomics': {'weight': [{'decrement': 1}, {'increment': 0.25}]}}");
+    int64_t id = one_int(db, "SELECT id FROM pet");
+    assert_int_equal(run_step(db, &plan->steps[0], 5, id), SQLITE_DONE);
+    tally_plan_free(plan);
+    sqlite3_stmt *w;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT weight FROM pet", -1, &w, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(w), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_type(w, 0), SQLITE_FLOAT);
+    assert_true(sqlite3_column_double(w, 0) == 1.5);
+    sqlite3_finalize(w);
+    sqlite3_close(db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_name_quoting),
+        cmocka_unit_test(test_create_table_shop),
+        cmocka_unit_test(test_create_table_every_option),
+        cmocka_unit_test(test_column_def_for_alter),
+        cmocka_unit_test(test_unique_index),
+        cmocka_unit_test(test_select_list_delete),
+        cmocka_unit_test(test_insert),
+        cmocka_unit_test(test_update),
+        cmocka_unit_test(test_builders_are_pure),
+        cmocka_unit_test(test_every_builder_prepares),
+        cmocka_unit_test(test_alter_path),
+        cmocka_unit_test(test_statements_run),
+        cmocka_unit_test(test_on_delete_and_checks),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
