@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/decode.h"
+#include "api/filter.h"
 #include "core/datetime.h"
 
 void tally_json_string(tally_buf *b, const char *s, size_t n)
@@ -102,6 +102,12 @@ void tally_render_record(tally_buf *b, const tally_model *m, const tally_record 
 
 char *tally_render_error(const tally_error *err, int *status, size_t *len)
 {
+    return tally_render_error_current(err, NULL, NULL, status, len);
+}
+
+char *tally_render_error_current(const tally_error *err, const tally_model *m, const tally_record *current, int *status,
+                                 size_t *len)
+{
     tally_buf b;
     tally_buf_init(&b);
     const char *name = tally_code_name(err->code);
@@ -114,6 +120,10 @@ char *tally_render_error(const tally_error *err, int *status, size_t *len)
         tally_buf_add(&b, ",\"path\":");
         tally_json_string(&b, err->path, strlen(err->path));
     }
+    if (current && current->cols) {
+        tally_buf_add(&b, ",\"current\":");
+        tally_render_record(&b, m, current);
+    }
     tally_buf_add(&b, "}}");
     *status = tally_code_status(err->code);
     *len = b.len;
@@ -122,14 +132,17 @@ char *tally_render_error(const tally_error *err, int *status, size_t *len)
 
 void tally_render_job(tally_job *job)
 {
+    tally_plan *plan = job->plan;
     if (job->rc != 0) {
         int status;
         size_t len;
-        char *body = tally_render_error(&job->err, &status, &len);
+        const tally_step *failed = plan->results && job->err.code == TALLY_GUARD_FAILED ? &plan->steps[plan->failed_step]
+                                                                                        : NULL;
+        char *body = tally_render_error_current(&job->err, failed ? failed->model : NULL,
+                                                failed ? &plan->results[plan->failed_step].record : NULL, &status, &len);
         tally_job_set_body(job, status, body, len);
         return;
     }
-    tally_plan *plan = job->plan;
     const tally_step *s = &plan->steps[plan->answer_step];
     const tally_step_result *r = &plan->results[plan->answer_step];
     tally_buf b;
@@ -146,6 +159,16 @@ void tally_render_job(tally_job *job)
     case TALLY_OP_DELETE:
         tally_buf_addf(&b, "{\"id\":%lld}", (long long)r->id);
         break;
+    case TALLY_OP_UPDATE_MANY:
+    case TALLY_OP_DELETE_MANY:
+        tally_buf_addf(&b, "{\"count\":%lld}", (long long)r->count);
+        break;
+    case TALLY_OP_UPSERT:
+        status = r->created ? 201 : 200;
+        tally_buf_add(&b, "{\"record\":");
+        tally_render_record(&b, s->model, &r->record);
+        tally_buf_add(&b, r->created ? ",\"created\":true}" : ",\"created\":false}");
+        break;
     case TALLY_OP_LIST:
         tally_buf_add(&b, "{\"records\":[");
         for (int i = 0; i < r->nrecords; i++) {
@@ -155,7 +178,7 @@ void tally_render_job(tally_job *job)
         }
         tally_buf_add(&b, "],\"next\":");
         if (r->has_next) {
-            const char *cursor = tally_cursor_encode(&plan->arena, r->records[r->nrecords - 1].cols[TALLY_COL_ID].u.i);
+            const char *cursor = tally_cursor_encode(&plan->arena, s, &r->records[r->nrecords - 1]);
             tally_json_string(&b, cursor, strlen(cursor));
         } else {
             tally_buf_add(&b, "null");

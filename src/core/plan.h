@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "core/arena.h"
+#include "core/filter.h"
 #include "core/schema.h"
 #include "core/value.h"
 
@@ -30,8 +31,11 @@ typedef enum tally_op {
     TALLY_OP_CREATE,
     TALLY_OP_GET,
     TALLY_OP_LIST,
-    TALLY_OP_UPDATE,
+    TALLY_OP_UPDATE,      /* one record by id, optionally guarded by `where` */
     TALLY_OP_DELETE,
+    TALLY_OP_UPDATE_MANY, /* every row matching `where` */
+    TALLY_OP_DELETE_MANY,
+    TALLY_OP_UPSERT,      /* insert `sets`, or on conflict over `on` apply `usets` and `atomics` */
 } tally_op;
 
 typedef enum tally_atomic_kind {
@@ -58,11 +62,14 @@ typedef struct tally_record {
 } tally_record;
 
 typedef struct tally_step_result {
-    tally_record record;     /* create, get, update: the record after the step */
+    tally_record record;     /* create, get, update, upsert: the record after the step;
+                                a failed guard: the record as it stood (cols NULL if none) */
     int64_t id;              /* delete: the id removed */
     tally_record *records;   /* list */
     int nrecords;
     bool has_next;           /* list: more rows follow the last one */
+    int64_t count;           /* updateMany, deleteMany: rows changed */
+    bool created;            /* upsert: inserted rather than updated */
 } tally_step_result;
 
 typedef struct tally_step {
@@ -72,11 +79,18 @@ typedef struct tally_step {
     tally_value id;          /* get, update, delete: INT or a REF */
     tally_assign *sets;      /* create: every column given or defaulted; update: columns to set */
     int nsets;
-    tally_atomic *atomics;   /* update */
+    tally_atomic *atomics;   /* update, updateMany, upsert's update part */
     int natomics;
-    int first;               /* list: page size */
-    bool has_after;          /* list: resume after this id */
-    int64_t after_id;
+    tally_assign *usets;     /* upsert: columns to set when the record exists */
+    int nusets;
+    const tally_filter *where; /* update guard; updateMany/deleteMany/list filter (NULL: none) */
+    int on[TALLY_MAX_UNIQUE_FIELDS]; /* upsert: the conflict target's columns */
+    int non;
+    /* list */
+    int first;               /* page size */
+    tally_sort_key *sort;    /* at least one key; the last is always id */
+    int nsort;
+    tally_value *after;      /* resume after this row: one value per sort key (NULL: from the start) */
 } tally_step;
 
 typedef struct tally_plan {
@@ -86,6 +100,7 @@ typedef struct tally_plan {
     int nsteps, cap;
     tally_step_result *results;  /* nsteps entries, filled by the store */
     int answer_step;             /* whose result is the request's answer */
+    int failed_step;             /* set by the store when a step fails */
     bool writes;                 /* any step changes data: goes to the writer */
     int64_t now_ms;              /* the request's clock for createdAt/updatedAt, set by the writer */
 } tally_plan;
