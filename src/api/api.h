@@ -21,6 +21,7 @@ typedef struct tally_api {
     tally_writer *writer;       /* borrowed */
     tally_reader *reader;       /* borrowed */
     size_t max_body;            /* bytes; larger bodies get 413 */
+    int max_txn_steps;          /* steps in one transaction */
 } tally_api;
 
 typedef struct tally_http_request {

@@ -21,7 +21,7 @@ static const char *json_kind(json_t *v)
     case JSON_ARRAY: return "a list";
     case JSON_STRING: return "a string";
     case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number with a fraction";
+    case JSON_REAL: return "a non-integer number";
     case JSON_TRUE:
     case JSON_FALSE: return "a boolean";
     default: return "null";
@@ -30,8 +30,74 @@ static const char *json_kind(json_t *v)
 
 static int bad_type(tally_error *err, const char *path, const tally_field *f, json_t *v, const char *expected)
 {
-    return tally_fail(err, TALLY_VALIDATION, path, "%s is a %s field and takes %s, not %s", f->name,
-                      tally_type_name(f->type), expected, json_kind(v));
+    const char *type = tally_type_name(f->type);
+    return tally_fail(err, TALLY_VALIDATION, path, "%s is %s %s field and takes %s, not %s", f->name,
+                      strchr("aeiou", type[0]) ? "an" : "a", type, expected, json_kind(v));
+}
+
+static bool is_numeric_type(tally_type t)
+{
+    return t == TALLY_TYPE_INTEGER || t == TALLY_TYPE_FLOAT || t == TALLY_TYPE_BELONGS_TO;
+}
+
+bool tally_ref_fits(tally_type from, tally_type to)
+{
+    return from == to || (is_numeric_type(from) && is_numeric_type(to));
+}
+
+int tally_decode_ref(tally_plan *plan, json_t *j, const char *path, tally_value *out, tally_type *type, tally_error *err)
+{
+    json_t *ref = json_is_object(j) && json_object_size(j) == 1 ? json_object_get(j, "$ref") : NULL;
+    if (!ref)
+        return 0;
+    const char *text = json_string_value(ref);
+    const char *dot = text ? strchr(text, '.') : NULL;
+    if (!dot)
+        return tally_fail(err, TALLY_BAD_REQUEST, path, "a reference is {\"$ref\": \"name.field\"}");
+    size_t nlen = (size_t)(dot - text);
+    const char *field = dot + 1;
+    for (int i = 0; i < plan->ntxn; i++) {
+        const char *as = plan->txn[i].as;
+        if (!as || strlen(as) != nlen || memcmp(as, text, nlen) != 0)
+            continue;
+        int step = plan->txn[i].answer;
+        const tally_step *s = &plan->steps[step];
+        if (s->op == TALLY_OP_UPDATE_MANY || s->op == TALLY_OP_DELETE_MANY) {
+            if (strcmp(field, "count") != 0)
+                return tally_fail(err, TALLY_BAD_REQUEST, path, "step '%s' returns only \"count\"", as);
+            *out = tally_value_ref(step, TALLY_REF_COUNT);
+            *type = TALLY_TYPE_INTEGER;
+            return 1;
+        }
+        if (s->op == TALLY_OP_LIST)
+            return tally_fail(err, TALLY_BAD_REQUEST, path, "the result of a find step ('%s') cannot be referenced", as);
+        int column = -1;
+        for (int c = 0; c < s->model->ncolumns; c++)
+            if (strcmp(field, tally_model_column_name(s->model, c)) == 0)
+                column = c;
+        if (s->op == TALLY_OP_DELETE && column != TALLY_COL_ID)
+            return tally_fail(err, TALLY_BAD_REQUEST, path, "step '%s' deletes a record and returns only \"id\"", as);
+        if (column < 0)
+            return tally_fail(err, TALLY_BAD_REQUEST, path, "step '%s' returns a %s record, which has no field '%s'", as,
+                              s->model->name, field);
+        *out = tally_value_ref(step, column);
+        *type = tally_model_column_type(s->model, column);
+        return 1;
+    }
+    return tally_fail(err, TALLY_BAD_REQUEST, path,
+                      "no earlier step is named '%.*s' (name a step with \"as\" before referring to it)", (int)nlen,
+                      text);
+}
+
+/* A reference where a value of type `to` is expected: 1 (out set), 0 (not a reference) or -code. */
+static int typed_ref(tally_plan *plan, json_t *j, const char *path, tally_type to, tally_value *out, tally_error *err)
+{
+    tally_type from;
+    int r = tally_decode_ref(plan, j, path, out, &from, err);
+    if (r == 1 && !tally_ref_fits(from, to))
+        return tally_fail(err, TALLY_BAD_REQUEST, path, "the reference gives a %s value where a %s is expected",
+                          tally_type_name(from), tally_type_name(to));
+    return r;
 }
 
 /* Reads a link target id: an integer or {"_link": integer}. */
@@ -49,6 +115,11 @@ static int link_id(json_t *v, int64_t *id)
 static int decode_value(tally_plan *plan, const tally_field *f, json_t *v, const char *path, tally_value *out,
                         tally_error *err)
 {
+    if (f->type == TALLY_TYPE_BELONGS_TO && json_is_object(v) && json_object_size(v) == 1 && json_object_get(v, "_link"))
+        v = json_object_get(v, "_link");
+    int r = typed_ref(plan, v, path, f->type, out, err);
+    if (r)
+        return r < 0 ? r : 0;
     if (json_is_null(v)) {
         if (f->required)
             return tally_fail(err, TALLY_VALIDATION, path, "%s is required and cannot be null", f->name);
@@ -218,6 +289,7 @@ static int decode_create_with(tally_plan *plan, const tally_model *m, json_t *bo
             } else if (link_id(item, &id) == 0) {
                 tally_step *u = tally_plan_add_step(plan, TALLY_OP_UPDATE, child);
                 u->path = ipath;
+                u->link = true;
                 u->id = tally_value_int(id);
                 u->sets = tally_arena_alloc(&plan->arena, sizeof *u->sets);
                 u->sets[0] = (tally_assign){inverse_col, tally_value_ref(self, TALLY_COL_ID)};
@@ -251,6 +323,9 @@ static int decode_atomic_op(tally_plan *plan, const tally_field *f, json_t *op, 
         return tally_fail(err, TALLY_BAD_REQUEST, path,
                           "an atomic operation is {\"increment\": n} or {\"decrement\": n}, or a list of them");
     out->column = f->column;
+    int r = typed_ref(plan, amount, path, f->type, &out->amount, err);
+    if (r)
+        return r < 0 ? r : 0;
     if (json_is_object(amount) && json_object_size(amount) == 0)
         out->amount = tally_value_int(1);
     else if (json_is_integer(amount))
@@ -260,7 +335,6 @@ static int decode_atomic_op(tally_plan *plan, const tally_field *f, json_t *op, 
     else
         return tally_fail(err, TALLY_BAD_REQUEST, path, "the amount must be %s (or {} for 1), not %s",
                           f->type == TALLY_TYPE_INTEGER ? "a whole number" : "a number", json_kind(amount));
-    (void)plan;
     return 0;
 }
 
@@ -287,7 +361,7 @@ static int decode_atomics(tally_plan *plan, tally_step *s, json_t *atomics, bool
         const tally_field *f = &m->fields[fi];
         if (f->type != TALLY_TYPE_INTEGER && f->type != TALLY_TYPE_FLOAT)
             return tally_fail(err, TALLY_VALIDATION, fpath,
-                              "%s is a %s field; increment and decrement work on integer and float fields", key,
+                              "%s is a field of type %s; increment and decrement work on integer and float fields", key,
                               tally_type_name(f->type));
         if (set_fields[fi])
             return tally_fail(err, TALLY_BAD_REQUEST, fpath,
@@ -388,7 +462,7 @@ static int check_keys(json_t *body, const char *const *allowed, const char *call
     return 0;
 }
 
-int tally_decode_update(tally_plan *plan, const tally_model *m, int64_t id, json_t *body, tally_error *err)
+int tally_decode_update(tally_plan *plan, const tally_model *m, tally_value id, json_t *body, tally_error *err)
 {
     if (!json_is_object(body))
         return tally_fail(err, TALLY_BAD_REQUEST, NULL,
@@ -412,7 +486,7 @@ int tally_decode_update(tally_plan *plan, const tally_model *m, int64_t id, json
         return -(int)err->code;
     tally_step *s = tally_plan_add_step(plan, TALLY_OP_UPDATE, m);
     *s = scratch;
-    s->id = tally_value_int(id);
+    s->id = id;
     s->sets = sets;
     s->nsets = nsets;
     return plan->nsteps - 1;

@@ -25,13 +25,22 @@ int tally_decode_create(tally_plan *plan, const tally_model *m, json_t *body, co
 /* Each returns the index of the step whose result is the answer, or -code. */
 
 /* PATCH /api/{model}/{id}: plain fields to set, _atomics, and a _where guard. */
-int tally_decode_update(tally_plan *plan, const tally_model *m, int64_t id, json_t *body, tally_error *err);
+int tally_decode_update(tally_plan *plan, const tally_model *m, tally_value id, json_t *body, tally_error *err);
 /* POST /api/{model}/updateMany: {"filter", "set", "_atomics"}; filter required. */
 int tally_decode_update_many(tally_plan *plan, const tally_model *m, json_t *body, tally_error *err);
 /* POST /api/{model}/deleteMany: {"filter"}, required ({} for every row, written out). */
 int tally_decode_delete_many(tally_plan *plan, const tally_model *m, json_t *body, tally_error *err);
 /* POST /api/{model}/upsert: {"on", "create", "update"}; on must be a declared unique key. */
 int tally_decode_upsert(tally_plan *plan, const tally_model *m, json_t *body, tally_error *err);
+
+/* Transactions: {"$ref": "name.field"} stands for a field of an earlier
+ * step's result (plan->txn).  Returns 1 with *out a REF and *type the
+ * referenced column's type, 0 if j is not a reference, or -code (400) for an
+ * unknown name or field. */
+int tally_decode_ref(tally_plan *plan, json_t *j, const char *path, tally_value *out, tally_type *type,
+                     tally_error *err);
+/* Whether a value of type `from` may stand where `to` is expected. */
+bool tally_ref_fits(tally_type from, tally_type to);
 
 /* A record id from a path segment: a positive decimal integer. */
 int tally_decode_id(const char *s, size_t len, int64_t *out);

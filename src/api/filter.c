@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/base64url.h"
+#include "api/decode.h"
 #include "core/datetime.h"
 
 typedef struct filter_ctx {
@@ -45,9 +46,15 @@ static int column_of(const tally_model *m, const char *name)
 
 static bool numeric(tally_type t) { return t == TALLY_TYPE_INTEGER || t == TALLY_TYPE_FLOAT; }
 
-/* A comparison value for a column of type t. */
+/* A comparison value for a column of type t (or a transaction reference to one). */
 static int filter_value(filter_ctx *c, tally_type t, json_t *v, const char *path, tally_value *out)
 {
+    tally_type from;
+    int r = tally_decode_ref(c->plan, v, path, out, &from, c->err);
+    if (r < 0)
+        return r;
+    if (r == 1)
+        return tally_ref_fits(from, t) ? 0 : bad(c, path, "the reference gives a value of another type than the field's");
     switch (t) {
     case TALLY_TYPE_INTEGER:
     case TALLY_TYPE_FLOAT:
@@ -136,7 +143,7 @@ static int field_conditions(filter_ctx *c, int column, json_t *conds, const char
             }
             continue;
         }
-        if (json_is_object(v)) { /* {"field": "other"}: compare two fields of the row */
+        if (json_is_object(v) && !json_object_get(v, "$ref")) { /* {"field": "other"}: compare two fields of the row */
             json_t *other = json_object_get(v, "field");
             int oc = json_is_string(other) && json_object_size(v) == 1 ? column_of(m, json_string_value(other)) : -1;
             if (!json_is_string(other) || json_object_size(v) != 1)

@@ -12,6 +12,7 @@
 #include "api/api.h"
 #include "api/decode.h"
 #include "api/filter.h"
+#include "api/transaction.h"
 #include "api/render.h"
 #include "exec/metrics.h"
 
@@ -119,7 +120,11 @@ static json_t *parse_body(route_ctx *c, tally_error *err)
     }
     json_error_t jerr;
     json_t *body = json_loadb(c->req->body, c->req->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!body)
+    if (!body && strstr(jerr.text, "too big"))
+        /* Valid JSON, but the number cannot be a 64-bit integer: jansson reports where, not which field. */
+        tally_fail(err, TALLY_OVERFLOW, NULL, "a number in the body does not fit a signed 64-bit integer (line %d, "
+                   "column %d); integers are from -9223372036854775808 to 9223372036854775807", jerr.line, jerr.column);
+    else if (!body)
         tally_fail(err, TALLY_BAD_REQUEST, NULL, "the body is not valid JSON: %s (line %d, column %d)", jerr.text,
                    jerr.line, jerr.column);
     return body;
@@ -151,7 +156,7 @@ static int handle_update(route_ctx *c, const tally_model *m, int64_t id)
     if (!body)
         return answer_error(c, &err);
     tally_plan *plan = tally_plan_new(c->api->schema);
-    int step = tally_decode_update(plan, m, id, body, &err);
+    int step = tally_decode_update(plan, m, tally_value_int(id), body, &err);
     json_decref(body);
     if (step < 0) {
         tally_plan_free(plan);
@@ -270,6 +275,23 @@ static int handle_list(route_ctx *c, const tally_model *m)
     return submit(c, plan);
 }
 
+static int handle_transaction(route_ctx *c)
+{
+    tally_error err;
+    json_t *body = parse_body(c, &err);
+    if (!body)
+        return answer_error(c, &err);
+    tally_plan *plan = tally_plan_new(c->api->schema);
+    int rc = tally_decode_transaction(plan, body, c->api->max_txn_steps, &err);
+    json_decref(body);
+    if (rc) {
+        tally_plan_free(plan);
+        return answer_error(c, &err);
+    }
+    plan->writes = true; /* reads in a transaction see its writes: all of it runs on the writer */
+    return submit(c, plan);
+}
+
 static int handle_metrics(route_ctx *c)
 {
     c->resp->status = 200;
@@ -285,6 +307,8 @@ static int route_api(route_ctx *c)
 {
     if (c->nseg == 0)
         return fail_now(c, TALLY_NOT_FOUND, NULL, "%s", "no such path; records live at /api/{model}");
+    if (c->nseg == 1 && strcmp(c->seg[0], "transaction") == 0)
+        return method_is(c->req, "POST") ? handle_transaction(c) : method_not_allowed(c, "POST");
     const tally_model *m = tally_schema_model(c->api->schema, c->seg[0], c->seglen[0]);
     if (!m)
         return fail_now(c, TALLY_NOT_FOUND, NULL, "there is no model '%s' in the schema", c->seg[0]);

@@ -59,4 +59,11 @@ typedef struct tally_sort_key {
     bool descending;
 } tally_sort_key;
 
+struct tally_plan;
+
+/* Evaluates f on a row given as one value per column, with the same
+ * semantics as the SQL the store builds (core of a step's `expect`).
+ * REF values in f are resolved through plan. */
+bool tally_filter_matches(const struct tally_plan *plan, const tally_filter *f, const tally_value *cols);
+
 #endif

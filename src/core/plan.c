@@ -47,3 +47,23 @@ void tally_plan_prepare_results(tally_plan *plan)
     plan->results = tally_arena_zalloc(&plan->arena, (size_t)(plan->nsteps ? plan->nsteps : 1) *
                                                          sizeof *plan->results);
 }
+
+tally_value tally_plan_resolve(const tally_plan *plan, const tally_value *v)
+{
+    if (v->kind != TALLY_VALUE_REF)
+        return *v;
+    const tally_step_result *r = &plan->results[v->u.ref.step];
+    if (v->u.ref.column == TALLY_REF_COUNT)
+        return tally_value_int(r->count);
+    if (!r->record.cols)
+        return tally_value_null();
+    return r->record.cols[v->u.ref.column];
+}
+
+int tally_plan_txn_step(const tally_plan *plan, int step)
+{
+    for (int i = plan->ntxn - 1; i >= 0; i--)
+        if (plan->txn[i].first <= step)
+            return i;
+    return -1;
+}

@@ -76,6 +76,7 @@ typedef struct tally_step {
     tally_op op;
     const tally_model *model;
     const char *path;        /* where in the request the step comes from ("" or "images[2]") */
+    bool link;               /* an update that relinks a hasMany child: a missing child is a VALIDATION error */
     tally_value id;          /* get, update, delete: INT or a REF */
     tally_assign *sets;      /* create: every column given or defaulted; update: columns to set */
     int nsets;
@@ -93,6 +94,19 @@ typedef struct tally_step {
     tally_value *after;      /* resume after this row: one value per sort key (NULL: from the start) */
 } tally_step;
 
+/* A REF's column for the row count of an updateMany/deleteMany step. */
+#define TALLY_REF_COUNT (-1)
+
+/* One step of a transaction as the client wrote it; it may have become
+ * several plan steps (nested creates), the last of which answers it. */
+typedef struct tally_txn_step {
+    const char *as;              /* its "as" name, or NULL */
+    int first;                   /* first plan step it became */
+    int answer;                  /* the plan step whose result answers it */
+    const tally_filter *expect;  /* condition on that result, or NULL */
+    bool expect_on_count;        /* expect is on {"count"} rather than a record */
+} tally_txn_step;
+
 typedef struct tally_plan {
     tally_arena arena;           /* owns the plan, its values and its results */
     const tally_schema *schema;  /* borrowed; outlives every plan */
@@ -103,6 +117,8 @@ typedef struct tally_plan {
     int failed_step;             /* set by the store when a step fails */
     bool writes;                 /* any step changes data: goes to the writer */
     int64_t now_ms;              /* the request's clock for createdAt/updatedAt, set by the writer */
+    tally_txn_step *txn;         /* a transaction: its steps (answer lists every result); NULL otherwise */
+    int ntxn, txn_cap;
 } tally_plan;
 
 /* Creates an empty plan (heap-allocated, with its arena). */
@@ -112,5 +128,10 @@ void tally_plan_free(tally_plan *plan);
 tally_step *tally_plan_add_step(tally_plan *plan, tally_op op, const tally_model *model);
 /* Allocates the results array; called by the executor before running. */
 void tally_plan_prepare_results(tally_plan *plan);
+/* The value v stands for: itself, or for a REF the referenced result's value
+ * (a NULL value if that result has none).  Only valid while running. */
+tally_value tally_plan_resolve(const tally_plan *plan, const tally_value *v);
+/* The transaction step a plan step belongs to (-1 outside a transaction). */
+int tally_plan_txn_step(const tally_plan *plan, int step);
 
 #endif

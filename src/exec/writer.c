@@ -11,6 +11,7 @@
 #include "core/datetime.h"
 #include "exec/metrics.h"
 #include "exec/queue.h"
+#include "exec/run.h"
 
 struct tally_writer {
     tally_store *store;
@@ -36,7 +37,7 @@ static int run_job(tally_writer *w, tally_job *job)
         job->err = err;
         return -1;
     }
-    job->rc = tally_store_run(w->store, job->plan, &job->err);
+    job->rc = tally_run_plan(w->store, job->plan, &job->err);
     if (job->rc == 0)
         return tally_store_release(w->store, &err) ? -1 : 0;
     if (!tally_store_in_transaction(w->store))

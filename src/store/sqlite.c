@@ -261,8 +261,8 @@ static int bind_value(sqlite3_stmt *stmt, int idx, const tally_value *v, const t
     case TALLY_VALUE_FLOAT: return sqlite3_bind_double(stmt, idx, v->u.f);
     case TALLY_VALUE_TEXT: return sqlite3_bind_text(stmt, idx, v->u.text.ptr, (int)v->u.text.len, SQLITE_STATIC);
     case TALLY_VALUE_REF: {
-        const tally_record *r = &plan->results[v->u.ref.step].record;
-        return bind_value(stmt, idx, &r->cols[v->u.ref.column], plan);
+        tally_value resolved = tally_plan_resolve(plan, v);
+        return bind_value(stmt, idx, &resolved, plan);
     }
     }
     return SQLITE_MISUSE;
@@ -293,6 +293,19 @@ static const char *join_path(tally_plan *plan, const tally_step *s, const char *
     if (!s->path[0])
         return field;
     return tally_arena_printf(&plan->arena, "%s.%s", s->path, field);
+}
+
+/* Where a failure on column c points: "_atomics.c" when the step changed c
+ * with _atomics, else the field's own name (under the step's path). */
+static const char *column_path(tally_plan *plan, const tally_step *s, const char *field)
+{
+    int fi = tally_model_field(s->model, field, strlen(field));
+    for (int i = 0; fi >= 0 && i < s->natomics; i++)
+        if (s->atomics[i].column == s->model->fields[fi].column) {
+            bool upsert = s->op == TALLY_OP_UPSERT;
+            return join_path(plan, s, tally_arena_printf(&plan->arena, "%s_atomics.%s", upsert ? "update." : "", field));
+        }
+    return join_path(plan, s, field);
 }
 
 /* Which linked record of a create/update is missing, looked up after a
@@ -371,11 +384,11 @@ static int map_error(tally_store *st, tally_plan *plan, const tally_step *s, int
     const tally_model *m = s->model;
     int col;
     if (sscanf(msg, "tally:overflow:%d", &col) == 1 && col < m->ncolumns)
-        return tally_fail(err, TALLY_OVERFLOW, join_path(plan, s, tally_model_column_name(m, col)),
+        return tally_fail(err, TALLY_OVERFLOW, column_path(plan, s, tally_model_column_name(m, col)),
                           "%s: the result would not fit a signed 64-bit integer; nothing was changed",
                           tally_model_column_name(m, col));
     if (sscanf(msg, "tally:null:%d", &col) == 1 && col < m->ncolumns)
-        return tally_fail(err, TALLY_VALIDATION, join_path(plan, s, tally_model_column_name(m, col)),
+        return tally_fail(err, TALLY_VALIDATION, column_path(plan, s, tally_model_column_name(m, col)),
                           "%s is not set, so it cannot be incremented or decremented; set it to a number first",
                           tally_model_column_name(m, col));
     /* ON DELETE RESTRICT fails with SQLITE_CONSTRAINT_TRIGGER, not _FOREIGNKEY: go by the message. */
@@ -394,7 +407,7 @@ static int map_error(tally_store *st, tally_plan *plan, const tally_step *s, int
                     snprintf(bound, sizeof bound, "%lld", (long long)b->u.i);
                 else
                     snprintf(bound, sizeof bound, "%g", b->u.f);
-                return tally_fail(err, TALLY_INVARIANT, join_path(plan, s, field),
+                return tally_fail(err, TALLY_INVARIANT, column_path(plan, s, field),
                                   "%s would go %s its %s of %s; nothing was changed", field,
                                   strcmp(kind, "min") == 0 ? "below" : "above", kind, bound);
             }
@@ -476,13 +489,15 @@ static int step_once(sqlite3_stmt *stmt, int64_t *returned)
 
 static int64_t resolve_id(const tally_plan *plan, const tally_value *v)
 {
-    if (v->kind == TALLY_VALUE_REF)
-        return plan->results[v->u.ref.step].record.cols[v->u.ref.column].u.i;
-    return v->u.i;
+    tally_value r = tally_plan_resolve(plan, v);
+    return r.kind == TALLY_VALUE_INT ? r.u.i : 0; /* no record has id 0: an unset reference is not found */
 }
 
 static int not_found(tally_error *err, const tally_step *s, int64_t id)
 {
+    if (s->link)
+        return tally_fail(err, TALLY_VALIDATION, s->path, "there is no %s with id %lld to link; create it first or "
+                          "link an existing one", s->model->name, (long long)id);
     return tally_fail(err, TALLY_NOT_FOUND, s->path[0] ? s->path : NULL, "%s %lld does not exist", s->model->name,
                       (long long)id);
 }
@@ -653,30 +668,23 @@ static int run_delete(tally_store *st, tally_plan *plan, const tally_step *s, ta
     if (s->op == TALLY_OP_DELETE_MANY)
         return 0;
     res->id = resolve_id(plan, &s->id);
+    /* A later transaction step may reference "name.id" of a delete. */
+    res->record.cols = tally_arena_zalloc(&plan->arena, sizeof *res->record.cols);
+    res->record.cols[TALLY_COL_ID] = tally_value_int(res->id);
     return res->count ? 0 : not_found(err, s, res->id);
 }
 
-int tally_store_run(tally_store *st, tally_plan *plan, tally_error *err)
+int tally_store_run_step(tally_store *st, tally_plan *plan, int i, tally_error *err)
 {
-    if (!plan->results)
-        tally_plan_prepare_results(plan);
-    for (int i = 0; i < plan->nsteps; i++) {
-        const tally_step *s = &plan->steps[i];
-        tally_step_result *res = &plan->results[i];
-        int rc;
-        switch (s->op) {
-        case TALLY_OP_GET: rc = run_get(st, plan, s, res, err); break;
-        case TALLY_OP_LIST: rc = run_list(st, plan, s, res, err); break;
-        case TALLY_OP_CREATE:
-        case TALLY_OP_UPSERT: rc = run_create(st, plan, s, res, err); break;
-        case TALLY_OP_UPDATE: rc = run_update(st, plan, s, res, err); break;
-        case TALLY_OP_UPDATE_MANY: rc = run_update_many(st, plan, s, res, err); break;
-        default: rc = run_delete(st, plan, s, res, err); break;
-        }
-        if (rc) {
-            plan->failed_step = i;
-            return rc;
-        }
+    const tally_step *s = &plan->steps[i];
+    tally_step_result *res = &plan->results[i];
+    switch (s->op) {
+    case TALLY_OP_GET: return run_get(st, plan, s, res, err);
+    case TALLY_OP_LIST: return run_list(st, plan, s, res, err);
+    case TALLY_OP_CREATE:
+    case TALLY_OP_UPSERT: return run_create(st, plan, s, res, err);
+    case TALLY_OP_UPDATE: return run_update(st, plan, s, res, err);
+    case TALLY_OP_UPDATE_MANY: return run_update_many(st, plan, s, res, err);
+    default: return run_delete(st, plan, s, res, err);
     }
-    return 0;
 }
