@@ -44,8 +44,15 @@ tally_step *tally_plan_add_step(tally_plan *plan, tally_op op, const tally_model
 
 void tally_plan_prepare_results(tally_plan *plan)
 {
-    plan->results = tally_arena_zalloc(&plan->arena, (size_t)(plan->nsteps ? plan->nsteps : 1) *
-                                                         sizeof *plan->results);
+    if (plan->results_cap >= plan->nsteps && plan->results)
+        return;
+    /* An interactive transaction's plan grows step by step: keep what ran. */
+    int cap = plan->nsteps > 2 * plan->results_cap ? plan->nsteps : 2 * plan->results_cap;
+    tally_step_result *r = tally_arena_zalloc(&plan->arena, (size_t)(cap ? cap : 1) * sizeof *r);
+    if (plan->results_cap)
+        memcpy(r, plan->results, (size_t)plan->results_cap * sizeof *r);
+    plan->results = r;
+    plan->results_cap = cap ? cap : 1;
 }
 
 tally_value tally_plan_resolve(const tally_plan *plan, const tally_value *v)

@@ -113,6 +113,7 @@ typedef struct tally_plan {
     tally_step *steps;
     int nsteps, cap;
     tally_step_result *results;  /* nsteps entries, filled by the store */
+    int results_cap;
     int answer_step;             /* whose result is the request's answer */
     int failed_step;             /* set by the store when a step fails */
     bool writes;                 /* any step changes data: goes to the writer */
@@ -126,7 +127,7 @@ tally_plan *tally_plan_new(const tally_schema *schema);
 void tally_plan_free(tally_plan *plan);
 /* Appends a zeroed step and returns it (pointers to earlier steps may move). */
 tally_step *tally_plan_add_step(tally_plan *plan, tally_op op, const tally_model *model);
-/* Allocates the results array; called by the executor before running. */
+/* Makes room for every step's result (keeping those already there); called by the executor before running. */
 void tally_plan_prepare_results(tally_plan *plan);
 /* The value v stands for: itself, or for a REF the referenced result's value
  * (a NULL value if that result has none).  Only valid while running. */

@@ -20,12 +20,15 @@ static int check_expect(const tally_plan *plan, const tally_txn_step *t, tally_e
                       "the step's result does not meet its expect condition; the whole transaction was rolled back");
 }
 
-int tally_run_plan(tally_store *st, tally_plan *plan, tally_error *err)
+int tally_run_plan(tally_store *st, tally_plan *plan, tally_error *err) { return tally_run_plan_from(st, plan, 0, err); }
+
+int tally_run_plan_from(tally_store *st, tally_plan *plan, int from, tally_error *err)
 {
-    if (!plan->results)
-        tally_plan_prepare_results(plan);
+    tally_plan_prepare_results(plan);
     int t = 0; /* the transaction step whose plan steps are running */
-    for (int i = 0; i < plan->nsteps; i++) {
+    while (t < plan->ntxn && plan->txn[t].answer < from)
+        t++;
+    for (int i = from; i < plan->nsteps; i++) {
         int rc = tally_store_run_step(st, plan, i, err);
         while (rc == 0 && t < plan->ntxn && plan->txn[t].answer == i) {
             if (plan->txn[t].expect)

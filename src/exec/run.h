@@ -13,5 +13,7 @@
 /* Returns 0, or -code with err filled and plan->failed_step set; in a
  * transaction err->step names the client's step.  The caller rolls back. */
 int tally_run_plan(tally_store *st, tally_plan *plan, tally_error *err);
+/* The same from plan step `from` on: the next step of an interactive transaction. */
+int tally_run_plan_from(tally_store *st, tally_plan *plan, int from, tally_error *err);
 
 #endif
