@@ -307,6 +307,9 @@ static int route_api(route_ctx *c)
 {
     if (c->nseg == 0)
         return fail_now(c, TALLY_NOT_FOUND, NULL, "%s", "no such path; records live at /api/{model}");
+    if (c->nseg == 1 && strcmp(c->seg[0], "ws") == 0) /* the net layer upgrades real handshakes */
+        return fail_now(c, TALLY_BAD_REQUEST, NULL, "%s",
+                        "/api/ws speaks WebSocket: connect with a WebSocket client (Upgrade: websocket)");
     if (c->nseg == 1 && strcmp(c->seg[0], "transaction") == 0)
         return method_is(c->req, "POST") ? handle_transaction(c) : method_not_allowed(c, "POST");
     const tally_model *m = tally_schema_model(c->api->schema, c->seg[0], c->seglen[0]);
