@@ -12,12 +12,12 @@ deps:
 	@scripts/deps.sh build
 
 build: deps
-	@[ -f build/build.ninja ] || meson setup build --buildtype=debugoptimized -Dwerror=true >/dev/null
+	@[ -f build/build.ninja ] || meson setup build --buildtype=debugoptimized -Dwerror=true
 	@ninja -C build
 
 build-asan: deps
 	@[ -f build-asan/build.ninja ] || meson setup build-asan --buildtype=debug -Dwerror=true \
-	    -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+	    -Db_sanitize=address,undefined -Db_lundef=false
 	@ninja -C build-asan
 
 run: build

@@ -10,6 +10,7 @@
 #define TALLY_API_API_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/schema.h"
 #include "exec/job.h"
@@ -21,6 +22,8 @@ typedef struct tally_api {
     tally_writer *writer;       /* borrowed */
     tally_reader *reader;       /* borrowed */
     size_t max_body;            /* bytes; larger bodies get 413 */
+    int max_txn_steps;          /* steps in one transaction */
+    uint64_t max_txn_ms;        /* interactive transactions' longest timeout */
 } tally_api;
 
 typedef struct tally_http_request {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/base64url.h"
+#include "api/filter.h"
 #include "core/datetime.h"
 
 static const char *sub(tally_plan *plan, const char *path, const char *name)
@@ -21,7 +21,7 @@ static const char *json_kind(json_t *v)
     case JSON_ARRAY: return "a list";
     case JSON_STRING: return "a string";
     case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number with a fraction";
+    case JSON_REAL: return "a non-integer number";
     case JSON_TRUE:
     case JSON_FALSE: return "a boolean";
     default: return "null";
@@ -30,8 +30,74 @@ static const char *json_kind(json_t *v)
 
 static int bad_type(tally_error *err, const char *path, const tally_field *f, json_t *v, const char *expected)
 {
-    return tally_fail(err, TALLY_VALIDATION, path, "%s is a %s field and takes %s, not %s", f->name,
-                      tally_type_name(f->type), expected, json_kind(v));
+    const char *type = tally_type_name(f->type);
+    return tally_fail(err, TALLY_VALIDATION, path, "%s is %s %s field and takes %s, not %s", f->name,
+                      strchr("aeiou", type[0]) ? "an" : "a", type, expected, json_kind(v));
+}
+
+static bool is_numeric_type(tally_type t)
+{
+    return t == TALLY_TYPE_INTEGER || t == TALLY_TYPE_FLOAT || t == TALLY_TYPE_BELONGS_TO;
+}
+
+bool tally_ref_fits(tally_type from, tally_type to)
+{
+    return from == to || (is_numeric_type(from) && is_numeric_type(to));
+}
+
+int tally_decode_ref(tally_plan *plan, json_t *j, const char *path, tally_value *out, tally_type *type, tally_error *err)
+{
+    json_t *ref = json_is_object(j) && json_object_size(j) == 1 ? json_object_get(j, "$ref") : NULL;
+    if (!ref)
+        return 0;
+    const char *text = json_string_value(ref);
+    const char *dot = text ? strchr(text, '.') : NULL;
+    if (!dot)
+        return tally_fail(err, TALLY_BAD_REQUEST, path, "a reference is {\"$ref\": \"name.field\"}");
+    size_t nlen = (size_t)(dot - text);
+    const char *field = dot + 1;
+    for (int i = 0; i < plan->ntxn; i++) {
+        const char *as = plan->txn[i].as;
+        if (!as || strlen(as) != nlen || memcmp(as, text, nlen) != 0)
+            continue;
+        int step = plan->txn[i].answer;
+        const tally_step *s = &plan->steps[step];
+        if (s->op == TALLY_OP_UPDATE_MANY || s->op == TALLY_OP_DELETE_MANY) {
+            if (strcmp(field, "count") != 0)
+                return tally_fail(err, TALLY_BAD_REQUEST, path, "step '%s' returns only \"count\"", as);
+            *out = tally_value_ref(step, TALLY_REF_COUNT);
+            *type = TALLY_TYPE_INTEGER;
+            return 1;
+        }
+        if (s->op == TALLY_OP_LIST)
+            return tally_fail(err, TALLY_BAD_REQUEST, path, "the result of a find step ('%s') cannot be referenced", as);
+        int column = -1;
+        for (int c = 0; c < s->model->ncolumns; c++)
+            if (strcmp(field, tally_model_column_name(s->model, c)) == 0)
+                column = c;
+        if (s->op == TALLY_OP_DELETE && column != TALLY_COL_ID)
+            return tally_fail(err, TALLY_BAD_REQUEST, path, "step '%s' deletes a record and returns only \"id\"", as);
+        if (column < 0)
+            return tally_fail(err, TALLY_BAD_REQUEST, path, "step '%s' returns a %s record, which has no field '%s'", as,
+                              s->model->name, field);
+        *out = tally_value_ref(step, column);
+        *type = tally_model_column_type(s->model, column);
+        return 1;
+    }
+    return tally_fail(err, TALLY_BAD_REQUEST, path,
+                      "no earlier step is named '%.*s' (name a step with \"as\" before referring to it)", (int)nlen,
+                      text);
+}
+
+/* A reference where a value of type `to` is expected: 1 (out set), 0 (not a reference) or -code. */
+static int typed_ref(tally_plan *plan, json_t *j, const char *path, tally_type to, tally_value *out, tally_error *err)
+{
+    tally_type from;
+    int r = tally_decode_ref(plan, j, path, out, &from, err);
+    if (r == 1 && !tally_ref_fits(from, to))
+        return tally_fail(err, TALLY_BAD_REQUEST, path, "the reference gives a %s value where a %s is expected",
+                          tally_type_name(from), tally_type_name(to));
+    return r;
 }
 
 /* Reads a link target id: an integer or {"_link": integer}. */
@@ -49,6 +115,11 @@ static int link_id(json_t *v, int64_t *id)
 static int decode_value(tally_plan *plan, const tally_field *f, json_t *v, const char *path, tally_value *out,
                         tally_error *err)
 {
+    if (f->type == TALLY_TYPE_BELONGS_TO && json_is_object(v) && json_object_size(v) == 1 && json_object_get(v, "_link"))
+        v = json_object_get(v, "_link");
+    int r = typed_ref(plan, v, path, f->type, out, err);
+    if (r)
+        return r < 0 ? r : 0;
     if (json_is_null(v)) {
         if (f->required)
             return tally_fail(err, TALLY_VALIDATION, path, "%s is required and cannot be null", f->name);
@@ -218,6 +289,7 @@ static int decode_create_with(tally_plan *plan, const tally_model *m, json_t *bo
             } else if (link_id(item, &id) == 0) {
                 tally_step *u = tally_plan_add_step(plan, TALLY_OP_UPDATE, child);
                 u->path = ipath;
+                u->link = true;
                 u->id = tally_value_int(id);
                 u->sets = tally_arena_alloc(&plan->arena, sizeof *u->sets);
                 u->sets[0] = (tally_assign){inverse_col, tally_value_ref(self, TALLY_COL_ID)};
@@ -251,6 +323,9 @@ static int decode_atomic_op(tally_plan *plan, const tally_field *f, json_t *op, 
         return tally_fail(err, TALLY_BAD_REQUEST, path,
                           "an atomic operation is {\"increment\": n} or {\"decrement\": n}, or a list of them");
     out->column = f->column;
+    int r = typed_ref(plan, amount, path, f->type, &out->amount, err);
+    if (r)
+        return r < 0 ? r : 0;
     if (json_is_object(amount) && json_object_size(amount) == 0)
         out->amount = tally_value_int(1);
     else if (json_is_integer(amount))
@@ -260,15 +335,15 @@ static int decode_atomic_op(tally_plan *plan, const tally_field *f, json_t *op, 
     else
         return tally_fail(err, TALLY_BAD_REQUEST, path, "the amount must be %s (or {} for 1), not %s",
                           f->type == TALLY_TYPE_INTEGER ? "a whole number" : "a number", json_kind(amount));
-    (void)plan;
     return 0;
 }
 
-static int decode_atomics(tally_plan *plan, tally_step *s, json_t *atomics, bool *set_fields, tally_error *err)
+static int decode_atomics(tally_plan *plan, tally_step *s, json_t *atomics, bool *set_fields, const char *path,
+                          tally_error *err)
 {
     const tally_model *m = s->model;
     if (!json_is_object(atomics))
-        return tally_fail(err, TALLY_BAD_REQUEST, "_atomics",
+        return tally_fail(err, TALLY_BAD_REQUEST, sub(plan, path, "_atomics"),
                           "_atomics is an object: {\"field\": {\"increment\": n}}");
     size_t cap = 0;
     const char *key;
@@ -276,7 +351,7 @@ static int decode_atomics(tally_plan *plan, tally_step *s, json_t *atomics, bool
     json_object_foreach(atomics, key, v) cap += json_is_array(v) ? json_array_size(v) : 1;
     s->atomics = tally_arena_alloc(&plan->arena, (cap ? cap : 1) * sizeof *s->atomics);
     json_object_foreach(atomics, key, v) {
-        const char *fpath = tally_arena_printf(&plan->arena, "_atomics.%s", key);
+        const char *fpath = tally_arena_printf(&plan->arena, "%s%s_atomics.%s", path, path[0] ? "." : "", key);
         int fi = tally_model_field(m, key, strlen(key));
         if (fi < 0) {
             if (reject_reserved(key, fpath, err))
@@ -286,7 +361,7 @@ static int decode_atomics(tally_plan *plan, tally_step *s, json_t *atomics, bool
         const tally_field *f = &m->fields[fi];
         if (f->type != TALLY_TYPE_INTEGER && f->type != TALLY_TYPE_FLOAT)
             return tally_fail(err, TALLY_VALIDATION, fpath,
-                              "%s is a %s field; increment and decrement work on integer and float fields", key,
+                              "%s is a field of type %s; increment and decrement work on integer and float fields", key,
                               tally_type_name(f->type));
         if (set_fields[fi])
             return tally_fail(err, TALLY_BAD_REQUEST, fpath,
@@ -308,54 +383,240 @@ static int decode_atomics(tally_plan *plan, tally_step *s, json_t *atomics, bool
     return 0;
 }
 
-int tally_decode_update(tally_plan *plan, const tally_model *m, int64_t id, json_t *body, tally_error *err)
+/*
+ * Fields to set and _atomics, shared by PATCH (fields at the top of the
+ * body), updateMany ("set") and upsert ("update").  Keys starting with '_'
+ * in `fields` are left to the caller.  path prefixes error paths.
+ */
+static int decode_changes(tally_plan *plan, const tally_model *m, json_t *fields, json_t *atomics, const char *path,
+                          tally_assign **sets_out, int *nsets_out, tally_step *s, tally_error *err)
 {
-    if (!json_is_object(body))
-        return tally_fail(err, TALLY_BAD_REQUEST, NULL,
-                          "the body is a JSON object of fields to set and/or \"_atomics\", not %s", json_kind(body));
     tally_assign *sets = tally_arena_alloc(&plan->arena, (size_t)m->ncolumns * sizeof *sets);
     int nsets = 0;
     bool *set_fields = tally_arena_zalloc(&plan->arena, (size_t)m->nfields * sizeof *set_fields);
     const char *key;
     json_t *v;
-    json_object_foreach(body, key, v) {
-        if (key[0] == '_') {
-            if (strcmp(key, "_atomics") != 0)
-                return tally_fail(err, TALLY_BAD_REQUEST, key, "unknown key '%s'; PATCH takes fields and \"_atomics\"",
-                                  key);
+    if (fields && !json_is_object(fields))
+        return tally_fail(err, TALLY_BAD_REQUEST, path[0] ? path : NULL,
+                          "expected an object of fields to set, not %s", json_kind(fields));
+    json_object_foreach(fields, key, v) {
+        if (key[0] == '_')
             continue;
-        }
-        if (reject_reserved(key, key, err))
+        const char *fpath = sub(plan, path, key);
+        if (reject_reserved(key, fpath, err))
             return -TALLY_BAD_REQUEST;
         int fi = tally_model_field(m, key, strlen(key));
         if (fi < 0)
-            return unknown_field(m, key, key, err);
+            return unknown_field(m, key, fpath, err);
         const tally_field *f = &m->fields[fi];
         if (f->type == TALLY_TYPE_HAS_MANY)
-            return tally_fail(err, TALLY_BAD_REQUEST, key,
-                              "%s is a hasMany list; change it by setting '%s' on the %s records", key,
-                              m->fields[fi].inverse, f->target);
+            return tally_fail(err, TALLY_BAD_REQUEST, fpath,
+                              "%s is a hasMany list; change it by setting '%s' on the %s records", key, f->inverse,
+                              f->target);
         tally_value value;
         if (f->type == TALLY_TYPE_BELONGS_TO && is_nested_create(v)) {
+            if (s->op != TALLY_OP_UPDATE)
+                return tally_fail(err, TALLY_BAD_REQUEST, fpath, "a nested create is not allowed here; use {\"_link\": id}");
             int step = tally_decode_create(plan, &plan->schema->models[f->target_model], json_object_get(v, "create"),
-                                           key, err);
+                                           fpath, err);
             if (step < 0)
                 return step;
             value = tally_value_ref(step, TALLY_COL_ID);
-        } else if (decode_value(plan, f, v, key, &value, err)) {
+        } else if (decode_value(plan, f, v, fpath, &value, err)) {
             return -(int)err->code;
         }
         set_fields[fi] = true;
         sets[nsets++] = (tally_assign){f->column, value};
     }
+    *sets_out = sets;
+    *nsets_out = nsets;
+    if (atomics && decode_atomics(plan, s, atomics, set_fields, path, err))
+        return -(int)err->code;
+    return 0;
+}
+
+/* The filter of updateMany / deleteMany: required, {} written out for every row. */
+static int decode_bulk_filter(tally_plan *plan, tally_step *s, json_t *body, const char *call, tally_error *err)
+{
+    json_t *filter = json_object_get(body, "filter");
+    if (!filter)
+        return tally_fail(err, TALLY_BAD_REQUEST, "filter",
+                          "%s needs \"filter\"; to %s every row, say so with \"filter\": {}", call,
+                          s->op == TALLY_OP_DELETE_MANY ? "delete" : "change");
+    return tally_decode_filter(plan, s->model, filter, "filter", &s->where, err);
+}
+
+static int check_keys(json_t *body, const char *const *allowed, const char *call, tally_error *err)
+{
+    if (!json_is_object(body))
+        return tally_fail(err, TALLY_BAD_REQUEST, NULL, "the body of %s is a JSON object, not %s", call, json_kind(body));
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        const char *const *a = allowed;
+        while (*a && strcmp(*a, key) != 0)
+            a++;
+        if (!*a)
+            return tally_fail(err, TALLY_BAD_REQUEST, key, "%s takes no '%s'", call, key);
+    }
+    return 0;
+}
+
+int tally_decode_update(tally_plan *plan, const tally_model *m, tally_value id, json_t *body, tally_error *err)
+{
+    if (!json_is_object(body))
+        return tally_fail(err, TALLY_BAD_REQUEST, NULL,
+                          "the body is a JSON object of fields to set, \"_atomics\" and \"_where\", not %s",
+                          json_kind(body));
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        if (key[0] == '_' && strcmp(key, "_atomics") != 0 && strcmp(key, "_where") != 0)
+            return tally_fail(err, TALLY_BAD_REQUEST, key,
+                              "unknown key '%s'; PATCH takes fields, \"_atomics\" and \"_where\"", key);
+    }
+    /* The step is added last (nested creates come first), so decode into a scratch step. */
+    tally_step scratch = {.op = TALLY_OP_UPDATE, .model = m, .path = ""};
+    tally_assign *sets;
+    int nsets;
+    if (decode_changes(plan, m, body, json_object_get(body, "_atomics"), "", &sets, &nsets, &scratch, err))
+        return -(int)err->code;
+    json_t *where = json_object_get(body, "_where");
+    if (where && tally_decode_filter(plan, m, where, "_where", &scratch.where, err))
+        return -(int)err->code;
     tally_step *s = tally_plan_add_step(plan, TALLY_OP_UPDATE, m);
-    s->id = tally_value_int(id);
+    *s = scratch;
+    s->id = id;
     s->sets = sets;
     s->nsets = nsets;
-    json_t *atomics = json_object_get(body, "_atomics");
-    if (atomics && decode_atomics(plan, s, atomics, set_fields, err))
+    return plan->nsteps - 1;
+}
+
+int tally_decode_update_many(tally_plan *plan, const tally_model *m, json_t *body, tally_error *err)
+{
+    static const char *const keys[] = {"filter", "set", "_atomics", NULL};
+    if (check_keys(body, keys, "updateMany", err))
+        return -(int)err->code;
+    tally_step *s = tally_plan_add_step(plan, TALLY_OP_UPDATE_MANY, m);
+    if (decode_bulk_filter(plan, s, body, "updateMany", err))
+        return -(int)err->code;
+    json_t *set = json_object_get(body, "set");
+    if (decode_changes(plan, m, set, json_object_get(body, "_atomics"), "", &s->sets, &s->nsets, s, err))
+        return -(int)err->code;
+    if (set && json_is_object(set)) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(set, key, v) {
+            if (key[0] == '_')
+                return tally_fail(err, TALLY_BAD_REQUEST, sub(plan, "set", key),
+                                  "set takes fields; atomics go in \"_atomics\" beside it");
+        }
+    }
+    if (s->nsets == 0 && s->natomics == 0)
+        return tally_fail(err, TALLY_BAD_REQUEST, NULL, "updateMany needs \"set\" or \"_atomics\" with something to change");
+    return plan->nsteps - 1;
+}
+
+int tally_decode_delete_many(tally_plan *plan, const tally_model *m, json_t *body, tally_error *err)
+{
+    static const char *const keys[] = {"filter", NULL};
+    if (check_keys(body, keys, "deleteMany", err))
+        return -(int)err->code;
+    tally_step *s = tally_plan_add_step(plan, TALLY_OP_DELETE_MANY, m);
+    if (decode_bulk_filter(plan, s, body, "deleteMany", err))
         return -(int)err->code;
     return plan->nsteps - 1;
+}
+
+/* `on` must be exactly a unique field or a declared compound key (in any order). */
+static int decode_on(tally_plan *plan, tally_step *s, json_t *on, tally_error *err)
+{
+    const tally_model *m = s->model;
+    json_t *list = json_is_string(on) ? json_pack("[O]", on) : json_incref(on);
+    int rc = 0;
+    if (!json_is_array(list) || json_array_size(list) == 0 || json_array_size(list) > TALLY_MAX_UNIQUE_FIELDS) {
+        rc = tally_fail(err, TALLY_BAD_REQUEST, "on", "on names the unique key to match: a field or a list of fields");
+        goto done;
+    }
+    int fields[TALLY_MAX_UNIQUE_FIELDS];
+    size_t i;
+    json_t *name;
+    json_array_foreach(list, i, name) {
+        int fi = json_is_string(name) ? tally_model_field(m, json_string_value(name), json_string_length(name)) : -1;
+        if (fi < 0) {
+            rc = tally_fail(err, TALLY_BAD_REQUEST, tally_arena_printf(&plan->arena, "on[%zu]", i),
+                            "%s has no field %s", m->name, json_is_string(name) ? json_string_value(name) : "(not a name)");
+            goto done;
+        }
+        fields[i] = fi;
+        s->on[i] = m->fields[fi].column;
+    }
+    s->non = (int)json_array_size(list);
+    bool declared = s->non == 1 && m->fields[fields[0]].unique;
+    for (int k = 0; !declared && k < m->nuniques; k++) {
+        const tally_unique_key *u = &m->uniques[k];
+        if (u->nfields != s->non)
+            continue;
+        int matched = 0;
+        for (int a = 0; a < s->non; a++)
+            for (int b = 0; b < u->nfields; b++)
+                matched += fields[a] == u->fields[b];
+        declared = matched == s->non;
+    }
+    if (!declared)
+        rc = tally_fail(err, TALLY_BAD_REQUEST, "on",
+                        "on must name a unique field or a compound unique key declared in the schema for %s", m->name);
+done:
+    json_decref(list);
+    return rc;
+}
+
+int tally_decode_upsert(tally_plan *plan, const tally_model *m, json_t *body, tally_error *err)
+{
+    static const char *const keys[] = {"on", "create", "update", NULL};
+    if (check_keys(body, keys, "upsert", err))
+        return -(int)err->code;
+    json_t *on = json_object_get(body, "on"), *create = json_object_get(body, "create"),
+           *update = json_object_get(body, "update");
+    if (!on || !create)
+        return tally_fail(err, TALLY_BAD_REQUEST, on ? "create" : "on",
+                          "upsert needs \"on\" (a unique key), \"create\" (the new record) and optionally \"update\"");
+    /* Decode the create part as a create, then turn that step into the upsert. */
+    int step = decode_create_with(plan, m, create, "create", -1, tally_value_null(), err);
+    if (step < 0)
+        return step;
+    if (step != plan->nsteps - 1 || step != 0)
+        return tally_fail(err, TALLY_BAD_REQUEST, "create", "an upsert's create takes plain values and {\"_link\": id}, "
+                          "not nested creates or hasMany lists");
+    tally_step *s = &plan->steps[step];
+    s->op = TALLY_OP_UPSERT;
+    s->path = "";
+    if (decode_on(plan, s, on, err))
+        return -(int)err->code;
+    for (int i = 0; i < s->non; i++) {
+        bool given = false;
+        for (int k = 0; k < s->nsets; k++)
+            given |= s->sets[k].column == s->on[i] && s->sets[k].value.kind != TALLY_VALUE_NULL;
+        if (!given)
+            return tally_fail(err, TALLY_BAD_REQUEST, "create",
+                              "create must give every field of on (%s is missing), or no existing record could match",
+                              tally_model_column_name(m, s->on[i]));
+    }
+    if (update) {
+        if (!json_is_object(update))
+            return tally_fail(err, TALLY_BAD_REQUEST, "update", "update is an object of fields and/or \"_atomics\"");
+        const char *key;
+        json_t *v;
+        json_object_foreach(update, key, v) {
+            if (key[0] == '_' && strcmp(key, "_atomics") != 0)
+                return tally_fail(err, TALLY_BAD_REQUEST, sub(plan, "update", key),
+                                  "update takes fields and \"_atomics\"");
+        }
+        if (decode_changes(plan, m, update, json_object_get(update, "_atomics"), "update", &s->usets, &s->nusets, s,
+                           err))
+            return -(int)err->code;
+    }
+    return step;
 }
 
 int tally_decode_id(const char *s, size_t len, int64_t *out)
@@ -376,23 +637,3 @@ int tally_decode_id(const char *s, size_t len, int64_t *out)
     return 0;
 }
 
-/* A cursor is base64url("id:<n>"): opaque to clients, cheap to check. */
-char *tally_cursor_encode(tally_arena *arena, int64_t after_id)
-{
-    char raw[32];
-    int n = snprintf(raw, sizeof raw, "id:%lld", (long long)after_id);
-    char *out = tally_arena_alloc(arena, tally_base64url_encoded_len((size_t)n) + 1);
-    tally_base64url_encode(raw, (size_t)n, out);
-    return out;
-}
-
-int tally_cursor_decode(const char *s, size_t len, int64_t *after_id)
-{
-    char raw[64];
-    if (len > 40)
-        return -1;
-    ptrdiff_t n = tally_base64url_decode(s, len, raw);
-    if (n < 4 || memcmp(raw, "id:", 3) != 0)
-        return -1;
-    return tally_decode_id(raw + 3, (size_t)n - 3, after_id);
-}

@@ -22,14 +22,27 @@
  * ("" at the top).  Returns the index of the step that creates the record, or -code. */
 int tally_decode_create(tally_plan *plan, const tally_model *m, json_t *body, const char *path, tally_error *err);
 
-/* Adds the step(s) of PATCH /api/{model}/{id}: plain fields to set and _atomics. */
-int tally_decode_update(tally_plan *plan, const tally_model *m, int64_t id, json_t *body, tally_error *err);
+/* Each returns the index of the step whose result is the answer, or -code. */
+
+/* PATCH /api/{model}/{id}: plain fields to set, _atomics, and a _where guard. */
+int tally_decode_update(tally_plan *plan, const tally_model *m, tally_value id, json_t *body, tally_error *err);
+/* POST /api/{model}/updateMany: {"filter", "set", "_atomics"}; filter required. */
+int tally_decode_update_many(tally_plan *plan, const tally_model *m, json_t *body, tally_error *err);
+/* POST /api/{model}/deleteMany: {"filter"}, required ({} for every row, written out). */
+int tally_decode_delete_many(tally_plan *plan, const tally_model *m, json_t *body, tally_error *err);
+/* POST /api/{model}/upsert: {"on", "create", "update"}; on must be a declared unique key. */
+int tally_decode_upsert(tally_plan *plan, const tally_model *m, json_t *body, tally_error *err);
+
+/* Transactions: {"$ref": "name.field"} stands for a field of an earlier
+ * step's result (plan->txn).  Returns 1 with *out a REF and *type the
+ * referenced column's type, 0 if j is not a reference, or -code (400) for an
+ * unknown name or field. */
+int tally_decode_ref(tally_plan *plan, json_t *j, const char *path, tally_value *out, tally_type *type,
+                     tally_error *err);
+/* Whether a value of type `from` may stand where `to` is expected. */
+bool tally_ref_fits(tally_type from, tally_type to);
 
 /* A record id from a path segment: a positive decimal integer. */
 int tally_decode_id(const char *s, size_t len, int64_t *out);
-
-/* Paging cursors: opaque base64url text standing for "after this id". */
-char *tally_cursor_encode(tally_arena *arena, int64_t after_id);
-int tally_cursor_decode(const char *s, size_t len, int64_t *after_id);
 
 #endif

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/decode.h"
+#include "api/filter.h"
 #include "core/datetime.h"
 
 void tally_json_string(tally_buf *b, const char *s, size_t n)
@@ -102,6 +102,12 @@ void tally_render_record(tally_buf *b, const tally_model *m, const tally_record 
 
 char *tally_render_error(const tally_error *err, int *status, size_t *len)
 {
+    return tally_render_error_current(err, NULL, NULL, status, len);
+}
+
+char *tally_render_error_current(const tally_error *err, const tally_model *m, const tally_record *current, int *status,
+                                 size_t *len)
+{
     tally_buf b;
     tally_buf_init(&b);
     const char *name = tally_code_name(err->code);
@@ -114,26 +120,27 @@ char *tally_render_error(const tally_error *err, int *status, size_t *len)
         tally_buf_add(&b, ",\"path\":");
         tally_json_string(&b, err->path, strlen(err->path));
     }
+    if (err->step >= 0) {
+        tally_buf_addf(&b, ",\"step\":%d", err->step);
+        if (err->step_as[0]) {
+            tally_buf_add(&b, ",\"as\":");
+            tally_json_string(&b, err->step_as, strlen(err->step_as));
+        }
+    }
+    if (current && current->cols) {
+        tally_buf_add(&b, ",\"current\":");
+        tally_render_record(&b, m, current);
+    }
     tally_buf_add(&b, "}}");
     *status = tally_code_status(err->code);
     *len = b.len;
     return b.s;
 }
 
-void tally_render_job(tally_job *job)
+int tally_render_step_result(tally_buf *b, tally_plan *plan, int step)
 {
-    if (job->rc != 0) {
-        int status;
-        size_t len;
-        char *body = tally_render_error(&job->err, &status, &len);
-        tally_job_set_body(job, status, body, len);
-        return;
-    }
-    tally_plan *plan = job->plan;
-    const tally_step *s = &plan->steps[plan->answer_step];
-    const tally_step_result *r = &plan->results[plan->answer_step];
-    tally_buf b;
-    tally_buf_init(&b);
+    const tally_step *s = &plan->steps[step];
+    const tally_step_result *r = &plan->results[step];
     int status = 200;
     switch (s->op) {
     case TALLY_OP_CREATE:
@@ -141,27 +148,72 @@ void tally_render_job(tally_job *job)
         /* fall through */
     case TALLY_OP_GET:
     case TALLY_OP_UPDATE:
-        tally_render_record(&b, s->model, &r->record);
+        tally_render_record(b, s->model, &r->record);
         break;
     case TALLY_OP_DELETE:
-        tally_buf_addf(&b, "{\"id\":%lld}", (long long)r->id);
+        tally_buf_addf(b, "{\"id\":%lld}", (long long)r->id);
+        break;
+    case TALLY_OP_UPDATE_MANY:
+    case TALLY_OP_DELETE_MANY:
+        tally_buf_addf(b, "{\"count\":%lld}", (long long)r->count);
+        break;
+    case TALLY_OP_UPSERT:
+        status = r->created ? 201 : 200;
+        tally_buf_add(b, "{\"record\":");
+        tally_render_record(b, s->model, &r->record);
+        tally_buf_add(b, r->created ? ",\"created\":true}" : ",\"created\":false}");
         break;
     case TALLY_OP_LIST:
-        tally_buf_add(&b, "{\"records\":[");
+        tally_buf_add(b, "{\"records\":[");
         for (int i = 0; i < r->nrecords; i++) {
             if (i)
-                tally_buf_addc(&b, ',');
-            tally_render_record(&b, s->model, &r->records[i]);
+                tally_buf_addc(b, ',');
+            tally_render_record(b, s->model, &r->records[i]);
         }
-        tally_buf_add(&b, "],\"next\":");
+        tally_buf_add(b, "],\"next\":");
         if (r->has_next) {
-            const char *cursor = tally_cursor_encode(&plan->arena, r->records[r->nrecords - 1].cols[TALLY_COL_ID].u.i);
-            tally_json_string(&b, cursor, strlen(cursor));
+            const char *cursor = tally_cursor_encode(&plan->arena, s, &r->records[r->nrecords - 1]);
+            tally_json_string(b, cursor, strlen(cursor));
         } else {
-            tally_buf_add(&b, "null");
+            tally_buf_add(b, "null");
         }
-        tally_buf_addc(&b, '}');
+        tally_buf_addc(b, '}');
         break;
+    }
+    return status;
+}
+
+char *tally_render_plan_error(tally_plan *plan, const tally_error *err, int *status, size_t *len)
+{
+    const tally_step *failed =
+        plan->results && err->code == TALLY_GUARD_FAILED ? &plan->steps[plan->failed_step] : NULL;
+    return tally_render_error_current(err, failed ? failed->model : NULL,
+                                      failed ? &plan->results[plan->failed_step].record : NULL, status, len);
+}
+
+void tally_render_job(tally_job *job)
+{
+    tally_plan *plan = job->plan;
+    if (job->rc != 0) {
+        int status;
+        size_t len;
+        char *body = tally_render_plan_error(plan, &job->err, &status, &len);
+        tally_job_set_body(job, status, body, len);
+        return;
+    }
+    tally_buf b;
+    tally_buf_init(&b);
+    int status = 200;
+    if (plan->txn) { /* a transaction answers every step's result, in order */
+        tally_buf_add(&b, "{\"results\":[");
+        for (int t = 0; t < plan->ntxn; t++) {
+            if (t)
+                tally_buf_addc(&b, ',');
+            tally_render_step_result(&b, plan, plan->txn[t].answer);
+        }
+        tally_buf_add(&b, "]}");
+    } else {
+        status = tally_render_step_result(&b, plan, plan->answer_step);
     }
     tally_job_set_body(job, status, b.s, b.len);
 }

@@ -11,6 +11,8 @@
 
 #include "api/api.h"
 #include "api/decode.h"
+#include "api/filter.h"
+#include "api/transaction.h"
 #include "api/render.h"
 #include "exec/metrics.h"
 
@@ -118,7 +120,11 @@ static json_t *parse_body(route_ctx *c, tally_error *err)
     }
     json_error_t jerr;
     json_t *body = json_loadb(c->req->body, c->req->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!body)
+    if (!body && strstr(jerr.text, "too big"))
+        /* Valid JSON, but the number cannot be a 64-bit integer: jansson reports where, not which field. */
+        tally_fail(err, TALLY_OVERFLOW, NULL, "a number in the body does not fit a signed 64-bit integer (line %d, "
+                   "column %d); integers are from -9223372036854775808 to 9223372036854775807", jerr.line, jerr.column);
+    else if (!body)
         tally_fail(err, TALLY_BAD_REQUEST, NULL, "the body is not valid JSON: %s (line %d, column %d)", jerr.text,
                    jerr.line, jerr.column);
     return body;
@@ -150,7 +156,7 @@ static int handle_update(route_ctx *c, const tally_model *m, int64_t id)
     if (!body)
         return answer_error(c, &err);
     tally_plan *plan = tally_plan_new(c->api->schema);
-    int step = tally_decode_update(plan, m, id, body, &err);
+    int step = tally_decode_update(plan, m, tally_value_int(id), body, &err);
     json_decref(body);
     if (step < 0) {
         tally_plan_free(plan);
@@ -169,50 +175,120 @@ static int handle_by_id(route_ctx *c, const tally_model *m, int64_t id, tally_op
     return submit(c, plan);
 }
 
+/* Runs a decoder that adds steps from a JSON body; answers its error or submits. */
+static int handle_body(route_ctx *c, const tally_model *m,
+                       int (*decode)(tally_plan *, const tally_model *, json_t *, tally_error *))
+{
+    tally_error err;
+    json_t *body = parse_body(c, &err);
+    if (!body)
+        return answer_error(c, &err);
+    tally_plan *plan = tally_plan_new(c->api->schema);
+    int step = decode(plan, m, body, &err);
+    json_decref(body);
+    if (step < 0) {
+        tally_plan_free(plan);
+        return answer_error(c, &err);
+    }
+    plan->answer_step = step;
+    return submit(c, plan);
+}
+
+static int decode_find_body(tally_plan *plan, const tally_model *m, json_t *body, tally_error *err)
+{
+    if (!json_is_object(body))
+        return tally_fail(err, TALLY_BAD_REQUEST, NULL, "the body of find is an object: {\"filter\", \"sort\", \"first\", \"after\"}");
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        if (strcmp(key, "filter") && strcmp(key, "sort") && strcmp(key, "first") && strcmp(key, "after"))
+            return tally_fail(err, TALLY_BAD_REQUEST, key, "find takes filter, sort, first and after, not '%s'", key);
+    }
+    tally_step *s = tally_plan_add_step(plan, TALLY_OP_LIST, m);
+    if (tally_decode_find(plan, s, json_object_get(body, "filter"), json_object_get(body, "sort"),
+                          json_object_get(body, "first"), json_object_get(body, "after"), err))
+        return -(int)err->code;
+    return 0;
+}
+
+/* GET /api/{model}?filter=…&sort=…&first=…&after=…: filter and sort are URL-encoded JSON. */
 static int handle_list(route_ctx *c, const tally_model *m)
 {
-    int first = TALLY_LIST_DEFAULT;
-    int64_t after = 0;
-    bool has_after = false;
     const char *q = c->req->query;
     size_t qlen = c->req->query ? c->req->query_len : 0;
-    for (size_t i = 0; i < qlen;) {
+    json_t *params[4] = {NULL, NULL, NULL, NULL}; /* filter, sort, first, after */
+    static const char *const names[4] = {"filter", "sort", "first", "after"};
+    tally_error err;
+    int rc = 0;
+    char *val = malloc(qlen + 1);
+    for (size_t i = 0; rc == 0 && i < qlen;) {
         size_t end = i;
         while (end < qlen && q[end] != '&')
             end++;
         const char *eq = memchr(q + i, '=', end - i);
-        char key[64], val[1024];
+        char key[64];
         size_t klen = eq ? (size_t)(eq - (q + i)) : end - i;
-        if (url_decode(q + i, klen, key, sizeof key, 1) < 0)
-            return fail_now(c, TALLY_BAD_REQUEST, NULL, "%s", "a query parameter name is malformed or too long");
-        ptrdiff_t vlen = eq ? url_decode(eq + 1, (size_t)(q + end - eq - 1), val, sizeof val, 1) : 0;
-        if (!eq)
-            val[0] = '\0';
-        if (vlen < 0)
-            return fail_now(c, TALLY_BAD_REQUEST, key, "the value of '%s' is malformed or too long", key);
-        if (strcmp(key, "first") == 0) {
-            int64_t n;
-            if (tally_decode_id(val, (size_t)vlen, &n) || n > TALLY_LIST_MAX)
-                return fail_now(c, TALLY_BAD_REQUEST, "first", "%s",
-                                "first is the page size: a whole number from 1 to 1000");
-            first = (int)n;
-        } else if (strcmp(key, "after") == 0) {
-            if (tally_cursor_decode(val, (size_t)vlen, &after))
-                return fail_now(c, TALLY_BAD_REQUEST, "after", "%s",
-                                "after must be the \"next\" cursor of an earlier page, unchanged");
-            has_after = true;
-        } else if (klen > 0) {
-            return fail_now(c, TALLY_BAD_REQUEST, key, "unknown query parameter '%s'; a listing takes first and after",
-                            key);
+        ptrdiff_t vlen = eq ? url_decode(eq + 1, (size_t)(q + end - eq - 1), val, qlen + 1, 1) : 0;
+        int k = 0;
+        if (url_decode(q + i, klen, key, sizeof key, 1) < 0 || vlen < 0) {
+            rc = tally_fail(&err, TALLY_BAD_REQUEST, NULL, "a query parameter is not valid URL encoding");
+            break;
         }
         i = end + 1;
+        if (klen == 0)
+            continue;
+        while (k < 4 && strcmp(key, names[k]) != 0)
+            k++;
+        if (k == 4) {
+            rc = tally_fail(&err, TALLY_BAD_REQUEST, key,
+                            "unknown query parameter '%s'; a listing takes filter, sort, first and after", key);
+            break;
+        }
+        json_decref(params[k]);
+        if (k == 2) { /* first: a number */
+            int64_t n;
+            params[k] = tally_decode_id(val, (size_t)vlen, &n) == 0 ? json_integer(n) : json_string("");
+        } else if (k == 3) { /* after: the cursor text */
+            params[k] = json_stringn(val, (size_t)vlen);
+        } else { /* filter, sort: JSON */
+            json_error_t jerr;
+            params[k] = json_loadb(val, (size_t)vlen, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+            if (!params[k])
+                rc = tally_fail(&err, TALLY_BAD_REQUEST, key, "%s is not valid JSON: %s (column %d)", key, jerr.text,
+                                jerr.column);
+        }
     }
-    tally_plan *plan = tally_plan_new(c->api->schema);
-    tally_step *s = tally_plan_add_step(plan, TALLY_OP_LIST, m);
-    s->first = first;
-    s->has_after = has_after;
-    s->after_id = after;
+    free(val);
+    tally_plan *plan = NULL;
+    if (rc == 0) {
+        plan = tally_plan_new(c->api->schema);
+        tally_step *s = tally_plan_add_step(plan, TALLY_OP_LIST, m);
+        rc = tally_decode_find(plan, s, params[0], params[1], params[2], params[3], &err);
+    }
+    for (int k = 0; k < 4; k++)
+        json_decref(params[k]);
+    if (rc) {
+        tally_plan_free(plan);
+        return answer_error(c, &err);
+    }
     plan->answer_step = 0;
+    return submit(c, plan);
+}
+
+static int handle_transaction(route_ctx *c)
+{
+    tally_error err;
+    json_t *body = parse_body(c, &err);
+    if (!body)
+        return answer_error(c, &err);
+    tally_plan *plan = tally_plan_new(c->api->schema);
+    int rc = tally_decode_transaction(plan, body, c->api->max_txn_steps, &err);
+    json_decref(body);
+    if (rc) {
+        tally_plan_free(plan);
+        return answer_error(c, &err);
+    }
+    plan->writes = true; /* reads in a transaction see its writes: all of it runs on the writer */
     return submit(c, plan);
 }
 
@@ -231,6 +307,11 @@ static int route_api(route_ctx *c)
 {
     if (c->nseg == 0)
         return fail_now(c, TALLY_NOT_FOUND, NULL, "%s", "no such path; records live at /api/{model}");
+    if (c->nseg == 1 && strcmp(c->seg[0], "ws") == 0) /* the net layer upgrades real handshakes */
+        return fail_now(c, TALLY_BAD_REQUEST, NULL, "%s",
+                        "/api/ws speaks WebSocket: connect with a WebSocket client (Upgrade: websocket)");
+    if (c->nseg == 1 && strcmp(c->seg[0], "transaction") == 0)
+        return method_is(c->req, "POST") ? handle_transaction(c) : method_not_allowed(c, "POST");
     const tally_model *m = tally_schema_model(c->api->schema, c->seg[0], c->seglen[0]);
     if (!m)
         return fail_now(c, TALLY_NOT_FOUND, NULL, "there is no model '%s' in the schema", c->seg[0]);
@@ -243,6 +324,16 @@ static int route_api(route_ctx *c)
         return method_not_allowed(c, "GET, POST");
     }
     if (c->nseg == 2) {
+        static const struct {
+            const char *name;
+            int (*decode)(tally_plan *, const tally_model *, json_t *, tally_error *);
+        } calls[] = {{"find", decode_find_body},
+                     {"updateMany", tally_decode_update_many},
+                     {"deleteMany", tally_decode_delete_many},
+                     {"upsert", tally_decode_upsert}};
+        for (size_t k = 0; k < sizeof calls / sizeof calls[0]; k++)
+            if (strcmp(c->seg[1], calls[k].name) == 0)
+                return method_is(req, "POST") ? handle_body(c, m, calls[k].decode) : method_not_allowed(c, "POST");
         int64_t id;
         if (tally_decode_id(c->seg[1], c->seglen[1], &id))
             return fail_now(c, TALLY_BAD_REQUEST, "id", "'%s' is not a record id; ids are positive integers",

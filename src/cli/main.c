@@ -29,6 +29,8 @@ typedef struct options {
     size_t max_body;
     long queue_timeout_ms, queue_max, batch_max;
     int threads;
+    int max_txn_steps;
+    long max_txn_ms;
     bool allow_destructive, relaxed;
 } options;
 
@@ -49,6 +51,8 @@ static void usage(FILE *f)
             "  --queue-max N          writes that may wait for the writer before new ones get 503 (default 10000)\n"
             "  --batch-max N          writes committed together at most (default 256)\n"
             "  --threads N            HTTP event loops (default: one per core)\n"
+            "  --max-txn-steps N      steps in one transaction at most (default 1000)\n"
+            "  --max-txn-ms MS        longest an interactive (WebSocket) transaction may stay open (default 5000)\n"
             "  --allow-destructive    let a migration drop models and fields the schema no longer has\n"
             "  --durability-relaxed   synchronous=NORMAL: a power cut may lose the last commits (a crash of the\n"
             "                         process still loses nothing); default is FULL, every answered write on disk\n");
@@ -69,13 +73,15 @@ static long parse_long(const char *flag, const char *s, long min, long max)
 static int parse_args(int argc, char **argv, options *o)
 {
     enum { O_SCHEMA = 256, O_DATA, O_LISTEN, O_MAX_BODY, O_QTIMEOUT, O_QMAX, O_BATCH, O_THREADS, O_DESTRUCTIVE,
-           O_RELAXED, O_HELP };
+           O_RELAXED, O_MAX_TXN_STEPS, O_MAX_TXN_MS, O_HELP };
     static const struct option longopts[] = {
         {"schema", required_argument, 0, O_SCHEMA},       {"data", required_argument, 0, O_DATA},
         {"listen", required_argument, 0, O_LISTEN},       {"max-body", required_argument, 0, O_MAX_BODY},
         {"queue-timeout", required_argument, 0, O_QTIMEOUT}, {"queue-max", required_argument, 0, O_QMAX},
         {"batch-max", required_argument, 0, O_BATCH},     {"threads", required_argument, 0, O_THREADS},
         {"allow-destructive", no_argument, 0, O_DESTRUCTIVE}, {"durability-relaxed", no_argument, 0, O_RELAXED},
+        {"max-txn-steps", required_argument, 0, O_MAX_TXN_STEPS},
+        {"max-txn-ms", required_argument, 0, O_MAX_TXN_MS},
         {"help", no_argument, 0, O_HELP},                 {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -90,6 +96,8 @@ static int parse_args(int argc, char **argv, options *o)
         case O_THREADS: o->threads = (int)parse_long("--threads", optarg, 1, 256); break;
         case O_DESTRUCTIVE: o->allow_destructive = true; break;
         case O_RELAXED: o->relaxed = true; break;
+        case O_MAX_TXN_MS: o->max_txn_ms = parse_long("--max-txn-ms", optarg, 1, 3600000); break;
+        case O_MAX_TXN_STEPS: o->max_txn_steps = (int)parse_long("--max-txn-steps", optarg, 1, 100000); break;
         case 'h':
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); return -1;
@@ -219,7 +227,8 @@ static int cmd_serve(options *o)
         fprintf(stderr, "tally: %s\n", err.message);
         return 1;
     }
-    tally_api api = {.schema = schema, .writer = w.writer, .reader = w.reader, .max_body = o->max_body};
+    tally_api api = {.schema = schema, .writer = w.writer, .reader = w.reader, .max_body = o->max_body,
+                     .max_txn_steps = o->max_txn_steps, .max_txn_ms = (uint64_t)o->max_txn_ms};
     tally_server_options so = {.host = host, .port = port, .threads = o->threads, .api = &api,
                                .db_path = db_path, .schema = schema, .drain = drain, .drain_arg = &w};
     int rc = tally_server_run(&so, &err);
@@ -241,7 +250,8 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
-    options o = {.max_body = 1 << 20, .queue_timeout_ms = 5000, .queue_max = 10000, .batch_max = 256};
+    options o = {.max_body = 1 << 20, .queue_timeout_ms = 5000, .queue_max = 10000, .batch_max = 256,
+                 .max_txn_steps = 1000, .max_txn_ms = 5000};
     if (strcmp(cmd, "check-schema") == 0) {
         tally_schema *schema;
         if (argc != 3) {

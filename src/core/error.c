@@ -31,6 +31,8 @@ void tally_error_clear(tally_error *err)
     err->code = TALLY_OK;
     err->message[0] = '\0';
     err->path[0] = '\0';
+    err->step = -1;
+    err->step_as[0] = '\0';
 }
 
 int tally_fail(tally_error *err, tally_code code, const char *path, const char *fmt, ...)
@@ -42,6 +44,8 @@ int tally_fail(tally_error *err, tally_code code, const char *path, const char *
         vsnprintf(err->message, sizeof err->message, fmt, ap);
         va_end(ap);
         snprintf(err->path, sizeof err->path, "%s", path ? path : "");
+        err->step = -1;
+        err->step_as[0] = '\0';
     }
     return -(int)code;
 }

@@ -51,6 +51,8 @@ typedef struct tally_error {
     tally_code code;
     char message[512]; /* for a person: what is wrong and what to do */
     char path[256];    /* where in the request ("email", "_atomics.stock"), or "" */
+    int step;          /* in a transaction: the 0-based index of the failing step, else -1 */
+    char step_as[64];  /* that step's "as" name, or "" */
 } tally_error;
 
 /* The code's name ("NOT_FOUND"), HTTP status (404) and generic text. */
@@ -58,12 +60,13 @@ const char *tally_code_name(tally_code code);
 int tally_code_status(tally_code code);
 const char *tally_code_text(tally_code code);
 
-/* Clears err to OK. */
+/* Clears err to OK (step -1). */
 void tally_error_clear(tally_error *err);
 
 /*
  * Fills err (if not NULL) with code, a printf-style message and a path
- * (NULL for none), and returns -code so callers can `return tally_fail(...)`.
+ * (NULL for none), clears its step, and returns -code so callers can
+ * `return tally_fail(...)`.
  */
 int tally_fail(tally_error *err, tally_code code, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -44,6 +44,33 @@ tally_step *tally_plan_add_step(tally_plan *plan, tally_op op, const tally_model
 
 void tally_plan_prepare_results(tally_plan *plan)
 {
-    plan->results = tally_arena_zalloc(&plan->arena, (size_t)(plan->nsteps ? plan->nsteps : 1) *
-                                                         sizeof *plan->results);
+    if (plan->results_cap >= plan->nsteps && plan->results)
+        return;
+    /* An interactive transaction's plan grows step by step: keep what ran. */
+    int cap = plan->nsteps > 2 * plan->results_cap ? plan->nsteps : 2 * plan->results_cap;
+    tally_step_result *r = tally_arena_zalloc(&plan->arena, (size_t)(cap ? cap : 1) * sizeof *r);
+    if (plan->results_cap)
+        memcpy(r, plan->results, (size_t)plan->results_cap * sizeof *r);
+    plan->results = r;
+    plan->results_cap = cap ? cap : 1;
+}
+
+tally_value tally_plan_resolve(const tally_plan *plan, const tally_value *v)
+{
+    if (v->kind != TALLY_VALUE_REF)
+        return *v;
+    const tally_step_result *r = &plan->results[v->u.ref.step];
+    if (v->u.ref.column == TALLY_REF_COUNT)
+        return tally_value_int(r->count);
+    if (!r->record.cols)
+        return tally_value_null();
+    return r->record.cols[v->u.ref.column];
+}
+
+int tally_plan_txn_step(const tally_plan *plan, int step)
+{
+    for (int i = plan->ntxn - 1; i >= 0; i--)
+        if (plan->txn[i].first <= step)
+            return i;
+    return -1;
 }

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "core/arena.h"
+#include "core/filter.h"
 #include "core/schema.h"
 #include "core/value.h"
 
@@ -30,8 +31,11 @@ typedef enum tally_op {
     TALLY_OP_CREATE,
     TALLY_OP_GET,
     TALLY_OP_LIST,
-    TALLY_OP_UPDATE,
+    TALLY_OP_UPDATE,      /* one record by id, optionally guarded by `where` */
     TALLY_OP_DELETE,
+    TALLY_OP_UPDATE_MANY, /* every row matching `where` */
+    TALLY_OP_DELETE_MANY,
+    TALLY_OP_UPSERT,      /* insert `sets`, or on conflict over `on` apply `usets` and `atomics` */
 } tally_op;
 
 typedef enum tally_atomic_kind {
@@ -58,26 +62,50 @@ typedef struct tally_record {
 } tally_record;
 
 typedef struct tally_step_result {
-    tally_record record;     /* create, get, update: the record after the step */
+    tally_record record;     /* create, get, update, upsert: the record after the step;
+                                a failed guard: the record as it stood (cols NULL if none) */
     int64_t id;              /* delete: the id removed */
     tally_record *records;   /* list */
     int nrecords;
     bool has_next;           /* list: more rows follow the last one */
+    int64_t count;           /* updateMany, deleteMany: rows changed */
+    bool created;            /* upsert: inserted rather than updated */
 } tally_step_result;
 
 typedef struct tally_step {
     tally_op op;
     const tally_model *model;
     const char *path;        /* where in the request the step comes from ("" or "images[2]") */
+    bool link;               /* an update that relinks a hasMany child: a missing child is a VALIDATION error */
     tally_value id;          /* get, update, delete: INT or a REF */
     tally_assign *sets;      /* create: every column given or defaulted; update: columns to set */
     int nsets;
-    tally_atomic *atomics;   /* update */
+    tally_atomic *atomics;   /* update, updateMany, upsert's update part */
     int natomics;
-    int first;               /* list: page size */
-    bool has_after;          /* list: resume after this id */
-    int64_t after_id;
+    tally_assign *usets;     /* upsert: columns to set when the record exists */
+    int nusets;
+    const tally_filter *where; /* update guard; updateMany/deleteMany/list filter (NULL: none) */
+    int on[TALLY_MAX_UNIQUE_FIELDS]; /* upsert: the conflict target's columns */
+    int non;
+    /* list */
+    int first;               /* page size */
+    tally_sort_key *sort;    /* at least one key; the last is always id */
+    int nsort;
+    tally_value *after;      /* resume after this row: one value per sort key (NULL: from the start) */
 } tally_step;
+
+/* A REF's column for the row count of an updateMany/deleteMany step. */
+#define TALLY_REF_COUNT (-1)
+
+/* One step of a transaction as the client wrote it; it may have become
+ * several plan steps (nested creates), the last of which answers it. */
+typedef struct tally_txn_step {
+    const char *as;              /* its "as" name, or NULL */
+    int first;                   /* first plan step it became */
+    int answer;                  /* the plan step whose result answers it */
+    const tally_filter *expect;  /* condition on that result, or NULL */
+    bool expect_on_count;        /* expect is on {"count"} rather than a record */
+} tally_txn_step;
 
 typedef struct tally_plan {
     tally_arena arena;           /* owns the plan, its values and its results */
@@ -85,9 +113,13 @@ typedef struct tally_plan {
     tally_step *steps;
     int nsteps, cap;
     tally_step_result *results;  /* nsteps entries, filled by the store */
+    int results_cap;
     int answer_step;             /* whose result is the request's answer */
+    int failed_step;             /* set by the store when a step fails */
     bool writes;                 /* any step changes data: goes to the writer */
     int64_t now_ms;              /* the request's clock for createdAt/updatedAt, set by the writer */
+    tally_txn_step *txn;         /* a transaction: its steps (answer lists every result); NULL otherwise */
+    int ntxn, txn_cap;
 } tally_plan;
 
 /* Creates an empty plan (heap-allocated, with its arena). */
@@ -95,7 +127,12 @@ tally_plan *tally_plan_new(const tally_schema *schema);
 void tally_plan_free(tally_plan *plan);
 /* Appends a zeroed step and returns it (pointers to earlier steps may move). */
 tally_step *tally_plan_add_step(tally_plan *plan, tally_op op, const tally_model *model);
-/* Allocates the results array; called by the executor before running. */
+/* Makes room for every step's result (keeping those already there); called by the executor before running. */
 void tally_plan_prepare_results(tally_plan *plan);
+/* The value v stands for: itself, or for a REF the referenced result's value
+ * (a NULL value if that result has none).  Only valid while running. */
+tally_value tally_plan_resolve(const tally_plan *plan, const tally_value *v);
+/* The transaction step a plan step belongs to (-1 outside a transaction). */
+int tally_plan_txn_step(const tally_plan *plan, int step);
 
 #endif

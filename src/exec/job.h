@@ -18,9 +18,25 @@
 #include "core/plan.h"
 
 typedef struct tally_job tally_job;
+struct tally_session;
+
+/* What a job asks of the writer.  All but NORMAL belong to an interactive
+ * transaction (a session) and run on its plan rather than their own. */
+typedef enum tally_job_kind {
+    TALLY_JOB_NORMAL,   /* run the plan in the next batch */
+    TALLY_JOB_BEGIN,    /* finish the running batch, then open the session */
+    TALLY_JOB_STEP,     /* run the session plan's steps from `from_step` on */
+    TALLY_JOB_COMMIT,
+    TALLY_JOB_ROLLBACK,
+    TALLY_JOB_EVENT,    /* writer to loop: the session was rolled back on its own (timeout) */
+} tally_job_kind;
 
 struct tally_job {
-    tally_plan *plan;   /* owned */
+    tally_job_kind kind;
+    tally_plan *plan;   /* owned (NULL for session jobs: they use session->plan) */
+    struct tally_session *session; /* a reference, for session jobs (released by tally_job_free) */
+    int from_step;      /* STEP: the first plan step to run */
+    char *echo;         /* WebSocket: the request's "id" as JSON text, echoed in the answer (owned) */
     int rc;             /* 0 or -code of the outcome */
     tally_error err;    /* detail when rc != 0 */
 

@@ -1,6 +1,8 @@
 /* queue.c — the bounded job queue; see queue.h. */
 #include "exec/queue.h"
 
+#include "exec/session.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -27,6 +29,9 @@ void tally_job_free(tally_job *job)
     if (!job)
         return;
     tally_plan_free(job->plan);
+    if (job->session)
+        tally_session_unref(job->session);
+    free(job->echo);
     free(job->body);
     free(job);
 }
@@ -43,7 +48,11 @@ void tally_queue_init(tally_queue *q, size_t max)
 {
     memset(q, 0, sizeof *q);
     pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->cv, NULL);
+    pthread_condattr_t attr; /* timed waits count on the monotonic clock, as deadlines do */
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->cv, &attr);
+    pthread_condattr_destroy(&attr);
     q->max = max;
 }
 
@@ -95,6 +104,24 @@ tally_job *tally_queue_pop_batch(tally_queue *q, size_t max, size_t *count)
     pthread_mutex_unlock(&q->mu);
     *count = n;
     return n ? first : NULL;
+}
+
+tally_job *tally_queue_pop_until(tally_queue *q, uint64_t deadline_ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u), .tv_nsec = (long)(deadline_ns % 1000000000u)};
+    pthread_mutex_lock(&q->mu);
+    while (!q->head && tally_clock_ns() < deadline_ns)
+        pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+    tally_job *job = q->head;
+    if (job) {
+        q->head = job->next;
+        if (!q->head)
+            q->tail = NULL;
+        job->next = NULL;
+        q->depth--;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return job;
 }
 
 void tally_queue_close(tally_queue *q)

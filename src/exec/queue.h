@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "exec/job.h"
 
@@ -28,6 +29,9 @@ int tally_queue_push(tally_queue *q, tally_job *job);
 /* Waits for jobs and takes up to max of them in order (a list linked by next);
  * returns NULL once the queue is closed and empty. */
 tally_job *tally_queue_pop_batch(tally_queue *q, size_t max, size_t *count);
+/* Takes the first job, waiting at most until deadline_ns (tally_clock_ns);
+ * NULL if none came in time. */
+tally_job *tally_queue_pop_until(tally_queue *q, uint64_t deadline_ns);
 /* Refuses new jobs; the consumer still drains what is queued. */
 void tally_queue_close(tally_queue *q);
 size_t tally_queue_depth(tally_queue *q);

@@ -6,6 +6,7 @@
 
 #include "exec/metrics.h"
 #include "exec/queue.h"
+#include "exec/run.h"
 
 #define READER_BATCH 64
 
@@ -18,7 +19,7 @@ struct tally_reader {
 
 void tally_read_here(tally_store *store, tally_job *job)
 {
-    job->rc = tally_store_run(store, job->plan, &job->err);
+    job->rc = tally_run_plan(store, job->plan, &job->err);
     job->render(job);
     TALLY_METRIC_ADD(reads, 1);
 }

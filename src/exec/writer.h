@@ -31,6 +31,11 @@ int tally_writer_start(tally_store *store, const tally_writer_options *opt, tall
  * when the queue is full or the writer is stopping: the job stays the caller's. */
 int tally_writer_submit(tally_writer *w, tally_job *job);
 size_t tally_writer_queue_depth(tally_writer *w);
+/* Interactive transactions: a BEGIN job goes through tally_writer_submit
+ * (it queues behind the writes before it); the session's STEP, COMMIT and
+ * ROLLBACK jobs go here, and are taken only while the session is ACTIVE.
+ * Returns 0, or -1 when the session is not active (the job stays the caller's). */
+int tally_writer_session_push(tally_writer *w, tally_job *job);
 /* Refuses new jobs (submit answers -TALLY_OVERLOADED from now on), runs and
  * completes every queued one, and joins the thread.  Safe to call twice. */
 void tally_writer_stop(tally_writer *w);

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <h2o.h>
+#include <h2o/websocket.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "api/ws.h"
 #include "store/store.h"
 
 typedef struct server server;
@@ -35,6 +37,7 @@ typedef struct loop_thread {
     uv_tcp_t listener;
     int listen_fd;
     h2o_multithread_receiver_t done_rx; /* answers from the workers */
+    h2o_multithread_receiver_t ws_rx;   /* answers for WebSocket connections */
     uv_async_t wake;                    /* commands from the main thread */
     atomic_int command;                 /* CMD_* */
     tally_store *store;                 /* this loop's read-only connection */
@@ -134,10 +137,121 @@ static void on_answers(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages)
     }
 }
 
+/* ---- WebSocket -------------------------------------------------------------------- */
+
+/*
+ * One upgraded connection.  h2o may report the close from inside a send (a
+ * failed write) or deliver several messages in one read, so calls into the
+ * protocol (tally_ws_*) never nest with the close: `depth` counts calls in
+ * progress and a close that arrives meanwhile is handled when they return.
+ */
+typedef struct ws_conn {
+    h2o_websocket_conn_t *conn; /* NULL once closed */
+    loop_thread *thread;
+    tally_ws *ws;
+    int depth;
+    bool close_pending;
+} ws_conn;
+
+typedef struct ws_answer {
+    h2o_multithread_message_t msg;
+    tally_job *job;
+} ws_answer;
+
+static void ws_leave(ws_conn *c)
+{
+    if (--c->depth == 0 && c->close_pending) {
+        c->close_pending = false;
+        c->depth++;
+        bool freed = tally_ws_closed(c->ws);
+        c->depth--;
+        if (freed)
+            free(c);
+    }
+}
+
+/* Only queues: inside a message callback h2o's own loop sends what is queued
+ * when the callback returns; after an answer from a worker, on_ws_answers
+ * calls h2o_websocket_proceed once the protocol call is over. */
+static void ws_send(void *arg, const char *text, size_t len)
+{
+    ws_conn *c = arg;
+    if (!c->conn)
+        return;
+    struct wslay_event_msg m = {.opcode = WSLAY_TEXT_FRAME, .msg = (const uint8_t *)text, .msg_length = len};
+    wslay_event_queue_msg(c->conn->ws_ctx, &m); /* copies the text */
+}
+
+/* Worker thread: a job of a WebSocket connection is done; post it to the connection's loop. */
+static void ws_job_complete(tally_job *job)
+{
+    ws_conn *c = job->origin;
+    ws_answer *a = calloc(1, sizeof *a); /* an unlinked message is all zeroes */
+    if (!a)
+        abort();
+    a->job = job;
+    h2o_multithread_send_message(&c->thread->ws_rx, &a->msg);
+}
+
+static void on_ws_answers(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages)
+{
+    (void)rx;
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *msg = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&msg->link);
+        ws_answer *a = (ws_answer *)msg;
+        tally_job *job = a->job;
+        ws_conn *c = job->origin;
+        free(a);
+        c->depth++;
+        if (tally_ws_job_done(c->ws, job)) {
+            free(c); /* the protocol state is gone, and with it every use of c */
+            continue;
+        }
+        if (c->conn)
+            h2o_websocket_proceed(c->conn); /* may report a close: handled by ws_leave below */
+        ws_leave(c);
+    }
+}
+
+static void on_ws_message(h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_recv_arg *arg)
+{
+    ws_conn *c = conn->data;
+    if (!arg) { /* closed by the peer or by an error */
+        h2o_websocket_close(conn);
+        c->conn = NULL;
+        c->close_pending = true;
+        c->depth++;
+        ws_leave(c);
+        return;
+    }
+    if (arg->opcode != WSLAY_TEXT_FRAME)
+        return; /* control frames are wslay's; binary frames carry no protocol */
+    c->depth++;
+    tally_ws_message(c->ws, (const char *)arg->msg, arg->msg_length);
+    ws_leave(c);
+}
+
+static int upgrade_ws(server *srv, loop_thread *t, h2o_req_t *req, const char *client_key)
+{
+    ws_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return -1;
+    c->thread = t;
+    tally_ws_io io = {.send = ws_send, .complete = ws_job_complete, .conn = c};
+    c->ws = tally_ws_new(srv->opt->api, &io);
+    c->conn = h2o_upgrade_to_websocket(req, client_key, c, on_ws_message);
+    return 0;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     server *srv = ((tally_handler *)self)->srv;
     loop_thread *t = H2O_STRUCT_FROM_MEMBER(loop_thread, ctx, req->conn->ctx);
+    const char *client_key = NULL;
+    if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/api/ws")) &&
+        h2o_is_websocket_handshake(req, &client_key) == 0 && client_key)
+        return upgrade_ws(srv, t, req, client_key);
     pending *p = calloc(1, sizeof *p);
     if (!p)
         return -1;
@@ -286,6 +400,7 @@ int tally_server_run(const tally_server_options *opt, tally_error *err)
         t->accept_ctx.ctx = &t->ctx;
         t->accept_ctx.hosts = srv.config.hosts;
         h2o_multithread_register_receiver(t->ctx.queue, &t->done_rx, on_answers);
+        h2o_multithread_register_receiver(t->ctx.queue, &t->ws_rx, on_ws_answers);
         uv_async_init(&t->loop, &t->wake, on_wake);
         t->wake.data = t;
         uv_tcp_init(&t->loop, &t->listener);

@@ -1,6 +1,7 @@
 /* sql.c — SQL text for each operation; see sql.h for the binding order. */
 #include "store/sql.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +9,7 @@
 /* Names are checked identifiers ([A-Za-z][A-Za-z0-9_]*), so quoting cannot be escaped. */
 void tally_sql_name(tally_sql *q, const char *name) { tally_sql_addf(q, "\"%s\"", name); }
 
-static void bound(tally_sql *q, const tally_value *v)
+static void bound_literal(tally_sql *q, const tally_value *v)
 {
     if (v->kind == TALLY_VALUE_INT)
         tally_sql_addf(q, "%lld", (long long)v->u.i);
@@ -45,14 +46,14 @@ void tally_sql_column_def(tally_sql *q, const tally_model *m, const tally_field 
         tally_sql_addf(q, " CONSTRAINT \"min:%s\" CHECK (", f->name);
         tally_sql_name(q, f->name);
         tally_sql_add(q, " >= ");
-        bound(q, &f->min);
+        bound_literal(q, &f->min);
         tally_sql_add(q, ")");
     }
     if (f->has_max) {
         tally_sql_addf(q, " CONSTRAINT \"max:%s\" CHECK (", f->name);
         tally_sql_name(q, f->name);
         tally_sql_add(q, " <= ");
-        bound(q, &f->max);
+        bound_literal(q, &f->max);
         tally_sql_add(q, ")");
     }
     if (f->type == TALLY_TYPE_BOOLEAN) {
@@ -109,6 +110,21 @@ void tally_sql_unique_index(tally_sql *q, const tally_model *m, int field, int k
     tally_sql_add(q, ")");
 }
 
+void tally_binds_init(tally_binds *b) { b->v = NULL; b->n = b->cap = 0; }
+void tally_binds_free(tally_binds *b) { free(b->v); tally_binds_init(b); }
+
+void tally_sql_param(tally_sql *q, tally_binds *b, tally_value v)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 16;
+        b->v = realloc(b->v, (size_t)b->cap * sizeof *b->v);
+        if (!b->v)
+            abort();
+    }
+    b->v[b->n++] = v;
+    tally_sql_addf(q, "?%d", b->n);
+}
+
 static void column_list(tally_sql *q, const tally_model *m)
 {
     for (int c = 0; c < m->ncolumns; c++) {
@@ -118,75 +134,322 @@ static void column_list(tally_sql *q, const tally_model *m)
     }
 }
 
-void tally_sql_select_by_id(tally_sql *q, const tally_model *m)
+static void col(tally_sql *q, const tally_model *m, int c) { tally_sql_name(q, tally_model_column_name(m, c)); }
+
+void tally_sql_select_by_id(tally_sql *q, tally_binds *b, const tally_model *m, tally_value id)
 {
     tally_sql_add(q, "SELECT ");
     column_list(q, m);
     tally_sql_add(q, " FROM ");
     tally_sql_name(q, m->name);
-    tally_sql_add(q, " WHERE \"id\" = ?1");
+    tally_sql_add(q, " WHERE \"id\" = ");
+    tally_sql_param(q, b, id);
 }
 
-void tally_sql_list(tally_sql *q, const tally_model *m)
-{
-    tally_sql_add(q, "SELECT ");
-    column_list(q, m);
-    tally_sql_add(q, " FROM ");
-    tally_sql_name(q, m->name);
-    tally_sql_add(q, " WHERE \"id\" > ?1 ORDER BY \"id\" LIMIT ?2");
-}
+/* ---- filters ---------------------------------------------------------------- */
 
-void tally_sql_insert(tally_sql *q, const tally_step *s)
+static const char *const cmp_sql[] = {
+    [TALLY_CMP_EQ] = " = ", [TALLY_CMP_NE] = " <> ", [TALLY_CMP_LT] = " < ",
+    [TALLY_CMP_LE] = " <= ", [TALLY_CMP_GT] = " > ", [TALLY_CMP_GE] = " >= ",
+};
+
+/* Every comparison is guarded by IS NOT NULL so that it is false, never
+ * NULL, on an unset column: then NOT and OR behave as two-valued logic. */
+static void filter_cmp(tally_sql *q, tally_binds *b, const tally_model *m, const tally_filter *f)
 {
-    tally_sql_add(q, "INSERT INTO ");
-    tally_sql_name(q, s->model->name);
-    tally_sql_add(q, " (\"createdAt\", \"updatedAt\"");
-    for (int i = 0; i < s->nsets; i++) {
-        tally_sql_add(q, ", ");
-        tally_sql_name(q, tally_model_column_name(s->model, s->sets[i].column));
+    if (f->op == TALLY_CMP_IS_SET || ((f->op == TALLY_CMP_EQ || f->op == TALLY_CMP_NE) &&
+                                      f->other_column < 0 && f->value.kind == TALLY_VALUE_NULL)) {
+        bool set = f->op == TALLY_CMP_IS_SET ? f->value.u.i != 0 : f->op == TALLY_CMP_NE;
+        tally_sql_add(q, "(");
+        col(q, m, f->column);
+        tally_sql_add(q, set ? " IS NOT NULL)" : " IS NULL)");
+        return;
     }
-    tally_sql_add(q, ") VALUES (?1, ?2");
-    for (int i = 0; i < s->nsets; i++)
-        tally_sql_addf(q, ", ?%d", i + 3);
+    tally_sql_add(q, "(");
+    col(q, m, f->column);
+    tally_sql_add(q, " IS NOT NULL AND ");
+    if (f->other_column >= 0) {
+        col(q, m, f->other_column);
+        tally_sql_add(q, " IS NOT NULL AND ");
+    }
+    if (f->op == TALLY_CMP_IN || f->op == TALLY_CMP_NOT_IN) {
+        if (f->nvalues == 0) { /* x IN () is false, x NOT IN () true (for a set x) */
+            tally_sql_add(q, f->op == TALLY_CMP_IN ? "0)" : "1)");
+            return;
+        }
+        col(q, m, f->column);
+        tally_sql_add(q, f->op == TALLY_CMP_IN ? " IN (" : " NOT IN (");
+        for (int i = 0; i < f->nvalues; i++) {
+            if (i)
+                tally_sql_add(q, ", ");
+            tally_sql_param(q, b, f->values[i]);
+        }
+        tally_sql_add(q, "))");
+        return;
+    }
+    col(q, m, f->column);
+    tally_sql_add(q, cmp_sql[f->op]);
+    if (f->other_column >= 0)
+        col(q, m, f->other_column);
+    else
+        tally_sql_param(q, b, f->value);
     tally_sql_add(q, ")");
 }
 
-void tally_sql_update(tally_sql *q, const tally_step *s)
+void tally_sql_filter(tally_sql *q, tally_binds *b, const tally_model *m, const tally_filter *f)
 {
-    const tally_model *m = s->model;
-    int p = 1;
-    tally_sql_add(q, "UPDATE ");
-    tally_sql_name(q, m->name);
-    tally_sql_addf(q, " SET \"updatedAt\" = ?%d", p++);
-    for (int i = 0; i < s->nsets; i++) {
-        tally_sql_add(q, ", ");
-        tally_sql_name(q, tally_model_column_name(m, s->sets[i].column));
-        tally_sql_addf(q, " = ?%d", p++);
+    switch (f->kind) {
+    case TALLY_FILTER_TRUE: tally_sql_add(q, "1"); return;
+    case TALLY_FILTER_CMP: filter_cmp(q, b, m, f); return;
+    case TALLY_FILTER_NOT:
+        tally_sql_add(q, "NOT ");
+        tally_sql_filter(q, b, m, &f->children[0]);
+        return;
+    case TALLY_FILTER_AND:
+    case TALLY_FILTER_OR:
+        if (f->nchildren == 0) {
+            tally_sql_add(q, f->kind == TALLY_FILTER_AND ? "1" : "0");
+            return;
+        }
+        tally_sql_add(q, "(");
+        for (int i = 0; i < f->nchildren; i++) {
+            if (i)
+                tally_sql_add(q, f->kind == TALLY_FILTER_AND ? " AND " : " OR ");
+            tally_sql_filter(q, b, m, &f->children[i]);
+        }
+        tally_sql_add(q, ")");
+        return;
     }
-    /* A field's operations nest in order: [inc 5, dec 2] on c is
-     * tally_sub(tally_add(c, ?, col), ?, col).  The column number lets an
-     * overflow or unset-field error name its field. */
-    for (int i = 0; i < s->natomics;) {
-        int col = s->atomics[i].column, j = i;
-        while (j < s->natomics && s->atomics[j].column == col)
-            j++;
-        const char *name = tally_model_column_name(m, col);
-        tally_sql_add(q, ", ");
-        tally_sql_name(q, name);
-        tally_sql_add(q, " = ");
-        for (int k = j - 1; k >= i; k--)
-            tally_sql_add(q, s->atomics[k].kind == TALLY_ATOMIC_INCREMENT ? "tally_add(" : "tally_sub(");
-        tally_sql_name(q, name);
-        for (int k = i; k < j; k++)
-            tally_sql_addf(q, ", ?%d, %d)", p++, col);
-        i = j;
-    }
-    tally_sql_addf(q, " WHERE \"id\" = ?%d", p);
 }
 
-void tally_sql_delete(tally_sql *q, const tally_model *m)
+/* ---- listing ------------------------------------------------------------------ */
+
+/*
+ * Keyset paging: the rows after the cursor row in sort order.  SQLite sorts
+ * NULL first ascending and last descending; the cursor's NULLs follow that.
+ * For keys k1..kn: OR over i of (k1..k(i-1) tie) AND (ki after).
+ */
+static void after_cursor(tally_sql *q, tally_binds *b, const tally_step *s)
+{
+    const tally_model *m = s->model;
+    tally_sql_add(q, "(");
+    for (int i = 0; i < s->nsort; i++) {
+        if (i)
+            tally_sql_add(q, " OR ");
+        tally_sql_add(q, "(");
+        for (int j = 0; j < i; j++) {
+            col(q, m, s->sort[j].column);
+            if (s->after[j].kind == TALLY_VALUE_NULL)
+                tally_sql_add(q, " IS NULL AND ");
+            else {
+                tally_sql_add(q, " = ");
+                tally_sql_param(q, b, s->after[j]);
+                tally_sql_add(q, " AND ");
+            }
+        }
+        const tally_value *v = &s->after[i];
+        int c = s->sort[i].column;
+        if (!s->sort[i].descending) {
+            col(q, m, c);
+            if (v->kind == TALLY_VALUE_NULL)
+                tally_sql_add(q, " IS NOT NULL");
+            else {
+                tally_sql_add(q, " > ");
+                tally_sql_param(q, b, *v);
+            }
+        } else if (v->kind == TALLY_VALUE_NULL) {
+            tally_sql_add(q, "0");
+        } else {
+            tally_sql_add(q, "(");
+            col(q, m, c);
+            tally_sql_add(q, " < ");
+            tally_sql_param(q, b, *v);
+            tally_sql_add(q, " OR ");
+            col(q, m, c);
+            tally_sql_add(q, " IS NULL)");
+        }
+        tally_sql_add(q, ")");
+    }
+    tally_sql_add(q, ")");
+}
+
+void tally_sql_list(tally_sql *q, tally_binds *b, const tally_step *s)
+{
+    const tally_model *m = s->model;
+    tally_sql_add(q, "SELECT ");
+    column_list(q, m);
+    tally_sql_add(q, " FROM ");
+    tally_sql_name(q, m->name);
+    tally_sql_add(q, " WHERE ");
+    if (s->where)
+        tally_sql_filter(q, b, m, s->where);
+    else
+        tally_sql_add(q, "1");
+    if (s->after) {
+        tally_sql_add(q, " AND ");
+        after_cursor(q, b, s);
+    }
+    tally_sql_add(q, " ORDER BY ");
+    for (int i = 0; i < s->nsort; i++) {
+        if (i)
+            tally_sql_add(q, ", ");
+        col(q, m, s->sort[i].column);
+        tally_sql_add(q, s->sort[i].descending ? " DESC" : " ASC");
+    }
+    tally_sql_addf(q, " LIMIT %d", s->first + 1);
+}
+
+/* ---- writes ---------------------------------------------------------------------- */
+
+/* ", c = expr" for each assignment and each field's atomics. */
+static void assignments(tally_sql *q, tally_binds *b, const tally_model *m, const tally_assign *sets, int nsets,
+                        const tally_atomic *atomics, int natomics)
+{
+    for (int i = 0; i < nsets; i++) {
+        tally_sql_add(q, ", ");
+        col(q, m, sets[i].column);
+        tally_sql_add(q, " = ");
+        tally_sql_param(q, b, sets[i].value);
+    }
+    for (int i = 0; i < natomics;) {
+        int c = atomics[i].column, j = i;
+        while (j < natomics && atomics[j].column == c)
+            j++;
+        tally_sql_add(q, ", ");
+        col(q, m, c);
+        tally_sql_add(q, " = ");
+        for (int k = j - 1; k >= i; k--)
+            tally_sql_add(q, atomics[k].kind == TALLY_ATOMIC_INCREMENT ? "tally_add(" : "tally_sub(");
+        col(q, m, c);
+        for (int k = i; k < j; k++) {
+            tally_sql_add(q, ", ");
+            tally_sql_param(q, b, atomics[k].amount);
+            tally_sql_addf(q, ", %d)", c); /* the column number names the field in errors */
+        }
+        i = j;
+    }
+}
+
+void tally_sql_insert(tally_sql *q, tally_binds *b, const tally_step *s, int64_t now_ms)
+{
+    const tally_model *m = s->model;
+    tally_sql_add(q, "INSERT INTO ");
+    tally_sql_name(q, m->name);
+    tally_sql_add(q, " (\"createdAt\", \"updatedAt\"");
+    for (int i = 0; i < s->nsets; i++) {
+        tally_sql_add(q, ", ");
+        col(q, m, s->sets[i].column);
+    }
+    tally_sql_add(q, ") VALUES (");
+    tally_sql_param(q, b, tally_value_int(now_ms));
+    tally_sql_add(q, ", ");
+    tally_sql_param(q, b, tally_value_int(now_ms));
+    for (int i = 0; i < s->nsets; i++) {
+        tally_sql_add(q, ", ");
+        tally_sql_param(q, b, s->sets[i].value);
+    }
+    tally_sql_add(q, ")");
+    if (s->op != TALLY_OP_UPSERT)
+        return;
+    tally_sql_add(q, " ON CONFLICT (");
+    for (int i = 0; i < s->non; i++) {
+        if (i)
+            tally_sql_add(q, ", ");
+        col(q, m, s->on[i]);
+    }
+    tally_sql_add(q, ") DO UPDATE SET \"updatedAt\" = ");
+    tally_sql_param(q, b, tally_value_int(now_ms));
+    assignments(q, b, m, s->usets, s->nusets, s->atomics, s->natomics);
+    tally_sql_add(q, " RETURNING \"id\"");
+}
+
+void tally_sql_update(tally_sql *q, tally_binds *b, const tally_step *s, int64_t now_ms)
+{
+    const tally_model *m = s->model;
+    tally_sql_add(q, "UPDATE ");
+    tally_sql_name(q, m->name);
+    tally_sql_add(q, " SET \"updatedAt\" = ");
+    tally_sql_param(q, b, tally_value_int(now_ms));
+    assignments(q, b, m, s->sets, s->nsets, s->atomics, s->natomics);
+    tally_sql_add(q, " WHERE ");
+    if (s->op == TALLY_OP_UPDATE) {
+        tally_sql_add(q, "\"id\" = ");
+        tally_sql_param(q, b, s->id);
+        if (!s->where)
+            return;
+        tally_sql_add(q, " AND ");
+    }
+    tally_sql_filter(q, b, m, s->where);
+}
+
+/* The new value of column c after the step's assignments or atomics, as an expression. */
+static bool new_value(tally_sql *q, tally_binds *b, const tally_step *s, int c)
+{
+    for (int i = 0; i < s->nsets; i++)
+        if (s->sets[i].column == c) {
+            tally_sql_param(q, b, s->sets[i].value);
+            return true;
+        }
+    int first = -1, last = -1;
+    for (int i = 0; i < s->natomics; i++)
+        if (s->atomics[i].column == c) {
+            if (first < 0)
+                first = i;
+            last = i;
+        }
+    if (first < 0)
+        return false;
+    for (int k = last; k >= first; k--)
+        tally_sql_add(q, s->atomics[k].kind == TALLY_ATOMIC_INCREMENT ? "tally_add(" : "tally_sub(");
+    col(q, s->model, c);
+    for (int k = first; k <= last; k++) {
+        tally_sql_add(q, ", ");
+        tally_sql_param(q, b, s->atomics[k].amount);
+        tally_sql_addf(q, ", %d)", c);
+    }
+    return true;
+}
+
+void tally_sql_count_crossing(tally_sql *q, tally_binds *b, const tally_step *s)
+{
+    const tally_model *m = s->model;
+    tally_sql_add(q, "SELECT count(*) FROM ");
+    tally_sql_name(q, m->name);
+    tally_sql_add(q, " WHERE ");
+    tally_sql_filter(q, b, m, s->where);
+    tally_sql_add(q, " AND (0");
+    for (int fi = 0; fi < m->nfields; fi++) {
+        const tally_field *f = &m->fields[fi];
+        for (int bound = 0; bound < 2; bound++) {
+            if (!(bound ? f->has_max : f->has_min))
+                continue;
+            tally_sql add;
+            tally_sql_init(&add);
+            int mark = b->n;
+            tally_sql_add(&add, " OR ");
+            if (!new_value(&add, b, s, f->column)) {
+                b->n = mark;
+                tally_sql_free(&add);
+                continue;
+            }
+            tally_sql_add(&add, bound ? " > " : " < ");
+            tally_sql_add(q, add.s);
+            tally_sql_free(&add);
+            bound_literal(q, bound ? &f->max : &f->min);
+        }
+    }
+    tally_sql_add(q, ")");
+}
+
+void tally_sql_delete(tally_sql *q, tally_binds *b, const tally_step *s)
 {
     tally_sql_add(q, "DELETE FROM ");
-    tally_sql_name(q, m->name);
-    tally_sql_add(q, " WHERE \"id\" = ?1");
+    tally_sql_name(q, s->model->name);
+    tally_sql_add(q, " WHERE ");
+    if (s->op == TALLY_OP_DELETE) {
+        tally_sql_add(q, "\"id\" = ");
+        tally_sql_param(q, b, s->id);
+    } else {
+        tally_sql_filter(q, b, s->model, s->where);
+    }
 }

@@ -31,21 +31,43 @@ void tally_sql_column_def(tally_sql *q, const tally_model *m, const tally_field 
 /* CREATE UNIQUE INDEX for a unique field (key < 0) or compound key `key`. */
 void tally_sql_unique_index(tally_sql *q, const tally_model *m, int field, int key);
 
-/* SELECT every column FROM m WHERE id = ?1 */
-void tally_sql_select_by_id(tally_sql *q, const tally_model *m);
-/* SELECT every column FROM m WHERE id > ?1 ORDER BY id LIMIT ?2 */
-void tally_sql_list(tally_sql *q, const tally_model *m);
-/* INSERT INTO m (createdAt, updatedAt, <sets' columns>) VALUES (?1, ?2, ?3…): ?1 = ?2 = now, then sets in order. */
-void tally_sql_insert(tally_sql *q, const tally_step *s);
 /*
- * UPDATE m SET updatedAt = ?1, <set columns> = ?…, <atomic columns> = expr WHERE id = ?N.
- * Binding: ?1 now, then each set's value, then each atomic's amount in order,
- * then the id last.  Arithmetic goes through tally_add/tally_sub (SQL
- * functions the store registers: checked 64-bit for integers, raising an
- * overflow error instead of turning into a float).
+ * Values are never spliced into the text: each builder appends them, in
+ * parameter order, to a tally_binds that the store binds as ?1, ?2, ...
+ * (a REF is resolved at bind time).
  */
-void tally_sql_update(tally_sql *q, const tally_step *s);
-/* DELETE FROM m WHERE id = ?1 */
-void tally_sql_delete(tally_sql *q, const tally_model *m);
+typedef struct tally_binds {
+    tally_value *v;
+    int n, cap;
+} tally_binds;
+
+void tally_binds_init(tally_binds *b);
+void tally_binds_free(tally_binds *b);
+/* Appends v to b and "?N" to q. */
+void tally_sql_param(tally_sql *q, tally_binds *b, tally_value v);
+
+/* SELECT every column FROM m WHERE id = ? */
+void tally_sql_select_by_id(tally_sql *q, tally_binds *b, const tally_model *m, tally_value id);
+/* A listing: SELECT every column FROM m WHERE <filter> AND <after the cursor row>
+ * ORDER BY <sort keys> LIMIT first + 1 (one more row tells whether a next page exists). */
+void tally_sql_list(tally_sql *q, tally_binds *b, const tally_step *s);
+/* INSERT INTO m (createdAt, updatedAt, <sets' columns>) VALUES (now, now, <sets' values>);
+ * for an upsert, followed by ON CONFLICT (<on>) DO UPDATE SET ... RETURNING "id". */
+void tally_sql_insert(tally_sql *q, tally_binds *b, const tally_step *s, int64_t now_ms);
+/*
+ * UPDATE m SET updatedAt = now, <set columns> = value, <atomic columns> = expr
+ * WHERE id = ? [AND <guard>] (update) or WHERE <filter> (updateMany).
+ * Arithmetic goes through tally_add/tally_sub (SQL functions the store
+ * registers: checked 64-bit for integers, raising an overflow error instead
+ * of turning into a float); a field's operations nest in order.
+ */
+void tally_sql_update(tally_sql *q, tally_binds *b, const tally_step *s, int64_t now_ms);
+/* SELECT count(*) of the rows an updateMany matches whose new values would
+ * cross a min/max: the number the INVARIANT error reports. */
+void tally_sql_count_crossing(tally_sql *q, tally_binds *b, const tally_step *s);
+/* DELETE FROM m WHERE id = ? (delete) or WHERE <filter> (deleteMany) */
+void tally_sql_delete(tally_sql *q, tally_binds *b, const tally_step *s);
+/* The filter as a boolean SQL expression (two-valued, see core/filter.h). */
+void tally_sql_filter(tally_sql *q, tally_binds *b, const tally_model *m, const tally_filter *f);
 
 #endif

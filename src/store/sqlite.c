@@ -261,8 +261,8 @@ static int bind_value(sqlite3_stmt *stmt, int idx, const tally_value *v, const t
     case TALLY_VALUE_FLOAT: return sqlite3_bind_double(stmt, idx, v->u.f);
     case TALLY_VALUE_TEXT: return sqlite3_bind_text(stmt, idx, v->u.text.ptr, (int)v->u.text.len, SQLITE_STATIC);
     case TALLY_VALUE_REF: {
-        const tally_record *r = &plan->results[v->u.ref.step].record;
-        return bind_value(stmt, idx, &r->cols[v->u.ref.column], plan);
+        tally_value resolved = tally_plan_resolve(plan, v);
+        return bind_value(stmt, idx, &resolved, plan);
     }
     }
     return SQLITE_MISUSE;
@@ -293,6 +293,19 @@ static const char *join_path(tally_plan *plan, const tally_step *s, const char *
     if (!s->path[0])
         return field;
     return tally_arena_printf(&plan->arena, "%s.%s", s->path, field);
+}
+
+/* Where a failure on column c points: "_atomics.c" when the step changed c
+ * with _atomics, else the field's own name (under the step's path). */
+static const char *column_path(tally_plan *plan, const tally_step *s, const char *field)
+{
+    int fi = tally_model_field(s->model, field, strlen(field));
+    for (int i = 0; fi >= 0 && i < s->natomics; i++)
+        if (s->atomics[i].column == s->model->fields[fi].column) {
+            bool upsert = s->op == TALLY_OP_UPSERT;
+            return join_path(plan, s, tally_arena_printf(&plan->arena, "%s_atomics.%s", upsert ? "update." : "", field));
+        }
+    return join_path(plan, s, field);
 }
 
 /* Which linked record of a create/update is missing, looked up after a
@@ -371,11 +384,11 @@ static int map_error(tally_store *st, tally_plan *plan, const tally_step *s, int
     const tally_model *m = s->model;
     int col;
     if (sscanf(msg, "tally:overflow:%d", &col) == 1 && col < m->ncolumns)
-        return tally_fail(err, TALLY_OVERFLOW, join_path(plan, s, tally_model_column_name(m, col)),
+        return tally_fail(err, TALLY_OVERFLOW, column_path(plan, s, tally_model_column_name(m, col)),
                           "%s: the result would not fit a signed 64-bit integer; nothing was changed",
                           tally_model_column_name(m, col));
     if (sscanf(msg, "tally:null:%d", &col) == 1 && col < m->ncolumns)
-        return tally_fail(err, TALLY_VALIDATION, join_path(plan, s, tally_model_column_name(m, col)),
+        return tally_fail(err, TALLY_VALIDATION, column_path(plan, s, tally_model_column_name(m, col)),
                           "%s is not set, so it cannot be incremented or decremented; set it to a number first",
                           tally_model_column_name(m, col));
     /* ON DELETE RESTRICT fails with SQLITE_CONSTRAINT_TRIGGER, not _FOREIGNKEY: go by the message. */
@@ -394,7 +407,7 @@ static int map_error(tally_store *st, tally_plan *plan, const tally_step *s, int
                     snprintf(bound, sizeof bound, "%lld", (long long)b->u.i);
                 else
                     snprintf(bound, sizeof bound, "%g", b->u.f);
-                return tally_fail(err, TALLY_INVARIANT, join_path(plan, s, field),
+                return tally_fail(err, TALLY_INVARIANT, column_path(plan, s, field),
                                   "%s would go %s its %s of %s; nothing was changed", field,
                                   strcmp(kind, "min") == 0 ? "below" : "above", kind, bound);
             }
@@ -422,7 +435,12 @@ static int map_error(tally_store *st, tally_plan *plan, const tally_step *s, int
                           strchr(fields, ',') ? "combination of values" : "value", fields);
     }
     case SQLITE_CONSTRAINT_FOREIGNKEY:
-        return s->op == TALLY_OP_DELETE ? referenced_by(st, plan, s, err) : missing_link(st, plan, s, err);
+        if (s->op == TALLY_OP_DELETE)
+        return referenced_by(st, plan, s, err);
+    if (s->op == TALLY_OP_DELETE_MANY)
+        return tally_fail(err, TALLY_CONFLICT, s->path, "some matching %s records are still linked from other records "
+                          "with onDelete restrict; nothing was deleted. Delete or relink those first", s->model->name);
+    return missing_link(st, plan, s, err);
     case SQLITE_CONSTRAINT_NOTNULL: {
         const char *dot = strrchr(msg, '.');
         const char *field = dot ? dot + 1 : "";
@@ -443,51 +461,88 @@ static int map_error(tally_store *st, tally_plan *plan, const tally_step *s, int
 
 /* ---- steps ---------------------------------------------------------------- */
 
-static sqlite3_stmt *build(tally_store *st, void (*fn)(tally_sql *, const tally_model *), const tally_model *m,
-                           tally_error *err)
+/* Prepares (or finds cached) the statement for q and binds every value of b. */
+static sqlite3_stmt *prepare_bound(tally_store *st, tally_plan *plan, tally_sql *q, tally_binds *b, tally_error *err)
 {
-    tally_sql q;
-    tally_sql_init(&q);
-    fn(&q, m);
-    sqlite3_stmt *stmt = stmt_for(st, q.s, err);
-    tally_sql_free(&q);
+    sqlite3_stmt *stmt = stmt_for(st, q->s, err);
+    if (stmt)
+        for (int i = 0; i < b->n; i++)
+            bind_value(stmt, i + 1, &b->v[i], plan);
+    tally_sql_free(q);
+    tally_binds_free(b);
     return stmt;
+}
+
+/* Steps a statement that returns no rows (or one, for RETURNING) and resets it. */
+static int step_once(sqlite3_stmt *stmt, int64_t *returned)
+{
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        if (returned)
+            *returned = sqlite3_column_int64(stmt, 0);
+        rc = sqlite3_step(stmt);
+    }
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt); /* text was bound SQLITE_STATIC from the plan's arena */
+    return rc;
 }
 
 static int64_t resolve_id(const tally_plan *plan, const tally_value *v)
 {
-    if (v->kind == TALLY_VALUE_REF)
-        return plan->results[v->u.ref.step].record.cols[v->u.ref.column].u.i;
-    return v->u.i;
+    tally_value r = tally_plan_resolve(plan, v);
+    return r.kind == TALLY_VALUE_INT ? r.u.i : 0; /* no record has id 0: an unset reference is not found */
 }
 
+static int not_found(tally_error *err, const tally_step *s, int64_t id)
+{
+    if (s->link)
+        return tally_fail(err, TALLY_VALIDATION, s->path, "there is no %s with id %lld to link; create it first or "
+                          "link an existing one", s->model->name, (long long)id);
+    return tally_fail(err, TALLY_NOT_FOUND, s->path[0] ? s->path : NULL, "%s %lld does not exist", s->model->name,
+                      (long long)id);
+}
+
+/* Reads one record by id into out.  Returns 1 if found, 0 if not, or -code. */
 static int read_by_id(tally_store *st, tally_plan *plan, const tally_step *s, int64_t id, tally_record *out,
                       tally_error *err)
 {
-    sqlite3_stmt *stmt = build(st, tally_sql_select_by_id, s->model, err);
+    tally_sql q;
+    tally_binds b;
+    tally_sql_init(&q);
+    tally_binds_init(&b);
+    tally_sql_select_by_id(&q, &b, s->model, tally_value_int(id));
+    sqlite3_stmt *stmt = prepare_bound(st, plan, &q, &b, err);
     if (!stmt)
         return -TALLY_INTERNAL;
-    sqlite3_bind_int64(stmt, 1, id);
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW)
         read_record(stmt, s->model, &plan->arena, out);
     sqlite3_reset(stmt); /* never pin a WAL snapshot past the read */
     if (rc == SQLITE_ROW)
-        return 0;
+        return 1;
     if (rc == SQLITE_DONE)
-        return tally_fail(err, TALLY_NOT_FOUND, s->path[0] ? s->path : NULL, "%s %lld does not exist",
-                          s->model->name, (long long)id);
+        return 0;
     return map_error(st, plan, s, rc, err);
+}
+
+static int run_get(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err)
+{
+    int64_t id = resolve_id(plan, &s->id);
+    int rc = read_by_id(st, plan, s, id, &res->record, err);
+    return rc == 1 ? 0 : rc == 0 ? not_found(err, s, id) : rc;
 }
 
 static int run_list(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                     tally_error *err)
 {
-    sqlite3_stmt *stmt = build(st, tally_sql_list, s->model, err);
+    tally_sql q;
+    tally_binds b;
+    tally_sql_init(&q);
+    tally_binds_init(&b);
+    tally_sql_list(&q, &b, s);
+    sqlite3_stmt *stmt = prepare_bound(st, plan, &q, &b, err);
     if (!stmt)
         return -TALLY_INTERNAL;
-    sqlite3_bind_int64(stmt, 1, s->has_after ? s->after_id : INT64_MIN);
-    sqlite3_bind_int(stmt, 2, s->first + 1); /* one more row tells whether a next page exists */
     res->records = tally_arena_alloc(&plan->arena, (size_t)(s->first + 1) * sizeof *res->records);
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -498,70 +553,138 @@ static int run_list(tally_store *st, tally_plan *plan, const tally_step *s, tall
         read_record(stmt, s->model, &plan->arena, &res->records[res->nrecords++]);
     }
     sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return map_error(st, plan, s, rc, err);
     return 0;
 }
 
-static int run_write(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
-                     tally_error *err)
+static int run_create(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
+                      tally_error *err)
 {
     tally_sql q;
+    tally_binds b;
     tally_sql_init(&q);
-    switch (s->op) {
-    case TALLY_OP_CREATE: tally_sql_insert(&q, s); break;
-    case TALLY_OP_UPDATE: tally_sql_update(&q, s); break;
-    default: tally_sql_delete(&q, s->model); break;
-    }
-    sqlite3_stmt *stmt = stmt_for(st, q.s, err);
-    tally_sql_free(&q);
+    tally_binds_init(&b);
+    tally_sql_insert(&q, &b, s, plan->now_ms);
+    sqlite3_stmt *stmt = prepare_bound(st, plan, &q, &b, err);
     if (!stmt)
         return -TALLY_INTERNAL;
-    int p = 1;
-    int64_t id = s->op == TALLY_OP_CREATE ? 0 : resolve_id(plan, &s->id);
-    if (s->op != TALLY_OP_DELETE) {
-        sqlite3_bind_int64(stmt, p++, plan->now_ms);
-        if (s->op == TALLY_OP_CREATE)
-            sqlite3_bind_int64(stmt, p++, plan->now_ms);
-        for (int i = 0; i < s->nsets; i++)
-            bind_value(stmt, p++, &s->sets[i].value, plan);
-        for (int i = 0; i < s->natomics; i++)
-            bind_value(stmt, p++, &s->atomics[i].amount, plan);
-    }
-    if (s->op != TALLY_OP_CREATE)
-        sqlite3_bind_int64(stmt, p++, id);
-    int rc = sqlite3_step(stmt);
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt); /* text was bound SQLITE_STATIC from the plan's arena */
+    /* An upsert that updates leaves last_insert_rowid alone; one that inserts
+     * moves it to a new id (AUTOINCREMENT never reuses one): that tells which. */
+    int64_t before = sqlite3_last_insert_rowid(st->db), id = 0;
+    int rc = step_once(stmt, &id);
     if (rc != SQLITE_DONE)
         return map_error(st, plan, s, rc, err);
     if (s->op == TALLY_OP_CREATE)
         id = sqlite3_last_insert_rowid(st->db);
-    else if (sqlite3_changes(st->db) == 0)
-        return tally_fail(err, TALLY_NOT_FOUND, s->path[0] ? s->path : NULL, "%s %lld does not exist",
-                          s->model->name, (long long)id);
-    if (s->op == TALLY_OP_DELETE) {
-        res->id = id;
-        return 0;
-    }
-    return read_by_id(st, plan, s, id, &res->record, err);
+    else
+        res->created = sqlite3_last_insert_rowid(st->db) != before;
+    rc = read_by_id(st, plan, s, id, &res->record, err);
+    return rc == 1 ? 0 : rc == 0 ? not_found(err, s, id) : rc;
 }
 
-int tally_store_run(tally_store *st, tally_plan *plan, tally_error *err)
+static int run_update(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
+                      tally_error *err)
 {
-    if (!plan->results)
-        tally_plan_prepare_results(plan);
-    for (int i = 0; i < plan->nsteps; i++) {
-        const tally_step *s = &plan->steps[i];
-        tally_step_result *res = &plan->results[i];
-        int rc;
-        switch (s->op) {
-        case TALLY_OP_GET: rc = read_by_id(st, plan, s, resolve_id(plan, &s->id), &res->record, err); break;
-        case TALLY_OP_LIST: rc = run_list(st, plan, s, res, err); break;
-        default: rc = run_write(st, plan, s, res, err); break;
-        }
-        if (rc)
-            return rc;
-    }
+    tally_sql q;
+    tally_binds b;
+    tally_sql_init(&q);
+    tally_binds_init(&b);
+    tally_sql_update(&q, &b, s, plan->now_ms);
+    sqlite3_stmt *stmt = prepare_bound(st, plan, &q, &b, err);
+    if (!stmt)
+        return -TALLY_INTERNAL;
+    int rc = step_once(stmt, NULL);
+    if (rc != SQLITE_DONE)
+        return map_error(st, plan, s, rc, err);
+    int64_t id = resolve_id(plan, &s->id);
+    bool changed = sqlite3_changes(st->db) > 0;
+    /* Read the record: after the change, or as it stood when the guard failed. */
+    rc = read_by_id(st, plan, s, id, &res->record, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return not_found(err, s, id);
+    if (!changed)
+        return tally_fail(err, TALLY_GUARD_FAILED, s->path[0] ? s->path : "_where",
+                          "%s %lld does not match the _where guard; nothing was changed (\"current\" is the record "
+                          "as it stands)", s->model->name, (long long)id);
     return 0;
+}
+
+static int run_update_many(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
+                           tally_error *err)
+{
+    tally_sql q;
+    tally_binds b;
+    tally_sql_init(&q);
+    tally_binds_init(&b);
+    tally_sql_update(&q, &b, s, plan->now_ms);
+    sqlite3_stmt *stmt = prepare_bound(st, plan, &q, &b, err);
+    if (!stmt)
+        return -TALLY_INTERNAL;
+    int rc = step_once(stmt, NULL);
+    if (rc == SQLITE_DONE) {
+        res->count = sqlite3_changes(st->db);
+        return 0;
+    }
+    int code = map_error(st, plan, s, rc, err);
+    if (code != -TALLY_INVARIANT)
+        return code;
+    /* The statement changed nothing; count how many rows would have crossed. */
+    tally_sql_init(&q);
+    tally_binds_init(&b);
+    tally_sql_count_crossing(&q, &b, s);
+    stmt = prepare_bound(st, plan, &q, &b, err);
+    if (stmt && sqlite3_step(stmt) == SQLITE_ROW) {
+        long long n = sqlite3_column_int64(stmt, 0);
+        size_t len = strlen(err->message);
+        snprintf(err->message + len, sizeof err->message - len, " (%lld matching row%s would cross it)", n,
+                 n == 1 ? "" : "s");
+    }
+    if (stmt) {
+        sqlite3_reset(stmt);
+        sqlite3_clear_bindings(stmt);
+    }
+    return code;
+}
+
+static int run_delete(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
+                      tally_error *err)
+{
+    tally_sql q;
+    tally_binds b;
+    tally_sql_init(&q);
+    tally_binds_init(&b);
+    tally_sql_delete(&q, &b, s);
+    sqlite3_stmt *stmt = prepare_bound(st, plan, &q, &b, err);
+    if (!stmt)
+        return -TALLY_INTERNAL;
+    int rc = step_once(stmt, NULL);
+    if (rc != SQLITE_DONE)
+        return map_error(st, plan, s, rc, err);
+    res->count = sqlite3_changes(st->db);
+    if (s->op == TALLY_OP_DELETE_MANY)
+        return 0;
+    res->id = resolve_id(plan, &s->id);
+    /* A later transaction step may reference "name.id" of a delete. */
+    res->record.cols = tally_arena_zalloc(&plan->arena, sizeof *res->record.cols);
+    res->record.cols[TALLY_COL_ID] = tally_value_int(res->id);
+    return res->count ? 0 : not_found(err, s, res->id);
+}
+
+int tally_store_run_step(tally_store *st, tally_plan *plan, int i, tally_error *err)
+{
+    const tally_step *s = &plan->steps[i];
+    tally_step_result *res = &plan->results[i];
+    switch (s->op) {
+    case TALLY_OP_GET: return run_get(st, plan, s, res, err);
+    case TALLY_OP_LIST: return run_list(st, plan, s, res, err);
+    case TALLY_OP_CREATE:
+    case TALLY_OP_UPSERT: return run_create(st, plan, s, res, err);
+    case TALLY_OP_UPDATE: return run_update(st, plan, s, res, err);
+    case TALLY_OP_UPDATE_MANY: return run_update_many(st, plan, s, res, err);
+    default: return run_delete(st, plan, s, res, err);
+    }
 }

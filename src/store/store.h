@@ -56,9 +56,10 @@ int tally_store_rollback_to(tally_store *st, tally_error *err);
  * error, disk full): nothing of the batch may then be answered as applied. */
 bool tally_store_in_transaction(tally_store *st);
 
-/* Runs every step of the plan in order, filling plan->results.  Stops at the
- * first failing step; err then carries the code, message and path. */
-int tally_store_run(tally_store *st, tally_plan *plan, tally_error *err);
+/* Runs plan step i, filling plan->results[i] (allocated by the caller with
+ * tally_plan_prepare_results).  On failure err carries the code, message and
+ * path.  exec/run.h runs whole plans with this. */
+int tally_store_run_step(tally_store *st, tally_plan *plan, int i, tally_error *err);
 
 /* Writer only: checkpoints the WAL (passive) when it has grown past its limit.
  * Returns 1 when a checkpoint ran. */

@@ -1,0 +1,293 @@
+/*
+ * ws.c — the WebSocket message protocol; see ws.h.
+ *
+ * Within a transaction one call is in flight at a time (the client waits for
+ * each answer); calls outside one may overlap.  A step that fails, whether
+ * the database refuses it or it does not decode, rolls the whole transaction
+ * back and its answer says "rolledBack": true.  Answers are rendered on the
+ * worker, before the commit they depend on, like every other answer.
+ */
+#include "api/ws.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/render.h"
+#include "api/transaction.h"
+#include "exec/session.h"
+
+struct tally_ws {
+    const tally_api *api;
+    tally_ws_io io;
+    tally_session *session; /* the open (or pending) transaction, our reference; NULL if none */
+    bool busy;              /* a call of that transaction is in flight */
+    bool closed;
+    int pending;            /* jobs out */
+};
+
+tally_ws *tally_ws_new(const tally_api *api, const tally_ws_io *io)
+{
+    tally_ws *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        abort();
+    ws->api = api;
+    ws->io = *io;
+    return ws;
+}
+
+/* ---- answers (rendered on a worker, or here) ------------------------------------ */
+
+/* {"id":E,"ok":false,["rolledBack":true,]"error":{...}} from an error body {"error":{...}}. */
+static void error_message(tally_buf *b, const char *echo, const char *error_body, bool rolled_back)
+{
+    tally_buf_addf(b, "{\"id\":%s,\"ok\":false,%s%s", echo, rolled_back ? "\"rolledBack\":true," : "", error_body + 1);
+}
+
+static void render_ws_job(tally_job *job)
+{
+    if (!job->echo && job->kind != TALLY_JOB_EVENT) { /* a silent job: the rollback of a dropped connection */
+        tally_job_set_body(job, 0, NULL, 0);
+        return;
+    }
+    tally_plan *plan = job->session ? job->session->plan : job->plan;
+    tally_buf b;
+    tally_buf_init(&b);
+    if (job->kind == TALLY_JOB_EVENT) {
+        tally_buf_add(&b, "{\"event\":\"rolledBack\",\"reason\":\"timeout\"}");
+    } else if (job->rc != 0) {
+        int status;
+        size_t len;
+        char *body = tally_render_plan_error(plan, &job->err, &status, &len);
+        bool rolled_back = job->kind == TALLY_JOB_STEP || job->kind == TALLY_JOB_COMMIT;
+        error_message(&b, job->echo, body, rolled_back);
+        free(body);
+    } else if (job->kind == TALLY_JOB_STEP || job->kind == TALLY_JOB_NORMAL) {
+        tally_buf_addf(&b, "{\"id\":%s,\"ok\":true,\"result\":", job->echo);
+        tally_render_step_result(&b, plan, plan->txn[plan->ntxn - 1].answer);
+        tally_buf_addc(&b, '}');
+    } else {
+        tally_buf_addf(&b, "{\"id\":%s,\"ok\":true}", job->echo);
+    }
+    tally_job_set_body(job, 200, b.s, b.len);
+}
+
+static void send_error(tally_ws *ws, const char *echo, tally_error *err, bool rolled_back)
+{
+    int status;
+    size_t len;
+    char *body = tally_render_error(err, &status, &len);
+    tally_buf b;
+    tally_buf_init(&b);
+    error_message(&b, echo, body, rolled_back);
+    ws->io.send(ws->io.conn, b.s, b.len);
+    tally_buf_free(&b);
+    free(body);
+}
+
+static tally_job *new_job(tally_ws *ws, tally_job_kind kind, tally_plan *plan, const char *echo)
+{
+    tally_job *job = tally_job_new(plan);
+    job->kind = kind;
+    job->echo = echo ? strdup(echo) : NULL;
+    job->render = render_ws_job;
+    job->complete = ws->io.complete;
+    job->origin = ws->io.conn;
+    if (kind != TALLY_JOB_NORMAL) {
+        job->session = ws->session;
+        tally_session_ref(ws->session);
+    }
+    return job;
+}
+
+/* Ends our hold on the transaction (its end is the writer's business). */
+static void drop_session(tally_ws *ws)
+{
+    if (ws->session)
+        tally_session_unref(ws->session);
+    ws->session = NULL;
+    ws->busy = false;
+}
+
+/* Hands a session job to the writer; false when the transaction is no longer open. */
+static bool push_session_job(tally_ws *ws, tally_job *job)
+{
+    if (tally_writer_session_push(ws->api->writer, job) == 0) {
+        ws->pending++;
+        return true;
+    }
+    tally_job_free(job);
+    return false;
+}
+
+/* Rolls back the open transaction without an answer (the client was told otherwise). */
+static void rollback_silently(tally_ws *ws)
+{
+    if (!ws->session)
+        return;
+    if (tally_session_leave_waiting(ws->session, TALLY_SESSION_CANCELLED) != 0)
+        push_session_job(ws, new_job(ws, TALLY_JOB_ROLLBACK, NULL, NULL));
+    drop_session(ws);
+}
+
+/* ---- calls -------------------------------------------------------------------- */
+
+static void op_begin(tally_ws *ws, const char *echo, json_t *msg)
+{
+    tally_error err;
+    json_t *t = json_object_get(msg, "timeoutMs");
+    uint64_t timeout = ws->api->max_txn_ms < 5000 ? ws->api->max_txn_ms : 5000;
+    if (ws->session) {
+        tally_fail(&err, TALLY_CONFLICT, "op", "a transaction is already open on this connection; commit or roll it back first");
+        return send_error(ws, echo, &err, false);
+    }
+    if (t && (!json_is_integer(t) || json_integer_value(t) < 1)) {
+        tally_fail(&err, TALLY_BAD_REQUEST, "timeoutMs", "timeoutMs is a positive number of milliseconds");
+        return send_error(ws, echo, &err, false);
+    }
+    if (t && (uint64_t)json_integer_value(t) < ws->api->max_txn_ms)
+        timeout = (uint64_t)json_integer_value(t);
+    else if (t)
+        timeout = ws->api->max_txn_ms; /* capped by --max-txn-ms */
+    ws->session = tally_session_new(ws->api->schema, timeout, ws->io.conn);
+    tally_job *job = new_job(ws, TALLY_JOB_BEGIN, NULL, echo);
+    if (tally_writer_submit(ws->api->writer, job) != 0) {
+        tally_job_free(job);
+        drop_session(ws);
+        tally_fail(&err, TALLY_OVERLOADED, NULL, "the server's write queue is full or it is stopping; retry later");
+        return send_error(ws, echo, &err, false);
+    }
+    ws->pending++;
+    ws->busy = true;
+}
+
+/* A step outside a transaction: its own one-step transaction. */
+static void op_lone_step(tally_ws *ws, const char *echo, json_t *step)
+{
+    tally_error err;
+    tally_plan *plan = tally_plan_new(ws->api->schema);
+    if (tally_decode_txn_step(plan, step, "", &err)) {
+        tally_plan_free(plan);
+        return send_error(ws, echo, &err, false);
+    }
+    plan->answer_step = plan->nsteps - 1;
+    tally_job *job = new_job(ws, TALLY_JOB_NORMAL, plan, echo);
+    int rc = plan->writes ? tally_writer_submit(ws->api->writer, job) : tally_reader_submit(ws->api->reader, job);
+    if (rc != 0) {
+        tally_job_free(job);
+        tally_fail(&err, TALLY_OVERLOADED, NULL, "the server's queue is full or it is stopping; retry later");
+        return send_error(ws, echo, &err, false);
+    }
+    ws->pending++;
+}
+
+static void op_step(tally_ws *ws, const char *echo, json_t *step)
+{
+    tally_error err;
+    tally_session *s = ws->session;
+    tally_plan *plan = s->plan; /* ours: no call of the session is in flight */
+    int from = plan->nsteps, index = plan->ntxn;
+    if (tally_decode_txn_step(plan, step, "", &err)) {
+        err.step = index;
+        rollback_silently(ws);
+        return send_error(ws, echo, &err, true);
+    }
+    tally_job *job = new_job(ws, TALLY_JOB_STEP, NULL, echo);
+    job->from_step = from;
+    if (!push_session_job(ws, job)) {
+        tally_fail(&err, TALLY_CONFLICT, NULL, "the transaction has ended (%s); begin a new one",
+                   s->end_reason ? s->end_reason : "rolled back");
+        drop_session(ws);
+        return send_error(ws, echo, &err, true);
+    }
+    ws->busy = true;
+}
+
+static void op_end(tally_ws *ws, const char *echo, tally_job_kind kind)
+{
+    tally_error err;
+    tally_session *s = ws->session;
+    if (!push_session_job(ws, new_job(ws, kind, NULL, echo))) {
+        tally_fail(&err, TALLY_CONFLICT, NULL, "the transaction has ended (%s); nothing of it was applied",
+                   s->end_reason ? s->end_reason : "rolled back");
+        drop_session(ws);
+        return send_error(ws, echo, &err, true);
+    }
+    ws->busy = true;
+}
+
+void tally_ws_message(tally_ws *ws, const char *text, size_t len)
+{
+    tally_error err;
+    json_error_t jerr;
+    json_t *msg = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *id = json_is_object(msg) ? json_object_get(msg, "id") : NULL;
+    char *echo = json_dumps(id ? id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    json_t *op = json_object_get(msg, "op");
+    const char *name = json_string_value(op);
+    if (!json_is_object(msg)) {
+        tally_fail(&err, TALLY_BAD_REQUEST, NULL, "a message is a JSON object {\"id\", \"op\", ...}%s%s",
+                   msg ? "" : ": ", msg ? "" : jerr.text);
+        send_error(ws, echo, &err, false);
+    } else if (!name || (strcmp(name, "begin") && strcmp(name, "step") && strcmp(name, "commit") &&
+                         strcmp(name, "rollback"))) {
+        tally_fail(&err, TALLY_BAD_REQUEST, "op", "op is begin, step, commit or rollback");
+        send_error(ws, echo, &err, false);
+    } else if (strcmp(name, "begin") == 0) {
+        op_begin(ws, echo, msg);
+    } else if (ws->session && ws->busy) {
+        tally_fail(&err, TALLY_CONFLICT, "op", "wait for the answer to the previous call of this transaction");
+        send_error(ws, echo, &err, false);
+    } else if (strcmp(name, "step") == 0) {
+        json_t *step = json_object_get(msg, "step");
+        if (!json_is_object(step)) {
+            tally_fail(&err, TALLY_BAD_REQUEST, "step", "step is an object such as {\"create\": \"post\", \"data\": {...}}");
+            send_error(ws, echo, &err, false);
+        } else if (ws->session) {
+            op_step(ws, echo, step);
+        } else {
+            op_lone_step(ws, echo, step);
+        }
+    } else if (!ws->session) {
+        tally_fail(&err, TALLY_CONFLICT, "op", "there is no open transaction; send begin first");
+        send_error(ws, echo, &err, false);
+    } else {
+        op_end(ws, echo, strcmp(name, "commit") == 0 ? TALLY_JOB_COMMIT : TALLY_JOB_ROLLBACK);
+    }
+    free(echo);
+    json_decref(msg);
+}
+
+static bool maybe_free(tally_ws *ws)
+{
+    if (!ws->closed || ws->pending > 0)
+        return false;
+    drop_session(ws);
+    free(ws);
+    return true;
+}
+
+bool tally_ws_job_done(tally_ws *ws, tally_job *job)
+{
+    ws->pending--;
+    if (job->session && job->session == ws->session && job->kind != TALLY_JOB_EVENT) {
+        ws->busy = false;
+        bool ended = job->kind == TALLY_JOB_COMMIT || job->kind == TALLY_JOB_ROLLBACK || job->rc != 0;
+        if (ended)
+            drop_session(ws);
+    } else if (job->kind == TALLY_JOB_EVENT && job->session == ws->session) {
+        drop_session(ws); /* timed out: the next begin may come */
+    }
+    if (!ws->closed && job->body)
+        ws->io.send(ws->io.conn, job->body, job->body_len);
+    tally_job_free(job);
+    return maybe_free(ws);
+}
+
+bool tally_ws_closed(tally_ws *ws)
+{
+    ws->closed = true;
+    if (ws->session) /* roll back at once, not at the timeout */
+        rollback_silently(ws);
+    return maybe_free(ws);
+}
