@@ -9,9 +9,14 @@
 #include "api/filter.h"
 #include "core/datetime.h"
 
+/* path.name, or name itself at the top level: always a copy in the plan's
+ * arena, never the JSON key, because a step may keep it (step->path) after
+ * the request's JSON is freed. */
 static const char *sub(tally_plan *plan, const char *path, const char *name)
 {
-    return path[0] ? tally_arena_printf(&plan->arena, "%s.%s", path, name) : name;
+    if (!path[0])
+        return tally_arena_strndup(&plan->arena, name, strlen(name));
+    return tally_arena_printf(&plan->arena, "%s.%s", path, name);
 }
 
 static const char *json_kind(json_t *v)
@@ -95,8 +100,9 @@ static int typed_ref(tally_plan *plan, json_t *j, const char *path, tally_type t
     tally_type from;
     int r = tally_decode_ref(plan, j, path, out, &from, err);
     if (r == 1 && !tally_ref_fits(from, to))
-        return tally_fail(err, TALLY_BAD_REQUEST, path, "the reference gives a %s value where a %s is expected",
-                          tally_type_name(from), tally_type_name(to));
+        return tally_fail(err, TALLY_BAD_REQUEST, path, "the reference gives %s %s value where %s %s is expected",
+                          strchr("aeiou", tally_type_name(from)[0]) ? "an" : "a", tally_type_name(from),
+                          strchr("aeiou", tally_type_name(to)[0]) ? "an" : "a", tally_type_name(to));
     return r;
 }
 
@@ -305,6 +311,8 @@ static int decode_create_with(tally_plan *plan, const tally_model *m, json_t *bo
 
 int tally_decode_create(tally_plan *plan, const tally_model *m, json_t *body, const char *path, tally_error *err)
 {
+    /* The steps keep their path: own the caller's. */
+    path = path[0] ? tally_arena_strndup(&plan->arena, path, strlen(path)) : "";
     return decode_create_with(plan, m, body, path, -1, tally_value_null(), err);
 }
 
@@ -581,11 +589,13 @@ int tally_decode_upsert(tally_plan *plan, const tally_model *m, json_t *body, ta
     if (!on || !create)
         return tally_fail(err, TALLY_BAD_REQUEST, on ? "create" : "on",
                           "upsert needs \"on\" (a unique key), \"create\" (the new record) and optionally \"update\"");
-    /* Decode the create part as a create, then turn that step into the upsert. */
+    /* Decode the create part as a create, then turn that step into the upsert;
+     * it must be the one step added (the plan may hold a transaction's earlier steps). */
+    int before = plan->nsteps;
     int step = decode_create_with(plan, m, create, "create", -1, tally_value_null(), err);
     if (step < 0)
         return step;
-    if (step != plan->nsteps - 1 || step != 0)
+    if (step != before || plan->nsteps != before + 1)
         return tally_fail(err, TALLY_BAD_REQUEST, "create", "an upsert's create takes plain values and {\"_link\": id}, "
                           "not nested creates or hasMany lists");
     tally_step *s = &plan->steps[step];

@@ -18,7 +18,7 @@
 #include "core/plan.h"
 
 /* Adds the steps that create a record from body (nested belongsTo creates
- * first, then the record, then hasMany children).  path prefixes error paths
+ * first, then the record, then hasMany children).  path (copied) prefixes error paths
  * ("" at the top).  Returns the index of the step that creates the record, or -code. */
 int tally_decode_create(tally_plan *plan, const tally_model *m, json_t *body, const char *path, tally_error *err);
 

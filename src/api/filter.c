@@ -44,7 +44,10 @@ static int column_of(const tally_model *m, const char *name)
     return fi >= 0 ? m->fields[fi].column : -1;
 }
 
-static bool numeric(tally_type t) { return t == TALLY_TYPE_INTEGER || t == TALLY_TYPE_FLOAT; }
+/* Compared as numbers with one another: a belongsTo holds the linked record's id. */
+static bool numeric(tally_type t) { return t == TALLY_TYPE_INTEGER || t == TALLY_TYPE_FLOAT || t == TALLY_TYPE_BELONGS_TO; }
+
+static const char *a_or_an(const char *word) { return strchr("aeiou", word[0]) ? "an" : "a"; }
 
 /* A comparison value for a column of type t (or a transaction reference to one). */
 static int filter_value(filter_ctx *c, tally_type t, json_t *v, const char *path, tally_value *out)
@@ -154,7 +157,8 @@ static int field_conditions(filter_ctx *c, int column, json_t *conds, const char
             tally_type ot = tally_model_column_type(m, oc);
             if (!(numeric(t) && numeric(ot)) && t != ot)
                 return tally_fail(c->err, TALLY_BAD_REQUEST, sub(c, opath, "field"),
-                                  "cannot compare a %s field with a %s field", tally_type_name(t), tally_type_name(ot));
+                                  "cannot compare %s %s field with %s %s field", a_or_an(tally_type_name(t)),
+                                  tally_type_name(t), a_or_an(tally_type_name(ot)), tally_type_name(ot));
             if (t == TALLY_TYPE_JSON)
                 return bad(c, opath, "json fields cannot be compared");
             f->other_column = oc;

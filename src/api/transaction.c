@@ -65,8 +65,10 @@ int tally_decode_txn_step(tally_plan *plan, json_t *step, const char *path, tall
     if (!json_is_object(step))
         return tally_fail(err, TALLY_BAD_REQUEST, NULL, "a step is an object such as {\"create\": \"post\", \"data\": {...}}");
     const char *op = NULL;
+    /* An upsert step's "create" and "update" are its parts, not operations. */
+    bool upsert = json_object_get(step, "upsert") != NULL;
     for (const char *const *o = op_names; *o; o++)
-        if (json_object_get(step, *o)) {
+        if (json_object_get(step, *o) && !(upsert && (strcmp(*o, "create") == 0 || strcmp(*o, "update") == 0))) {
             if (op)
                 return tally_fail(err, TALLY_BAD_REQUEST, *o, "a step does one thing: it has both '%s' and '%s'", op, *o);
             op = *o;

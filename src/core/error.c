@@ -38,12 +38,17 @@ void tally_error_clear(tally_error *err)
 int tally_fail(tally_error *err, tally_code code, const char *path, const char *fmt, ...)
 {
     if (err) {
-        err->code = code;
+        /* Formatted aside first: an argument may point into err itself
+         * (a caller wrapping err->message in a new message). */
+        char message[sizeof err->message], where[sizeof err->path];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        vsnprintf(message, sizeof message, fmt, ap);
         va_end(ap);
-        snprintf(err->path, sizeof err->path, "%s", path ? path : "");
+        snprintf(where, sizeof where, "%s", path ? path : "");
+        err->code = code;
+        memcpy(err->message, message, sizeof message);
+        memcpy(err->path, where, sizeof where);
         err->step = -1;
         err->step_as[0] = '\0';
     }

@@ -66,7 +66,8 @@ void tally_error_clear(tally_error *err);
 /*
  * Fills err (if not NULL) with code, a printf-style message and a path
  * (NULL for none), clears its step, and returns -code so callers can
- * `return tally_fail(...)`.
+ * `return tally_fail(...)`.  The arguments may point into err itself
+ * (err->message wrapped in a new message): they are read before err is written.
  */
 int tally_fail(tally_error *err, tally_code code, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

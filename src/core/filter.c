@@ -2,7 +2,8 @@
  * filter.c — evaluates a filter on one row in C, for a transaction step's
  * `expect` (a condition on the record or count the step itself returned).
  * Comparisons follow SQLite's: numbers by value whatever their storage
- * class, text bytewise, and the two-valued NULL rule of filter.h.
+ * class (an integer and a float exactly, not through a double), text
+ * bytewise, and the two-valued NULL rule of filter.h.
  */
 #include "core/filter.h"
 
@@ -12,14 +13,33 @@
 
 static bool is_number(const tally_value *v) { return v->kind == TALLY_VALUE_INT || v->kind == TALLY_VALUE_FLOAT; }
 
+/* An integer against a double, exactly (as SQLite compares them): converting
+ * the integer to a double would make 2^53 + 1 equal to 2^53. */
+static int compare_int_float(int64_t i, double r)
+{
+    if (r < -9223372036854775808.0)
+        return 1;
+    if (r >= 9223372036854775808.0)
+        return -1;
+    int64_t t = (int64_t)r; /* r truncated toward zero: exact in range */
+    if (i != t)
+        return (i > t) - (i < t);
+    /* i == t: what is left is r's fraction (none beyond 2^53, where (double)t == r). */
+    double d = (double)t;
+    return (d > r) - (d < r);
+}
+
 /* <0, 0, >0 like memcmp; both values non-NULL.  A number sorts before text, as in SQLite. */
 static int compare(const tally_value *a, const tally_value *b)
 {
     if (is_number(a) && is_number(b)) {
         if (a->kind == TALLY_VALUE_INT && b->kind == TALLY_VALUE_INT)
             return (a->u.i > b->u.i) - (a->u.i < b->u.i);
-        double x = tally_value_as_double(a), y = tally_value_as_double(b);
-        return (x > y) - (x < y);
+        if (a->kind == TALLY_VALUE_INT)
+            return compare_int_float(a->u.i, b->u.f);
+        if (b->kind == TALLY_VALUE_INT)
+            return -compare_int_float(b->u.i, a->u.f);
+        return (a->u.f > b->u.f) - (a->u.f < b->u.f);
     }
     if (is_number(a) != is_number(b))
         return is_number(a) ? -1 : 1;

@@ -69,6 +69,33 @@ static int check_keys(json_t *obj, const char *const *allowed, const char *where
     return 0;
 }
 
+/* <0, 0, >0: exact for two integers (above 2^53 a double cannot tell
+ * neighbours apart), by value otherwise. */
+static int compare_number(const tally_value *a, const tally_value *b)
+{
+    if (a->kind == TALLY_VALUE_INT && b->kind == TALLY_VALUE_INT)
+        return (a->u.i > b->u.i) - (a->u.i < b->u.i);
+    double x = tally_value_as_double(a), y = tally_value_as_double(b);
+    return (x > y) - (x < y);
+}
+
+/* A model or field name given as the value of "model" / "inverse": copied
+ * into a TALLY_NAME_MAX buffer, so a longer one is refused, never cut short
+ * (a cut name could silently match another model or field). */
+static int copy_name(json_t *j, char *out, const char *where, const char *what, tally_error *err)
+{
+    size_t n = json_string_length(j);
+    const char *s = json_string_value(j);
+    bool model = strcmp(what, "model") == 0;
+    if (n >= TALLY_NAME_MAX)
+        return FAIL("%s: %s '%.64s%s' %s (it is %zu bytes long; %s names are identifiers of at most %d bytes)",
+                    where, what, s, n > 64 ? "..." : "", model ? "is not declared" : "names no field", n,
+                    model ? "model" : "field", TALLY_NAME_MAX - 1);
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return 0;
+}
+
 /* Reads a numeric bound or default for an integer/float field. */
 static int parse_number(json_t *j, tally_type type, tally_value *out, const char *where, const char *what,
                         tally_error *err)
@@ -176,7 +203,7 @@ static int parse_field(json_t *jf, const char *name, tally_field *f, const char 
             return -TALLY_BAD_REQUEST;
         f->has_max = true;
     }
-    if (f->has_min && f->has_max && tally_value_as_double(&f->min) > tally_value_as_double(&f->max))
+    if (f->has_min && f->has_max && compare_number(&f->min, &f->max) > 0)
         return FAIL("%s: min is greater than max", where);
     if ((j = json_object_get(jf, "maxLength"))) {
         if (f->type != TALLY_TYPE_STRING)
@@ -190,12 +217,9 @@ static int parse_field(json_t *jf, const char *name, tally_field *f, const char 
         if (parse_default(j, f, where, err))
             return -TALLY_BAD_REQUEST;
         f->has_default = true;
-        if (numeric) {
-            double d = tally_value_as_double(&f->default_value);
-            if ((f->has_min && d < tally_value_as_double(&f->min)) ||
-                (f->has_max && d > tally_value_as_double(&f->max)))
-                return FAIL("%s: the default lies outside min/max", where);
-        }
+        if (numeric && ((f->has_min && compare_number(&f->default_value, &f->min) < 0) ||
+                        (f->has_max && compare_number(&f->default_value, &f->max) > 0)))
+            return FAIL("%s: the default lies outside min/max", where);
         if (f->has_max_length &&
             (int64_t)tally_utf8_length(f->default_value.u.text.ptr, f->default_value.u.text.len) > f->max_length)
             return FAIL("%s: the default is longer than maxLength", where);
@@ -205,7 +229,8 @@ static int parse_field(json_t *jf, const char *name, tally_field *f, const char 
             return FAIL("%s: model applies to belongsTo and hasMany fields only", where);
         if (!json_is_string(j))
             return FAIL("%s: model must be the name of a model", where);
-        snprintf(f->target, sizeof f->target, "%s", json_string_value(j));
+        if (copy_name(j, f->target, where, "model", err))
+            return -TALLY_BAD_REQUEST;
     } else if (relation) {
         return FAIL("%s: a %s field needs \"model\": the name of the model it points to", where,
                     type_names[f->type]);
@@ -215,7 +240,8 @@ static int parse_field(json_t *jf, const char *name, tally_field *f, const char 
             return FAIL("%s: inverse applies to hasMany fields only", where);
         if (!json_is_string(j))
             return FAIL("%s: inverse must name the belongsTo field of the other model", where);
-        snprintf(f->inverse, sizeof f->inverse, "%s", json_string_value(j));
+        if (copy_name(j, f->inverse, where, "inverse", err))
+            return -TALLY_BAD_REQUEST;
     }
     if ((j = json_object_get(jf, "onDelete"))) {
         if (f->type != TALLY_TYPE_BELONGS_TO)

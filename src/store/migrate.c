@@ -77,6 +77,19 @@ static int exec_sql(tally_store *st, tally_sql *q, tally_error *err)
     return rc;
 }
 
+/* The reason a step failed, copied out of err before err is filled again
+ * (err->message must not be both the output and an argument of tally_fail). */
+typedef struct reason {
+    char text[sizeof ((tally_error *)0)->message];
+} reason;
+
+static reason reason_of(const tally_error *err)
+{
+    reason r;
+    snprintf(r.text, sizeof r.text, "%s", err ? err->message : "");
+    return r;
+}
+
 static int add_unique(tally_store *st, const tally_model *m, int field, int key, tally_error *err)
 {
     tally_sql q;
@@ -84,9 +97,10 @@ static int add_unique(tally_store *st, const tally_model *m, int field, int key,
     tally_sql_unique_index(&q, m, field, key);
     if (exec_sql(st, &q, err) == 0)
         return 0;
+    reason why = reason_of(err);
     return tally_fail(err, TALLY_BAD_REQUEST, NULL,
                       "model '%s': cannot make %s unique: the stored records already hold duplicates (%s)", m->name,
-                      key < 0 ? m->fields[field].name : "the compound key", err->message);
+                      key < 0 ? m->fields[field].name : "the compound key", why.text);
 }
 
 static int create_model(tally_store *st, const tally_model *m, tally_error *err)
@@ -114,10 +128,138 @@ static int add_field(tally_store *st, const tally_model *m, const tally_field *f
     tally_sql_add(&q, " ADD COLUMN ");
     tally_sql_column_def(&q, m, f, 1);
     alter_default(&q, f);
-    if (exec_sql(st, &q, err))
+    if (exec_sql(st, &q, err)) {
+        reason why = reason_of(err);
         return tally_fail(err, TALLY_BAD_REQUEST, NULL, "model '%s', field '%s': cannot add the field: %s", m->name,
-                          f->name, err->message);
+                          f->name, why.text);
+    }
     return record_field(st, m, f, err);
+}
+
+/* One row of tally_fields, copied out of its statement. */
+typedef struct stored_field {
+    char *name, *type, *def;
+    int uniq;
+} stored_field;
+
+static void free_stored(stored_field *rows, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(rows[i].name);
+        free(rows[i].type);
+        free(rows[i].def);
+    }
+    free(rows);
+}
+
+static char *dup_column(sqlite3_stmt *stmt, int c)
+{
+    const char *t = (const char *)sqlite3_column_text(stmt, c);
+    return strdup(t ? t : "");
+}
+
+/*
+ * The stored fields of model `model` (or, with model NULL, one row per
+ * distinct stored model, its name in .name).  Read whole and the statement
+ * finalized before the caller changes anything: SQLite refuses DROP TABLE /
+ * DROP INDEX / DROP COLUMN ("database table is locked") while a statement
+ * over the schema is still stepping.  Returns the count, or -code.
+ */
+static int read_stored(tally_store *st, const char *model, stored_field **out, tally_error *err)
+{
+    sqlite3_stmt *stmt;
+    const char *sql = model ? "SELECT field, type, def, uniq FROM tally_fields WHERE model = ?1"
+                            : "SELECT DISTINCT model FROM tally_fields";
+    *out = NULL;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return tally_fail(err, TALLY_INTERNAL, NULL, "cannot read tally_fields: %s", sqlite3_errmsg(st->db));
+    if (model)
+        sqlite3_bind_text(stmt, 1, model, -1, SQLITE_STATIC);
+    stored_field *rows = NULL;
+    int n = 0, cap = 0, rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            stored_field *grown = realloc(rows, (size_t)cap * sizeof *rows);
+            if (!grown)
+                abort();
+            rows = grown;
+        }
+        stored_field *r = &rows[n++];
+        memset(r, 0, sizeof *r);
+        r->name = dup_column(stmt, 0);
+        if (model) {
+            r->type = dup_column(stmt, 1);
+            r->def = dup_column(stmt, 2);
+            r->uniq = sqlite3_column_int(stmt, 3);
+        }
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE) {
+        free_stored(rows, n);
+        return tally_fail(err, TALLY_INTERNAL, NULL, "cannot read tally_fields: %s", sqlite3_errstr(rc));
+    }
+    *out = rows;
+    return n;
+}
+
+/* Removes a row of tally_fields (a field, or with field NULL every field of a model). */
+static int forget_stored(tally_store *st, const char *model, const char *field, tally_error *err)
+{
+    sqlite3_stmt *stmt;
+    const char *sql = field ? "DELETE FROM tally_fields WHERE model = ?1 AND field = ?2"
+                            : "DELETE FROM tally_fields WHERE model = ?1";
+    if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return tally_fail(err, TALLY_INTERNAL, NULL, "cannot update tally_fields: %s", sqlite3_errmsg(st->db));
+    sqlite3_bind_text(stmt, 1, model, -1, SQLITE_STATIC);
+    if (field)
+        sqlite3_bind_text(stmt, 2, field, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE)
+        return tally_fail(err, TALLY_INTERNAL, NULL, "cannot update tally_fields: %s", sqlite3_errmsg(st->db));
+    return 0;
+}
+
+/*
+ * Drops a stored field the schema no longer has: every index over its column
+ * (its own unique index, and any compound key left in place after it left
+ * the schema: SQLite cannot drop an indexed column), its column, its record.
+ */
+static int drop_field(tally_store *st, const tally_model *m, const char *name, tally_error *err)
+{
+    tally_sql q;
+    tally_sql_init(&q);
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT DISTINCT s.name FROM sqlite_schema AS s, pragma_index_info(s.name) AS i "
+                           "WHERE s.type = 'index' AND s.tbl_name = ?1 AND i.name = ?2",
+                           -1, &stmt, NULL) != SQLITE_OK) {
+        tally_sql_free(&q);
+        return tally_fail(err, TALLY_INTERNAL, NULL, "cannot list the indexes of %s: %s", m->name,
+                          sqlite3_errmsg(st->db));
+    }
+    sqlite3_bind_text(stmt, 1, m->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, name, -1, SQLITE_STATIC);
+    /* Collected into the text first, run after the statement is finalized. */
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        const char *index = (const char *)sqlite3_column_text(stmt, 0);
+        tally_sql_add(&q, "DROP INDEX \"");
+        for (const char *p = index; p && *p; p++)
+            tally_sql_add(&q, *p == '"' ? "\"\"" : (char[]){*p, 0});
+        tally_sql_add(&q, "\"; ");
+    }
+    sqlite3_finalize(stmt);
+    tally_sql_add(&q, "ALTER TABLE ");
+    tally_sql_name(&q, m->name);
+    tally_sql_add(&q, " DROP COLUMN ");
+    tally_sql_name(&q, name);
+    if (exec_sql(st, &q, err)) {
+        reason why = reason_of(err);
+        return tally_fail(err, TALLY_BAD_REQUEST, NULL, "model '%s', field '%s': cannot drop the field: %s", m->name,
+                          name, why.text);
+    }
+    return forget_stored(st, m->name, name, err);
 }
 
 /* Compares the stored fields of one model with the schema's. */
@@ -125,16 +267,21 @@ static int migrate_model(tally_store *st, const tally_model *m, bool allow_destr
 {
     if (!table_exists(st, m->name))
         return create_model(st, m, err);
-    sqlite3_stmt *stmt;
-    sqlite3_prepare_v2(st->db, "SELECT field, type, def, uniq FROM tally_fields WHERE model = ?1", -1, &stmt, NULL);
-    sqlite3_bind_text(stmt, 1, m->name, -1, SQLITE_STATIC);
+    stored_field *rows;
+    int nrows = read_stored(st, m->name, &rows, err);
+    if (nrows < 0)
+        return nrows;
     int rc = 0;
     bool *seen = calloc((size_t)m->nfields + 1, sizeof *seen);
-    while (rc == 0 && sqlite3_step(stmt) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(stmt, 0);
-        const char *type = (const char *)sqlite3_column_text(stmt, 1);
-        const char *olddef = (const char *)sqlite3_column_text(stmt, 2);
-        int olduniq = sqlite3_column_int(stmt, 3);
+    for (int i = 0; rc == 0 && i < nrows; i++) {
+        const char *name = rows[i].name, *type = rows[i].type, *olddef = rows[i].def;
+        int olduniq = rows[i].uniq;
+        /* A stored name is an identifier (it came from a checked schema); anything else is not ours to drop. */
+        if (!tally_is_identifier(name, strlen(name))) {
+            rc = tally_fail(err, TALLY_INTERNAL, NULL, "model '%s': tally_fields holds a field named '%.64s', which "
+                            "is not an identifier", m->name, name);
+            break;
+        }
         int fi = tally_model_field(m, name, strlen(name));
         if (fi < 0 || m->fields[fi].column < 0) {
             if (!allow_destructive) {
@@ -144,14 +291,7 @@ static int migrate_model(tally_store *st, const tally_model *m, bool allow_destr
                                 m->name, name);
                 break;
             }
-            tally_sql q;
-            tally_sql_init(&q);
-            tally_sql_addf(&q, "DROP INDEX IF EXISTS \"u:%s:%s\"; ALTER TABLE \"%s\" DROP COLUMN \"%s\"; "
-                               "DELETE FROM tally_fields WHERE model = '%s' AND field = '%s'",
-                           m->name, name, m->name, name, m->name, name);
-            if (exec_sql(st, &q, err))
-                rc = tally_fail(err, TALLY_BAD_REQUEST, NULL, "model '%s', field '%s': cannot drop the field: %s",
-                                m->name, name, err->message);
+            rc = drop_field(st, m, name, err);
             continue;
         }
         const tally_field *f = &m->fields[fi];
@@ -184,7 +324,7 @@ static int migrate_model(tally_store *st, const tally_model *m, bool allow_destr
             rc = exec_sql(st, &q, err) || record_field(st, m, f, err) ? -(int)err->code : 0;
         }
     }
-    sqlite3_finalize(stmt);
+    free_stored(rows, nrows);
     for (int fi = 0; rc == 0 && fi < m->nfields; fi++)
         if (!seen[fi] && m->fields[fi].column >= 0) {
             rc = add_field(st, m, &m->fields[fi], err);
@@ -198,13 +338,20 @@ static int migrate_model(tally_store *st, const tally_model *m, bool allow_destr
 /* Models stored before but gone from the schema. */
 static int dropped_models(tally_store *st, bool allow_destructive, tally_error *err)
 {
-    sqlite3_stmt *stmt;
-    sqlite3_prepare_v2(st->db, "SELECT DISTINCT model FROM tally_fields", -1, &stmt, NULL);
+    stored_field *rows;
+    int nrows = read_stored(st, NULL, &rows, err);
+    if (nrows < 0)
+        return nrows;
     int rc = 0;
-    while (rc == 0 && sqlite3_step(stmt) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(stmt, 0);
+    for (int i = 0; rc == 0 && i < nrows; i++) {
+        const char *name = rows[i].name;
         if (tally_schema_model(st->schema, name, strlen(name)))
             continue;
+        if (!tally_is_identifier(name, strlen(name))) {
+            rc = tally_fail(err, TALLY_INTERNAL, NULL, "tally_fields holds a model named '%.64s', which is not an "
+                            "identifier", name);
+            break;
+        }
         if (!allow_destructive) {
             rc = tally_fail(err, TALLY_BAD_REQUEST, NULL,
                             "model '%s': the model is stored but no longer in the schema; removing it would delete "
@@ -213,10 +360,16 @@ static int dropped_models(tally_store *st, bool allow_destructive, tally_error *
         }
         tally_sql q;
         tally_sql_init(&q);
-        tally_sql_addf(&q, "DROP TABLE \"%s\"; DELETE FROM tally_fields WHERE model = '%s'", name, name);
-        rc = exec_sql(st, &q, err);
+        tally_sql_add(&q, "DROP TABLE ");
+        tally_sql_name(&q, name);
+        if (exec_sql(st, &q, err)) {
+            reason why = reason_of(err);
+            rc = tally_fail(err, TALLY_BAD_REQUEST, NULL, "model '%s': cannot drop the model: %s", name, why.text);
+            break;
+        }
+        rc = forget_stored(st, name, NULL, err);
     }
-    sqlite3_finalize(stmt);
+    free_stored(rows, nrows);
     return rc;
 }
 

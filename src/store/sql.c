@@ -177,22 +177,36 @@ static void filter_cmp(tally_sql *q, tally_binds *b, const tally_model *m, const
             tally_sql_add(q, f->op == TALLY_CMP_IN ? "0)" : "1)");
             return;
         }
+        /* A reference may turn out unset when the step runs, and SQL's x IN (1, NULL)
+         * is NULL, not false, when x is not 1: such a list ignores its NULLs, as
+         * tally_filter_matches does.  Lists of plain values (never NULL) keep the
+         * plain form, which can use an index. */
+        bool refs = false;
+        for (int i = 0; i < f->nvalues; i++)
+            refs |= f->values[i].kind == TALLY_VALUE_REF;
+        if (refs)
+            tally_sql_add(q, f->op == TALLY_CMP_IN ? "coalesce(" : "NOT coalesce(");
         col(q, m, f->column);
-        tally_sql_add(q, f->op == TALLY_CMP_IN ? " IN (" : " NOT IN (");
+        tally_sql_add(q, f->op == TALLY_CMP_IN || refs ? " IN (" : " NOT IN (");
         for (int i = 0; i < f->nvalues; i++) {
             if (i)
                 tally_sql_add(q, ", ");
             tally_sql_param(q, b, f->values[i]);
         }
-        tally_sql_add(q, "))");
+        tally_sql_add(q, refs ? "), 0))" : "))");
         return;
     }
     col(q, m, f->column);
     tally_sql_add(q, cmp_sql[f->op]);
-    if (f->other_column >= 0)
+    if (f->other_column >= 0) {
         col(q, m, f->other_column);
-    else
+    } else {
         tally_sql_param(q, b, f->value);
+        /* A reference unset when the step runs: false like any comparison with
+         * an unset value (not NULL, which NOT would keep NULL). */
+        if (f->value.kind == TALLY_VALUE_REF)
+            tally_sql_addf(q, " AND ?%d IS NOT NULL", b->n);
+    }
     tally_sql_add(q, ")");
 }
 

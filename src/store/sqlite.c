@@ -332,12 +332,11 @@ static int missing_link(tally_store *st, tally_plan *plan, const tally_step *s, 
         int rc = sqlite3_step(stmt);
         sqlite3_reset(stmt);
         if (rc != SQLITE_ROW) {
-            const tally_value *v = &s->sets[i].value;
-            if (v->kind == TALLY_VALUE_REF)
-                v = &plan->results[v->u.ref.step].record.cols[v->u.ref.column];
+            /* A REF may stand for a count, or a step with no record: resolve it as it was bound. */
+            tally_value v = tally_plan_resolve(plan, &s->sets[i].value);
             return tally_fail(err, TALLY_VALIDATION, join_path(plan, s, f->name),
                               "%s: there is no %s with id %lld to link to; create it first or link an existing one",
-                              f->name, f->target, (long long)v->u.i);
+                              f->name, f->target, v.kind == TALLY_VALUE_INT ? (long long)v.u.i : 0LL);
         }
     }
     return tally_fail(err, TALLY_VALIDATION, s->path, "a linked record does not exist");
@@ -346,6 +345,8 @@ static int missing_link(tally_store *st, tally_plan *plan, const tally_step *s, 
 /* Which model still points at the record a delete could not remove. */
 static int referenced_by(tally_store *st, tally_plan *plan, const tally_step *s, tally_error *err)
 {
+    tally_value idv = tally_plan_resolve(plan, &s->id); /* s->id may be a REF */
+    long long id = idv.kind == TALLY_VALUE_INT ? (long long)idv.u.i : 0;
     for (int mi = 0; mi < st->schema->nmodels; mi++) {
         const tally_model *m = &st->schema->models[mi];
         for (int fi = 0; fi < m->nfields; fi++) {
@@ -369,12 +370,11 @@ static int referenced_by(tally_store *st, tally_plan *plan, const tally_step *s,
             if (n > 0 && f->on_delete == TALLY_ON_DELETE_RESTRICT)
                 return tally_fail(err, TALLY_CONFLICT, s->path,
                                   "%s %lld is still linked from %lld %s record(s) (field '%s', onDelete restrict); "
-                                  "delete or relink those first", s->model->name, (long long)s->id.u.i, n, m->name,
+                                  "delete or relink those first", s->model->name, id, n, m->name,
                                   f->name);
         }
     }
-    return tally_fail(err, TALLY_CONFLICT, s->path, "%s %lld is still linked from other records", s->model->name,
-                      (long long)s->id.u.i);
+    return tally_fail(err, TALLY_CONFLICT, s->path, "%s %lld is still linked from other records", s->model->name, id);
 }
 
 /* Maps a failed statement to Tally's error table with a message for a person. */

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "api/decode.h"
+#include "api/filter.h"
 #include "core/base64url.h"
 #include "core/schema.h"
 #include "shop_json.h"
@@ -112,7 +113,7 @@ static outcome update(const tally_schema *s, const char *model, int64_t id, cons
     o.plan = tally_plan_new(s);
     tally_error_clear(&o.err);
     json_t *j = J(body);
-    o.rc = tally_decode_update(o.plan, M(s, model), id, j, &o.err);
+    o.rc = tally_decode_update(o.plan, M(s, model), tally_value_int(id), j, &o.err);
     json_decref(j);
     return o;
 }
@@ -481,7 +482,7 @@ static void test_create_nested_belongs_to(void **state)
     const tally_step *s0 = &o.plan->steps[0], *s1 = &o.plan->steps[1];
     assert_int_equal(s0->op, TALLY_OP_CREATE);
     assert_ptr_equal(s0->model, e);
-    /* s0->path ("event") is checked in test_bug_nested_step_path_borrowed. */
+    assert_string_equal(s0->path, "event"); /* the plan's copy: see test_nested_step_path_owned */
     assert_int_equal(must_set(s0, col(e, "availableTicketCount"))->value.u.i, 10);
     assert_int_equal(must_set(s0, col(e, "soldTicketCount"))->value.u.i, 0); /* nested defaults too */
     assert_int_equal(s1->op, TALLY_OP_CREATE);
@@ -649,8 +650,26 @@ static void test_update_sets(void **state)
     o = update(shop, "customer", 1, "{'updatedAt': '2024-01-31T12:00:00Z'}");
     expect_fail(&o, TALLY_BAD_REQUEST, "updatedAt", NULL);
     done(&o);
-    o = update(shop, "customer", 1, "{'_where': {}}");
-    expect_fail(&o, TALLY_BAD_REQUEST, "_where", "_where");
+    /* Keys starting with '_' other than _atomics and _where are refused;
+     * _where must be a filter object. */
+    o = update(shop, "customer", 1, "{'_wehre': {}}");
+    expect_fail(&o, TALLY_BAD_REQUEST, "_wehre", "_where");
+    done(&o);
+    o = update(shop, "customer", 1, "{'_where': 5}");
+    expect_fail(&o, TALLY_BAD_REQUEST, "_where", "filter");
+    done(&o);
+    o = update(shop, "customer", 1, "{'_where': {'nmae': {'equals': 'x'}}}");
+    expect_fail(&o, TALLY_BAD_REQUEST, "_where.nmae", "'nmae'");
+    done(&o);
+    o = update(shop, "customer", 1, "{'name': 'x', '_where': {'orderCount': {'greaterThan': 2}}}");
+    expect_ok(&o, 0);
+    assert_non_null(o.plan->steps[0].where);
+    assert_int_equal(o.plan->steps[0].where->kind, TALLY_FILTER_CMP);
+    assert_int_equal(o.plan->steps[0].where->op, TALLY_CMP_GT);
+    done(&o);
+    o = update(shop, "customer", 1, "{'name': 'x'}");
+    expect_ok(&o, 0);
+    assert_null(o.plan->steps[0].where); /* no guard: none in the plan */
     done(&o);
     o = update(shop, "post", 1, "{'images': []}");
     expect_fail(&o, TALLY_BAD_REQUEST, "images", "hasMany");
@@ -882,19 +901,14 @@ static void test_atomics_malformed(void **state)
     }
 }
 
-static void test_bug_nested_step_path_borrowed(void **state)
+static void test_nested_step_path_owned(void **state)
 {
     (void)state;
-    /* BUG: decode.c's sub() returns the JSON key itself when the path is ""
-     * (top level), so a top-level nested create's step->path ("event" here, or
-     * "post" for image {"post": {"create": ...}}, or the key of a nested create
-     * in tally_decode_update) points into the request's JSON, which routes.c
-     * frees right after decoding.  The store later reads step->path to build
-     * error paths (join_path in map_error, NOT_FOUND): a use-after-free (ASan:
-     * heap-use-after-free; without ASan a garbage or wrong "path" in the answer).
-     * Expected: the path copied into the plan's arena, still "event" after the
-     * JSON is gone. */
-    skip();
+    /* Formerly a BUG: decode.c's sub() returned the JSON key itself at the top
+     * level, so a top-level nested create's step->path pointed into the
+     * request's JSON, which routes.c frees right after decoding (the store
+     * reads step->path to build error paths: a use-after-free).  The path is
+     * the plan's own copy, still "event" after the JSON is gone. */
     tally_plan *plan = tally_plan_new(shop);
     tally_error err;
     json_t *body = J("{'event': {'create': {'availableTicketCount': 10}}}");
@@ -905,9 +919,31 @@ static void test_bug_nested_step_path_borrowed(void **state)
 
     plan = tally_plan_new(shop);
     body = J("{'event': {'create': {}}}");
-    assert_int_equal(tally_decode_update(plan, M(shop, "ticket"), 4, body, &err), 1);
+    assert_int_equal(tally_decode_update(plan, M(shop, "ticket"), tally_value_int(4), body, &err), 1);
     json_decref(body);
     assert_string_equal(plan->steps[0].path, "event");
+    tally_plan_free(plan);
+
+    /* An image whose nested post creates its own images: every path survives. */
+    plan = tally_plan_new(shop);
+    body = J("{'url': 'u0', 'post': {'create': {'title': 't', 'images': [{'create': {'url': 'u1'}}]}}}");
+    assert_int_equal(tally_decode_create(plan, M(shop, "image"), body, "", &err), 2);
+    json_decref(body);
+    assert_string_equal(plan->steps[0].path, "post");
+    assert_string_equal(plan->steps[1].path, "post.images[0]");
+    assert_string_equal(plan->steps[2].path, "");
+    tally_plan_free(plan);
+
+    /* The caller's prefix is copied too. */
+    plan = tally_plan_new(shop);
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "steps[2].data");
+    body = J("{'event': {'create': {}}}");
+    assert_int_equal(tally_decode_create(plan, M(shop, "ticket"), body, prefix, &err), 1);
+    json_decref(body);
+    memset(prefix, 'x', sizeof prefix - 1);
+    assert_string_equal(plan->steps[0].path, "steps[2].data.event");
+    assert_string_equal(plan->steps[1].path, "steps[2].data");
     tally_plan_free(plan);
 }
 
@@ -957,42 +993,172 @@ static void test_decode_id(void **state)
     assert_int_equal(got, 123);
 }
 
+/* A listing step of model m with sort spec sq ('-quoted JSON, or NULL for none). */
+static tally_step *list_step(tally_plan *plan, const tally_model *m, const char *sq)
+{
+    tally_step *s = tally_plan_add_step(plan, TALLY_OP_LIST, m);
+    json_t *sort = sq ? J(sq) : NULL;
+    tally_error err;
+    if (tally_decode_sort(plan, s, sort, &err))
+        fail_msg("sort %s refused: %s", sq, err.message);
+    json_decref(sort);
+    return s;
+}
+
+/* A record of m with every column unset. */
+static tally_record blank_record(tally_arena *arena, const tally_model *m)
+{
+    tally_record r;
+    r.cols = tally_arena_alloc(arena, (size_t)m->ncolumns * sizeof *r.cols);
+    for (int c = 0; c < m->ncolumns; c++)
+        r.cols[c] = tally_value_null();
+    return r;
+}
+
+static void assert_url_safe(const char *c)
+{
+    assert_true(strlen(c) > 0);
+    /* URL-safe as it is: base64url has no '+', '/', '=' or '%'. */
+    for (const char *p = c; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+              *p == '_'))
+            fail_msg("cursor has '%c': %s", *p, c);
+}
+
+static void assert_same_value(const tally_value *got, const tally_value *want)
+{
+    assert_int_equal(got->kind, want->kind);
+    switch (want->kind) {
+    case TALLY_VALUE_INT: assert_int_equal(got->u.i, want->u.i); break;
+    case TALLY_VALUE_FLOAT: assert_memory_equal(&got->u.f, &want->u.f, sizeof want->u.f); break; /* bit for bit */
+    case TALLY_VALUE_TEXT:
+        assert_int_equal(got->u.text.len, want->u.text.len);
+        assert_memory_equal(got->u.text.ptr, want->u.text.ptr, want->u.text.len);
+        break;
+    default: break;
+    }
+}
+
 static void test_cursor_round_trip(void **state)
 {
     (void)state;
+    const tally_model *c = M(shop, "customer");
     tally_arena arena;
     tally_arena_init(&arena);
     const int64_t ids[] = {1, 2, 50, 1000, 123456789, 4294967296LL, INT64_MAX - 1, INT64_MAX};
     const char *prev = NULL;
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
-        const char *c = tally_cursor_encode(&arena, ids[i]);
-        assert_non_null(c);
-        assert_true(strlen(c) > 0 && strlen(c) <= 40);
-        /* URL-safe as it is: base64url has no '+', '/', '=' or '%'. */
-        for (const char *p = c; *p; p++)
-            assert_true((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-                        *p == '-' || *p == '_');
-        int64_t back = 0;
-        assert_int_equal(tally_cursor_decode(c, strlen(c), &back), 0);
-        assert_int_equal(back, ids[i]);
+        /* The default sort: id ascending, one key. */
+        tally_plan *plan = tally_plan_new(shop);
+        tally_step *s = list_step(plan, c, NULL);
+        assert_int_equal(s->nsort, 1);
+        assert_int_equal(s->sort[0].column, TALLY_COL_ID);
+        assert_false(s->sort[0].descending);
+        tally_record last = blank_record(&arena, c);
+        last.cols[TALLY_COL_ID] = tally_value_int(ids[i]);
+        const char *cur = tally_cursor_encode(&arena, s, &last);
+        assert_non_null(cur);
+        assert_url_safe(cur);
+        assert_true(strlen(cur) <= 80);
+        assert_null(s->after);
+        tally_error err;
+        assert_int_equal(tally_cursor_decode(plan, s, cur, strlen(cur), &err), 0);
+        assert_non_null(s->after);
+        assert_int_equal(s->after[0].kind, TALLY_VALUE_INT);
+        assert_int_equal(s->after[0].u.i, ids[i]);
         if (prev)
-            assert_string_not_equal(prev, c);
-        prev = c;
+            assert_string_not_equal(prev, cur);
+        prev = cur;
+        tally_plan_free(plan);
     }
+
+    /* Several keys, every kind of value; id is always the last key. */
+    const tally_model *t = M(kinds, "thing");
+    static const char *const texts[] = {"", "plain", "with \"quotes\" and \\ and /", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80",
+                                        "line\nbreak"};
+    static const double floats[] = {0.1, -1.25, 1e300, -0.0, 5e-324, 1.0};
+    for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++) {
+        for (size_t f = 0; f < sizeof floats / sizeof floats[0]; f++) {
+            tally_plan *plan = tally_plan_new(kinds);
+            tally_step *s = list_step(plan, t, "[{'label': 'descending'}, {'temp': 'ascending'}, {'count': 'descending'},"
+                                                " {'when': 'ascending'}]");
+            assert_int_equal(s->nsort, 5);
+            assert_int_equal(s->sort[4].column, TALLY_COL_ID);
+            tally_record last = blank_record(&arena, t);
+            last.cols[TALLY_COL_ID] = tally_value_int(77);
+            last.cols[col(t, "label")] = tally_value_text(texts[k], strlen(texts[k]));
+            last.cols[col(t, "temp")] = tally_value_float(floats[f]);
+            last.cols[col(t, "count")] = f % 2 ? tally_value_null() : tally_value_int(INT64_MIN + (int64_t)f);
+            last.cols[col(t, "when")] = tally_value_int(1706702400000LL);
+            const char *cur = tally_cursor_encode(&arena, s, &last);
+            assert_url_safe(cur);
+            tally_error err;
+            if (tally_cursor_decode(plan, s, cur, strlen(cur), &err))
+                fail_msg("own cursor refused: %s", err.message);
+            for (int i = 0; i < s->nsort; i++)
+                assert_same_value(&s->after[i], &last.cols[s->sort[i].column]);
+            /* Text values are the plan's copies. */
+            assert_ptr_not_equal(s->after[0].u.text.ptr, texts[k]);
+            tally_plan_free(plan);
+        }
+    }
+
+    /* A cursor belongs to its sort: another direction, key, order or number of keys is a 400 at "after". */
+    static const char *const other[] = {
+        "{'label': 'ascending'}", "[{'label': 'descending'}, {'temp': 'descending'}]", "{'temp': 'ascending'}",
+        "[{'temp': 'ascending'}, {'label': 'descending'}]", NULL, "{'id': 'descending'}",
+        "[{'label': 'descending'}, {'temp': 'ascending'}, {'count': 'descending'}]",
+    };
+    tally_plan *plan = tally_plan_new(kinds);
+    tally_step *s = list_step(plan, t, "[{'label': 'descending'}, {'temp': 'ascending'}]");
+    tally_record last = blank_record(&arena, t);
+    last.cols[TALLY_COL_ID] = tally_value_int(3);
+    last.cols[col(t, "label")] = tally_value_text("x", 1);
+    const char *cur = tally_cursor_encode(&arena, s, &last);
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        tally_step *o2 = list_step(plan, t, other[i]);
+        tally_error err;
+        assert_int_equal(tally_cursor_decode(plan, o2, cur, strlen(cur), &err), -TALLY_BAD_REQUEST);
+        assert_string_equal(err.path, "after");
+        assert_non_null(strstr(err.message, "same sort"));
+    }
+    /* ... and is fine with the same sort on another step (the next page). */
+    tally_step *again = list_step(plan, t, "[{'label': 'descending'}, {'temp': 'ascending'}, {'id': 'ascending'}]");
+    tally_error err;
+    assert_int_equal(tally_cursor_decode(plan, again, cur, strlen(cur), &err), 0);
+    assert_int_equal(again->after[2].u.i, 3);
+    assert_int_equal(again->after[1].kind, TALLY_VALUE_NULL);
+    tally_plan_free(plan);
     tally_arena_free(&arena);
 }
 
-static void cursor_bad(const char *s)
+/* A cursor for the default sort (id ascending) of customer; refused with a 400 at "after". */
+static void cursor_bad_n(const char *s, size_t n)
 {
-    int64_t got = -77;
-    if (tally_cursor_decode(s, strlen(s), &got) == 0)
-        fail_msg("cursor \"%s\" accepted as %lld", s, (long long)got);
+    tally_plan *plan = tally_plan_new(shop);
+    tally_step *step = list_step(plan, M(shop, "customer"), NULL);
+    tally_error err;
+    tally_error_clear(&err);
+    int rc = tally_cursor_decode(plan, step, s, n, &err);
+    if (rc == 0)
+        fail_msg("cursor \"%.*s\" accepted", (int)n, s);
+    assert_int_equal(rc, -TALLY_BAD_REQUEST);
+    assert_int_equal(err.code, TALLY_BAD_REQUEST);
+    assert_string_equal(err.path, "after");
+    assert_non_null(strstr(err.message, "cursor"));
+    tally_plan_free(plan);
 }
 
-/* The base64url of raw text: a cursor in the right encoding with the wrong content. */
-static void cursor_of_bad(const char *raw)
+static void cursor_bad(const char *s) { cursor_bad_n(s, strlen(s)); }
+
+/* The base64url of raw text ('-quoted): a cursor in the right encoding with the wrong content. */
+static void cursor_of_bad(const char *sq)
 {
-    char enc[128];
+    char raw[256], enc[512];
+    snprintf(raw, sizeof raw, "%s", sq);
+    for (char *p = raw; *p; p++)
+        if (*p == '\'')
+            *p = '"';
     tally_base64url_encode(raw, strlen(raw), enc);
     cursor_bad(enc);
 }
@@ -1000,33 +1166,77 @@ static void cursor_of_bad(const char *raw)
 static void test_cursor_garbage(void **state)
 {
     (void)state;
+    /* The good cursor the mangled ones below start from. */
+    tally_plan *good = tally_plan_new(shop);
+    tally_step *gs = list_step(good, M(shop, "customer"), NULL);
+    tally_error gerr;
+    assert_int_equal(tally_cursor_decode(good, gs, "eyJrIjpbImlkKyJdLCJ2IjpbMV19", 28, &gerr), 0);
+    assert_int_equal(gs->after[0].u.i, 1);
+    tally_plan_free(good);
     cursor_bad("");
     cursor_bad("x");
     cursor_bad("!!!!");
     cursor_bad("abc");
     cursor_bad("42");
-    cursor_bad("aWQ6MQ==");   /* "id:1" with padding */
-    cursor_bad("aWQ6M+");     /* '+' is plain base64 */
-    cursor_bad("aWQ6MR");     /* "id:1" with non-zero unused bits */
-    cursor_bad("aWQ6MQ\n");
-    cursor_bad("aWQ6MQaWQ6MQaWQ6MQaWQ6MQaWQ6MQaWQ6MQaWQ6MQ"); /* longer than any real cursor */
-    cursor_of_bad("id:0");
-    cursor_of_bad("id:-1");
-    cursor_of_bad("id:");
-    cursor_of_bad("id:1x");
-    cursor_of_bad("id:1 ");
-    cursor_of_bad("id:9223372036854775808");
-    cursor_of_bad("ID:1");
-    cursor_of_bad("xx:1");
-    cursor_of_bad("id1");
-    cursor_of_bad("i");
-    cursor_of_bad("id:00000000000000000000000000001");
+    cursor_bad("eyJrIjpbImlkKyJdLCJ2IjpbMV19=");  /* a good cursor with padding */
+    cursor_bad("eyJrIjpbImlkKyJdLCJ2IjpbMV1+");   /* '+' is plain base64 */
+    cursor_bad("eyJrIjpbImlkKyJdLCJ2IjpbMV19\n");
+    cursor_bad("eyJrIjpbImlkKyJdLCJ2IjpbMV19eyJrIjpbImlkKyJdLCJ2IjpbMV19"); /* two cursors */
+    cursor_bad_n("eyJrIjpbImlkKyJdLCJ2IjpbMV19", 27);                      /* cut short */
+    cursor_of_bad("id:1");          /* the old format */
+    cursor_of_bad("");
+    cursor_of_bad("null");
+    cursor_of_bad("[]");
+    cursor_of_bad("{}");
+    cursor_of_bad("{'k': ['id+']}");
+    cursor_of_bad("{'v': [1]}");
+    cursor_of_bad("{'k': 'id+', 'v': 1}");
+    cursor_of_bad("{'k': ['id+'], 'v': []}");
+    cursor_of_bad("{'k': [], 'v': []}");
+    cursor_of_bad("{'k': ['id+', 'id+'], 'v': [1, 1]}");
+    cursor_of_bad("{'k': ['id-'], 'v': [1]}");
+    cursor_of_bad("{'k': ['ID+'], 'v': [1]}");
+    cursor_of_bad("{'k': ['id'], 'v': [1]}");
+    cursor_of_bad("{'k': ['id++'], 'v': [1]}");
+    cursor_of_bad("{'k': ['name+'], 'v': [1]}");
+    cursor_of_bad("{'k': [1], 'v': [1]}");
+    cursor_of_bad("{'k': ['id+'], 'v': ['1']}");
+    cursor_of_bad("{'k': ['id+'], 'v': [1.5]}");
+    cursor_of_bad("{'k': ['id+'], 'v': [null]}");
+    cursor_of_bad("{'k': ['id+'], 'v': [true]}");
+    cursor_of_bad("{'k': ['id+'], 'v': [9223372036854775808]}");
+    cursor_of_bad("{'k': ['id+'], 'v': [1]");
+    /* A non-id key takes no object, list or boolean. */
+    tally_plan *plan = tally_plan_new(shop);
+    tally_step *s = list_step(plan, M(shop, "customer"), "{'name': 'ascending'}");
+    static const char *const values[] = {"{}", "[]", "true", "false"};
+    for (size_t i = 0; i < 4; i++) {
+        char raw[128], enc[256];
+        snprintf(raw, sizeof raw, "{\"k\":[\"name+\",\"id+\"],\"v\":[%s,1]}", values[i]);
+        tally_base64url_encode(raw, strlen(raw), enc);
+        tally_error err;
+        assert_int_equal(tally_cursor_decode(plan, s, enc, strlen(enc), &err), -TALLY_BAD_REQUEST);
+        assert_string_equal(err.path, "after");
+    }
+    tally_plan_free(plan);
+    /* Far longer than any cursor: refused before decoding. */
+    size_t n = 70000;
+    char *huge = malloc(n);
+    memset(huge, 'A', n);
+    cursor_bad_n(huge, n);
+    free(huge);
+
     /* A valid one, to be sure the helpers are right. */
     char enc[64];
-    tally_base64url_encode("id:17", 5, enc);
-    int64_t got = 0;
-    assert_int_equal(tally_cursor_decode(enc, strlen(enc), &got), 0);
-    assert_int_equal(got, 17);
+    tally_base64url_encode("{\"k\":[\"id+\"],\"v\":[17]}", 22, enc);
+    assert_string_equal(enc, "eyJrIjpbImlkKyJdLCJ2IjpbMTddfQ");
+    plan = tally_plan_new(shop);
+    s = list_step(plan, M(shop, "customer"), NULL);
+    tally_error err;
+    assert_int_equal(tally_cursor_decode(plan, s, enc, strlen(enc), &err), 0);
+    assert_int_equal(s->after[0].kind, TALLY_VALUE_INT);
+    assert_int_equal(s->after[0].u.i, 17);
+    tally_plan_free(plan);
 }
 
 int main(void)
@@ -1053,7 +1263,7 @@ int main(void)
         cmocka_unit_test(test_atomics_wrong_field),
         cmocka_unit_test(test_atomics_set_and_changed),
         cmocka_unit_test(test_atomics_malformed),
-        cmocka_unit_test(test_bug_nested_step_path_borrowed),
+        cmocka_unit_test(test_nested_step_path_owned),
         cmocka_unit_test(test_decode_id),
         cmocka_unit_test(test_cursor_round_trip),
         cmocka_unit_test(test_cursor_garbage),

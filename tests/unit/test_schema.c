@@ -10,7 +10,7 @@
  * transaction, sqlite_x, tally_x), min > max, a default outside min/max or of
  * the wrong type or too long, maxLength/min/onDelete/inverse on the wrong
  * type, relations to missing models, hasMany without a belongsTo back, bad
- * compound unique keys.  Ends with known bugs, skipped (see BUG comments). */
+ * compound unique keys.  Ends with regression tests for bugs fixed since. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -696,37 +696,75 @@ static void test_error_late_frees_everything(void **state)
     tally_schema_free(NULL);
 }
 
-/* ---- known bugs (skipped) ---------------------------------------------------- */
+/* ---- formerly known bugs ------------------------------------------------------ */
 
-static void test_bug_min_max_compared_as_double(void **state)
+static void test_min_max_compared_exactly(void **state)
 {
     (void)state;
-    /* BUG: schema.c compares min, max and default through tally_value_as_double,
-     * so integer bounds above 2^53 that differ by less than a double's step
-     * compare equal: min 9007199254740993 > max 9007199254740992 is accepted,
-     * and a default of 9007199254740992 below min 9007199254740993 is accepted
-     * (every create that relies on the default then fails its CHECK). */
-    skip();
+    /* Formerly a BUG: schema.c compared min, max and default as doubles, so
+     * integer bounds above 2^53 that differ by less than a double's step
+     * compared equal and these were accepted (every create relying on the
+     * default then failed its CHECK). */
     FIELD_REFUSED("{'type': 'integer', 'min': 9007199254740993, 'max': 9007199254740992}", "min is greater than max");
     FIELD_REFUSED("{'type': 'integer', 'min': 9007199254740993, 'default': 9007199254740992}",
                   "default lies outside min/max");
+    FIELD_REFUSED("{'type': 'integer', 'max': 9223372036854775806, 'default': 9223372036854775807}",
+                  "default lies outside min/max");
+    FIELD_REFUSED("{'type': 'integer', 'min': -9223372036854775807, 'default': -9223372036854775808}",
+                  "default lies outside min/max");
+    /* The neighbours that do fit are still accepted, exactly at the bounds. */
+    tally_schema *s = parse_ok("{'models': {'m': {'fields': {'f': {'type': 'integer', 'min': 9007199254740992,"
+                               " 'max': 9007199254740993, 'default': 9007199254740993}}}}}");
+    const tally_field *f = &s->models[0].fields[0];
+    assert_int_equal(f->min.u.i, 9007199254740992LL);
+    assert_int_equal(f->max.u.i, 9007199254740993LL);
+    assert_int_equal(f->default_value.u.i, 9007199254740993LL);
+    tally_schema_free(s);
+    s = parse_ok("{'models': {'m': {'fields': {'f': {'type': 'integer', 'min': -9223372036854775808,"
+                 " 'max': 9223372036854775807, 'default': -9223372036854775808}}}}}");
+    tally_schema_free(s);
 }
 
-static void test_bug_long_relation_target_truncated(void **state)
+static void test_long_relation_names_refused(void **state)
 {
     (void)state;
-    /* BUG: parse_field copies "model" (and "inverse") into a 64-byte buffer with
-     * snprintf and never checks the length, so a target name of 64+ bytes is cut
-     * to 63 and silently resolves to a model whose name is that prefix.
-     * Expected: "model '<the long name>' is not declared". */
-    skip();
+    /* Formerly a BUG: parse_field copied "model" (and "inverse") into a 64-byte
+     * buffer with snprintf and never checked the length, so a target name of
+     * 64+ bytes was cut to 63 and silently resolved to a model whose name is
+     * that prefix. */
     char name63[64], buf[1024];
     memset(name63, 'a', 63);
     name63[63] = '\0';
     snprintf(buf, sizeof buf,
              "{'models': {'%s': {'fields': {}}, 'm': {'fields': {'f': {'type': 'belongsTo', 'model': '%sXYZ'}}}}}",
              name63, name63);
-    REFUSED(buf, "model 'm'", "field 'f'", "is not declared");
+    REFUSED(buf, "model 'm'", "field 'f'", "is not declared", "at most 63 bytes");
+    /* 64 bytes exactly: one too many. */
+    snprintf(buf, sizeof buf,
+             "{'models': {'%s': {'fields': {}}, 'm': {'fields': {'f': {'type': 'belongsTo', 'model': '%sb'}}}}}",
+             name63, name63);
+    REFUSED(buf, "model 'm'", "field 'f'", "is not declared", "64 bytes");
+    /* 63 bytes is a name, and resolves. */
+    snprintf(buf, sizeof buf,
+             "{'models': {'%s': {'fields': {}}, 'm': {'fields': {'f': {'type': 'belongsTo', 'model': '%s'}}}}}",
+             name63, name63);
+    tally_schema *s = parse_ok(buf);
+    assert_string_equal(s->models[1].fields[0].target, name63);
+    assert_int_equal(s->models[1].fields[0].target_model, 0);
+    tally_schema_free(s);
+    /* The same for a hasMany's inverse. */
+    snprintf(buf, sizeof buf,
+             "{'models': {'p': {'fields': {'kids': {'type': 'hasMany', 'model': 'k', 'inverse': '%sXYZ'}}},"
+             " 'k': {'fields': {'%s': {'type': 'belongsTo', 'model': 'p'}}}}}",
+             name63, name63);
+    REFUSED(buf, "model 'p'", "field 'kids'", "inverse", "at most 63 bytes");
+    snprintf(buf, sizeof buf,
+             "{'models': {'p': {'fields': {'kids': {'type': 'hasMany', 'model': 'k', 'inverse': '%s'}}},"
+             " 'k': {'fields': {'%s': {'type': 'belongsTo', 'model': 'p'}}}}}",
+             name63, name63);
+    s = parse_ok(buf);
+    assert_string_equal(s->models[0].fields[0].inverse, name63);
+    tally_schema_free(s);
 }
 
 int main(void)
@@ -754,8 +792,8 @@ int main(void)
         cmocka_unit_test(test_unique_keys),
         cmocka_unit_test(test_too_many_fields),
         cmocka_unit_test(test_error_late_frees_everything),
-        cmocka_unit_test(test_bug_min_max_compared_as_double),
-        cmocka_unit_test(test_bug_long_relation_target_truncated),
+        cmocka_unit_test(test_min_max_compared_exactly),
+        cmocka_unit_test(test_long_relation_names_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

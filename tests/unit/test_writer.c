@@ -15,7 +15,7 @@
  * dropped field or model refused (naming model and field) unless
  * allow_destructive, a changed type or changed options always refused,
  * unique added over duplicates refused, a refused migration changing
- * nothing.  Known bugs are skipped tests with BUG comments. */
+ * nothing; and regression tests for bugs fixed since. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,8 +36,10 @@
 #include <unistd.h>
 
 #include "api/decode.h"
+#include "api/filter.h"
 #include "api/render.h"
 #include "exec/metrics.h"
+#include "exec/run.h"
 #include "exec/writer.h"
 #include "store/store.h"
 #include "store/sync_vfs.h"
@@ -228,7 +230,7 @@ static tally_plan *plan_update(const tally_schema *s, const char *model, int64_t
     tally_plan *plan = tally_plan_new(s);
     json_t *body = parse_json(sq);
     tally_error err;
-    int rc = tally_decode_update(plan, tally_schema_model(s, model, strlen(model)), id, body, &err);
+    int rc = tally_decode_update(plan, tally_schema_model(s, model, strlen(model)), tally_value_int(id), body, &err);
     json_decref(body);
     if (rc < 0)
         fail_msg("decode: %s", err.message);
@@ -323,7 +325,7 @@ static json_t *stored(const tally_schema *s, const char *model, int64_t id)
     tally_plan *plan = tally_plan_new(s);
     tally_step *st = tally_plan_add_step(plan, TALLY_OP_GET, m);
     st->id = tally_value_int(id);
-    int rc = tally_store_run(rs, plan, &err);
+    int rc = tally_run_plan(rs, plan, &err);
     json_t *out = NULL;
     if (rc == 0) {
         tally_buf b;
@@ -360,8 +362,9 @@ static int stored_count(const tally_schema *s, const char *model)
         fail_msg("reader: %s", err.message);
     tally_plan *plan = tally_plan_new(s);
     tally_step *st = tally_plan_add_step(plan, TALLY_OP_LIST, tally_schema_model(s, model, strlen(model)));
+    assert_int_equal(tally_decode_sort(plan, st, NULL, &err), 0); /* by id */
     st->first = TALLY_LIST_MAX;
-    assert_int_equal(tally_store_run(rs, plan, &err), 0);
+    assert_int_equal(tally_run_plan(rs, plan, &err), 0);
     int n = plan->results[0].nrecords;
     assert_false(plan->results[0].has_next);
     tally_plan_free(plan);
@@ -480,7 +483,7 @@ static void test_errors_from_the_store(void **state)
     expect_record(&a, 201);
     answer_free(&a);
     a = run(w, plan_update(shop, "product", 1, "{'_atomics': {'stock': {'decrement': 4}}}"));
-    expect_error(&a, 422, "INVARIANT", "stock", "min");
+    expect_error(&a, 422, "INVARIANT", "_atomics.stock", "min");
     answer_free(&a);
     /* Judged on the value written: going below and back up is fine. */
     a = run(w, plan_update(shop, "product", 1, "{'_atomics': {'stock': [{'decrement': 4}, {'increment': 2}]}}"));
@@ -498,20 +501,20 @@ static void test_errors_from_the_store(void **state)
     assert_int_equal(int_of(expect_record(&a, 200), "orderCount"), INT64_MAX - 1);
     answer_free(&a);
     a = run(w, plan_update(shop, "customer", 1, "{'_atomics': {'orderCount': [{'increment': 5}, {'decrement': 5}]}}"));
-    expect_error(&a, 422, "OVERFLOW", "orderCount", "64-bit");
+    expect_error(&a, 422, "OVERFLOW", "_atomics.orderCount", "64-bit");
     answer_free(&a);
     a = run(w, plan_update(shop, "customer", 1, "{'_atomics': {'orderCount': {'increment': 1}}}"));
     assert_int_equal(int_of(expect_record(&a, 200), "orderCount"), INT64_MAX);
     answer_free(&a);
     a = run(w, plan_update(shop, "customer", 1, "{'_atomics': {'orderCount': {'increment': 1}}}"));
-    expect_error(&a, 422, "OVERFLOW", "orderCount", NULL);
+    expect_error(&a, 422, "OVERFLOW", "_atomics.orderCount", NULL);
     answer_free(&a);
     assert_int_equal(stored_int(shop, "customer", 1, "orderCount"), INT64_MAX);
     a = run(w, plan_update(shop, "customer", 1, "{'orderCount': -9223372036854775808}"));
     expect_record(&a, 200);
     answer_free(&a);
     a = run(w, plan_update(shop, "customer", 1, "{'_atomics': {'orderCount': {'decrement': 1}}}"));
-    expect_error(&a, 422, "OVERFLOW", "orderCount", NULL);
+    expect_error(&a, 422, "OVERFLOW", "_atomics.orderCount", NULL);
     answer_free(&a);
     assert_int_equal(stored_int(shop, "customer", 1, "orderCount"), INT64_MIN);
 
@@ -520,7 +523,7 @@ static void test_errors_from_the_store(void **state)
     int64_t course = int_of(expect_record(&a, 201), "id");
     answer_free(&a);
     a = run(w, plan_update(shop, "course", course, "{'_atomics': {'slotsTaken': {'increment': 1}}}"));
-    expect_error(&a, 422, "VALIDATION", "slotsTaken", "not set");
+    expect_error(&a, 422, "VALIDATION", "_atomics.slotsTaken", "not set");
     answer_free(&a);
 
     /* A link to a record that does not exist. */
@@ -559,9 +562,9 @@ static void test_nested_creates(void **state)
     answer_free(&a);
     assert_int_equal(stored_int(shop, "image", 2, "post"), post2);
 
-    /* Any failing step undoes the whole request. */
+    /* Any failing step undoes the whole request (a link to a missing child is VALIDATION, as for belongsTo). */
     a = run(w, plan_create(shop, "post", "{'title': 'R', 'images': [{'create': {'url': 'c'}}, {'_link': 999}]}"));
-    expect_error(&a, 404, "NOT_FOUND", "images[1]", "999");
+    expect_error(&a, 422, "VALIDATION", "images[1]", "999");
     answer_free(&a);
     assert_int_equal(stored_count(shop, "post"), 2);
     assert_int_equal(stored_count(shop, "image"), 2);
@@ -569,16 +572,14 @@ static void test_nested_creates(void **state)
     tally_writer_free(w);
 }
 
-static void test_bug_nested_error_path(void **state)
+static void test_nested_error_path(void **state)
 {
     (void)state;
-    /* BUG: a top-level nested create's step->path is borrowed from the request
-     * JSON (see test_bug_nested_step_path_borrowed in test_decode.c), which is
-     * freed before the writer runs the plan; when that nested step fails in
-     * the store, map_error builds the error path from freed memory.  Under ASan
-     * this test aborts with heap-use-after-free in join_path.  Expected: 422
-     * INVARIANT with path "event.availableTicketCount". */
-    skip();
+    /* Formerly a BUG: a top-level nested create's step->path was borrowed from
+     * the request JSON (see test_nested_step_path_owned in test_decode.c),
+     * which is freed before the writer runs the plan; when that nested step
+     * failed in the store, map_error built the error path from freed memory
+     * (heap-use-after-free in join_path under ASan). */
     tally_writer *w = start_writer(shop, 0, 0);
     answer a = run(w, plan_create(shop, "ticket", "{'event': {'create': {'availableTicketCount': -1}}}"));
     expect_error(&a, 422, "INVARIANT", "event.availableTicketCount", NULL);
@@ -607,7 +608,7 @@ static void *increment_worker(void *p)
         tally_plan *plan = tally_plan_new(shop);
         json_t *body = json_pack("{s:{s:{s:i}}}", "_atomics", "orderCount", "increment", 1);
         tally_error err;
-        int rc = tally_decode_update(plan, tally_schema_model(shop, "customer", 8), arg->id, body, &err);
+        int rc = tally_decode_update(plan, tally_schema_model(shop, "customer", 8), tally_value_int(arg->id), body, &err);
         json_decref(body);
         plan->answer_step = rc;
         ticket t;
@@ -736,9 +737,9 @@ static void test_failing_job_in_batch(void **state)
         ticket_destroy(&t[i]);
     }
     assert_int_equal(int_of(expect_record(&ans[0], 200), "orderCount"), 1);
-    expect_error(&ans[1], 422, "INVARIANT", "stock", NULL);
+    expect_error(&ans[1], 422, "INVARIANT", "_atomics.stock", NULL);
     expect_error(&ans[2], 409, "UNIQUE_VIOLATION", "email", NULL);
-    expect_error(&ans[3], 404, "NOT_FOUND", "images[1]", NULL);
+    expect_error(&ans[3], 422, "VALIDATION", "images[1]", NULL);
     /* Later jobs see the earlier ones' effects, not the failed ones'. */
     assert_int_equal(int_of(expect_record(&ans[4], 200), "orderCount"), 2);
     assert_int_equal(int_of(expect_record(&ans[5], 200), "stock"), 0);
@@ -1080,7 +1081,7 @@ static void test_migrate_adds_fields_and_models(void **state)
     expect_record(&a, 201);
     answer_free(&a);
     a = run(w, plan_update(v2, "customer", 1, "{'nick': 'n', '_atomics': {'visits': {'decrement': 8}}}"));
-    expect_error(&a, 422, "INVARIANT", "visits", NULL);
+    expect_error(&a, 422, "INVARIANT", "_atomics.visits", NULL);
     answer_free(&a);
     a = run(w, plan_update(v2, "customer", 1, "{'nick': 'n', 'referrer': {'_link': 2}}"));
     expect_record(&a, 200);
@@ -1126,16 +1127,13 @@ static void test_migrate_dropped_field(void **state)
     tally_schema_free(v3);
 }
 
-static void test_bug_migrate_drop_unique_field(void **state)
+static void test_migrate_drop_unique_field(void **state)
 {
     (void)state;
-    /* BUG: migrate_model runs "DROP INDEX ...; ALTER TABLE ... DROP COLUMN ..."
-     * while its SELECT over tally_fields is still stepping; SQLite refuses to
-     * drop an index (or table) with a statement in progress, so dropping a
-     * unique field with allow_destructive fails with "database table is
-     * locked" (and the message is garbled, see test_bug_migrate_message_overlap).
-     * Expected: the field and its index are dropped. */
-    skip();
+    /* Formerly a BUG: migrate_model ran "DROP INDEX ...; ALTER TABLE ... DROP
+     * COLUMN ..." while its SELECT over tally_fields was still stepping, and
+     * SQLite refused ("database table is locked").  The field and its index
+     * are dropped. */
     seed();
     tally_schema *v3 = shop_variant("'email':      { 'type': 'string', 'unique': true },", "");
     tally_error err;
@@ -1147,6 +1145,47 @@ static void test_bug_migrate_drop_unique_field(void **state)
     assert_null(json_object_get(c, "email"));
     json_decref(c);
     tally_schema_free(v3);
+}
+
+static void test_migrate_drop_indexed_and_linked_fields(void **state)
+{
+    (void)state;
+    seed();
+    /* A field of a compound key that left the schema with it: the key's index
+     * (left in place when the key went) goes with the field. */
+    tally_schema *v = shop_variant(
+        "      \"fields\": {\n        \"userId\":   { \"type\": \"string\", \"required\": true },\n"
+        "        \"window\":   { \"type\": \"integer\", \"required\": true },\n"
+        "        \"requests\": { \"type\": \"integer\", \"default\": 0 } },\n      \"unique\": [[\"userId\", \"window\"]] }",
+        "      \"fields\": {\n        \"userId\":   { \"type\": \"string\", \"required\": true },\n"
+        "        \"requests\": { \"type\": \"integer\", \"default\": 0 } } }");
+    tally_error err;
+    assert_int_equal(migrate(v, false, &err), -TALLY_BAD_REQUEST);
+    assert_non_null(strstr(err.message, "field 'window'"));
+    if (migrate(v, true, &err))
+        fail_msg("destructive migrate: %s", err.message);
+    json_t *r = stored(v, "rateLimit", 1);
+    assert_string_equal(str_of(r, "userId"), "u");
+    assert_null(json_object_get(r, "window"));
+    json_decref(r);
+    /* A belongsTo field (a column with REFERENCES). */
+    tally_schema *v2 = shop_variant("\"ticket\": { \"fields\": { \"event\": { \"type\": \"belongsTo\", \"model\": \"event\", "
+                                    "\"required\": true } } },",
+                                    "\"ticket\": { \"fields\": { \"note\": { \"type\": \"string\" } } },");
+    tally_writer *w = start_writer(shop, 0, 0);
+    answer a = run(w, plan_create(shop, "ticket", "{'event': {'create': {}}}"));
+    expect_record(&a, 201);
+    answer_free(&a);
+    tally_writer_stop(w);
+    tally_writer_free(w);
+    if (migrate(v2, true, &err))
+        fail_msg("dropping a belongsTo: %s", err.message);
+    r = stored(v2, "ticket", 1);
+    assert_null(json_object_get(r, "event"));
+    assert_true(json_is_null(json_object_get(r, "note")));
+    json_decref(r);
+    tally_schema_free(v);
+    tally_schema_free(v2);
 }
 
 static const char RATE_LIMIT_MODEL[] =
@@ -1171,14 +1210,13 @@ static void test_migrate_dropped_model(void **state)
     tally_schema_free(v);
 }
 
-static void test_bug_migrate_drop_model(void **state)
+static void test_migrate_drop_model(void **state)
 {
     (void)state;
-    /* BUG: dropped_models runs DROP TABLE while its SELECT DISTINCT over
-     * tally_fields is still stepping, so with allow_destructive every dropped
-     * model fails: "SQLite: database table is locked (in: DROP TABLE
-     * "rateLimit"; ...)".  Expected: the table is dropped. */
-    skip();
+    /* Formerly a BUG: dropped_models ran DROP TABLE while its SELECT DISTINCT
+     * over tally_fields was still stepping, so with allow_destructive every
+     * dropped model failed with "database table is locked".  The table is
+     * dropped. */
     seed();
     tally_schema *v = shop_variant(RATE_LIMIT_MODEL, "");
     tally_error err;
@@ -1270,15 +1308,13 @@ static void test_migrate_unique(void **state)
     tally_schema_free(v);
 }
 
-static void test_bug_migrate_drop_unique(void **state)
+static void test_migrate_drop_unique(void **state)
 {
     (void)state;
-    /* BUG: a field that stops being unique has its index dropped with DROP
-     * INDEX while migrate_model's SELECT over tally_fields is still stepping:
-     * "SQLite: database table is locked (in: DROP INDEX IF EXISTS
-     * "u:customer:email")", so the migration is refused.  Expected: the index
-     * is dropped and duplicates are allowed from then on. */
-    skip();
+    /* Formerly a BUG: a field that stops being unique had its index dropped
+     * with DROP INDEX while migrate_model's SELECT over tally_fields was still
+     * stepping ("database table is locked"), so the migration was refused.
+     * The index is dropped and duplicates are allowed from then on. */
     seed();
     tally_schema *v = shop_variant("'email':      { 'type': 'string', 'unique': true }",
                                    "'email':      { 'type': 'string' }");
@@ -1294,19 +1330,13 @@ static void test_bug_migrate_drop_unique(void **state)
     tally_schema_free(v);
 }
 
-static void test_bug_migrate_message_overlap(void **state)
+static void test_migrate_message_keeps_reason(void **state)
 {
     (void)state;
-    /* BUG: add_unique (and add_field, and the drop-field path) report a failure
-     * with tally_fail(err, ..., "...(%s)", ..., err->message): the message is
-     * both the output and an argument of the same snprintf (undefined
-     * behaviour).  With glibc the SQLite reason is lost and the text repeats
-     * itself: "model 'customer': cannot make name unique: the stored records
-     * already hold duplicates (model 'customer': cannot make name unique: the
-     * stored records already hold duplicates ("u:customer:name" ON "customer"
-     * ("name")))".  Expected: SQLite's reason
-     * ("UNIQUE constraint failed: customer.name") inside the parentheses. */
-    skip();
+    /* Formerly a BUG: add_unique (and add_field, and the drop-field path)
+     * reported a failure with tally_fail(err, ..., "...(%s)", ..., err->message):
+     * the message was both the output and an argument of the same snprintf,
+     * and SQLite's reason was lost.  It is inside the parentheses now. */
     seed();
     tally_schema *v = shop_variant("'name':       { 'type': 'string', 'required': true }",
                                    "'name':       { 'type': 'string', 'required': true, 'unique': true }");
@@ -1338,7 +1368,7 @@ int main(void)
         T(test_create_and_increment),
         T(test_errors_from_the_store),
         T(test_nested_creates),
-        T(test_bug_nested_error_path),
+        T(test_nested_error_path),
         T(test_concurrent_increments),
         T(test_failing_job_in_batch),
         T(test_batch_the_database_refuses),
@@ -1349,13 +1379,14 @@ int main(void)
         T(test_migrate_adds_fields_and_models),
         T(test_migrate_dropped_field),
         T(test_migrate_dropped_model),
-        T(test_bug_migrate_drop_unique_field),
-        T(test_bug_migrate_drop_model),
+        T(test_migrate_drop_unique_field),
+        T(test_migrate_drop_model),
+        T(test_migrate_drop_indexed_and_linked_fields),
         T(test_migrate_changed_type),
         T(test_migrate_changed_options),
         T(test_migrate_unique),
-        T(test_bug_migrate_drop_unique),
-        T(test_bug_migrate_message_overlap),
+        T(test_migrate_drop_unique),
+        T(test_migrate_message_keeps_reason),
         T(test_open_refuses_bad_path),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
