@@ -195,7 +195,7 @@ static void cache_clear(tally_store *st)
 }
 
 /* Returns a reset statement for sql, preparing and caching it on first use. */
-static sqlite3_stmt *stmt_for(tally_store *st, const char *sql, tally_error *err)
+sqlite3_stmt *tally_sqlite_stmt(tally_store *st, const char *sql, tally_error *err)
 {
     size_t i = hash_text(sql) & (TALLY_STMT_CACHE - 1);
     for (; st->cache[i].sql; i = (i + 1) & (TALLY_STMT_CACHE - 1))
@@ -324,7 +324,7 @@ static int missing_link(tally_store *st, tally_plan *plan, const tally_step *s, 
         tally_sql_add(&q, "SELECT 1 FROM ");
         tally_sql_name(&q, f->target);
         tally_sql_add(&q, " WHERE \"id\" = ?1");
-        sqlite3_stmt *stmt = stmt_for(st, q.s, err);
+        sqlite3_stmt *stmt = tally_sqlite_stmt(st, q.s, err);
         tally_sql_free(&q);
         if (!stmt)
             return -TALLY_INTERNAL;
@@ -359,7 +359,7 @@ static int referenced_by(tally_store *st, tally_plan *plan, const tally_step *s,
             tally_sql_add(&q, " WHERE ");
             tally_sql_name(&q, f->name);
             tally_sql_add(&q, " = ?1");
-            sqlite3_stmt *stmt = stmt_for(st, q.s, err);
+            sqlite3_stmt *stmt = tally_sqlite_stmt(st, q.s, err);
             tally_sql_free(&q);
             if (!stmt)
                 return -TALLY_INTERNAL;
@@ -464,7 +464,7 @@ static int map_error(tally_store *st, tally_plan *plan, const tally_step *s, int
 /* Prepares (or finds cached) the statement for q and binds every value of b. */
 static sqlite3_stmt *prepare_bound(tally_store *st, tally_plan *plan, tally_sql *q, tally_binds *b, tally_error *err)
 {
-    sqlite3_stmt *stmt = stmt_for(st, q->s, err);
+    sqlite3_stmt *stmt = tally_sqlite_stmt(st, q->s, err);
     if (stmt)
         for (int i = 0; i < b->n; i++)
             bind_value(stmt, i + 1, &b->v[i], plan);
@@ -685,6 +685,9 @@ int tally_store_run_step(tally_store *st, tally_plan *plan, int i, tally_error *
     case TALLY_OP_UPSERT: return run_create(st, plan, s, res, err);
     case TALLY_OP_UPDATE: return run_update(st, plan, s, res, err);
     case TALLY_OP_UPDATE_MANY: return run_update_many(st, plan, s, res, err);
-    default: return run_delete(st, plan, s, res, err);
+    case TALLY_OP_DELETE:
+    case TALLY_OP_DELETE_MANY: return run_delete(st, plan, s, res, err);
+    case TALLY_OP_LIMIT: return tally_sqlite_limit(st, plan, s, res, err);
+    default: return tally_sqlite_lock(st, plan, s, res, err);
     }
 }
