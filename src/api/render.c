@@ -264,6 +264,8 @@ void tally_render_job(tally_job *job)
         size_t len;
         char *body = tally_render_plan_error(plan, &job->err, &status, &len);
         tally_job_set_body(job, status, body, len);
+        if (job->err.code == TALLY_RATE_LIMITED && plan->results) /* whole seconds, rounded up */
+            job->retry_after_s = (int)((plan->results[plan->failed_step].retry_after_ms + 999) / 1000);
         return;
     }
     tally_buf b;

@@ -12,6 +12,7 @@
 #include "api/api.h"
 #include "api/decode.h"
 #include "api/filter.h"
+#include "api/locks.h"
 #include "api/transaction.h"
 #include "api/render.h"
 #include "exec/metrics.h"
@@ -93,7 +94,8 @@ static int submit(route_ctx *c, tally_plan *plan)
     job->render = tally_render_job;
     job->complete = c->req->complete;
     job->origin = c->req->origin;
-    bool scan = !plan->writes && plan->steps[plan->answer_step].op == TALLY_OP_LIST;
+    tally_op op = plan->steps[plan->answer_step].op;
+    bool scan = !plan->writes && (op == TALLY_OP_LIST || op == TALLY_OP_LOCK_LIST);
     if (!plan->writes && !scan) { /* point read: here, on this loop's own connection */
         tally_read_here(c->req->local_store, job);
         c->resp->status = job->status;
@@ -103,6 +105,15 @@ static int submit(route_ctx *c, tally_plan *plan)
         job->body = NULL;
         tally_job_free(job);
         return TALLY_API_NOW;
+    }
+    if (plan->writes && c->req->idem_key) {
+        tally_error err;
+        job->idem = tally_idem_key_new(c->req->method, c->req->method_len, c->req->path, c->req->path_len,
+                                       c->req->idem_key, c->req->idem_key_len, c->req->body, c->req->body_len, &err);
+        if (!job->idem) {
+            tally_job_free(job);
+            return answer_error(c, &err);
+        }
     }
     int rc = plan->writes ? tally_writer_submit(c->api->writer, job) : tally_reader_submit(c->api->reader, job);
     if (rc == 0)
@@ -292,6 +303,45 @@ static int handle_transaction(route_ctx *c)
     return submit(c, plan);
 }
 
+/* /api/locks, /api/locks/{name}/{op}, /api/limits/{name}/{key} */
+static int handle_primitive(route_ctx *c)
+{
+    bool locks = strcmp(c->seg[0], "locks") == 0;
+    if (locks && c->nseg == 1) {
+        if (!method_is(c->req, "GET"))
+            return method_not_allowed(c, "GET");
+        tally_plan *plan = tally_plan_new(c->api->schema);
+        plan->answer_step = tally_decode_lock_list(plan);
+        return submit(c, plan);
+    }
+    if (c->nseg != 3)
+        return fail_now(c, TALLY_NOT_FOUND, NULL, "%s",
+                        locks ? "locks live at /api/locks/{name}/acquire, /renew and /release"
+                              : "limits live at /api/limits/{name}/{key}");
+    if (!method_is(c->req, "POST"))
+        return method_not_allowed(c, "POST");
+    tally_error err;
+    json_t *body = NULL;
+    if (c->req->body_len || locks) {
+        body = parse_body(c, &err);
+        if (!body)
+            return answer_error(c, &err);
+    }
+    tally_plan *plan = tally_plan_new(c->api->schema);
+    int step = locks ? (strcmp(c->seg[2], "check") == 0
+                            ? tally_fail(&err, TALLY_BAD_REQUEST, NULL, "check is a transaction step: "
+                                         "{\"checkLock\": name, \"token\": t}")
+                            : tally_decode_lock(plan, c->seg[1], c->seglen[1], c->seg[2], body, &err))
+                     : tally_decode_limit(plan, c->seg[1], c->seglen[1], c->seg[2], c->seglen[2], body, &err);
+    json_decref(body);
+    if (step < 0) {
+        tally_plan_free(plan);
+        return answer_error(c, &err);
+    }
+    plan->answer_step = step;
+    return submit(c, plan);
+}
+
 static int handle_metrics(route_ctx *c)
 {
     c->resp->status = 200;
@@ -310,6 +360,8 @@ static int route_api(route_ctx *c)
     if (c->nseg == 1 && strcmp(c->seg[0], "ws") == 0) /* the net layer upgrades real handshakes */
         return fail_now(c, TALLY_BAD_REQUEST, NULL, "%s",
                         "/api/ws speaks WebSocket: connect with a WebSocket client (Upgrade: websocket)");
+    if (strcmp(c->seg[0], "locks") == 0 || strcmp(c->seg[0], "limits") == 0)
+        return handle_primitive(c);
     if (c->nseg == 1 && strcmp(c->seg[0], "transaction") == 0)
         return method_is(c->req, "POST") ? handle_transaction(c) : method_not_allowed(c, "POST");
     const tally_model *m = tally_schema_model(c->api->schema, c->seg[0], c->seglen[0]);
