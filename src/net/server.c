@@ -104,6 +104,7 @@ static void send_answer(h2o_req_t *req, int status, const char *content_type, co
         int n = snprintf(v, 24, "%d", retry_after_s);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v, (size_t)n);
     }
+    req->res.content_length = len; /* h2o_send_inline leaves it unset, which costs the keep-alive */
     h2o_send_inline(req, body, len); /* copies the body into the request's pool */
 }
 

@@ -571,15 +571,16 @@ static int run_create(tally_store *st, tally_plan *plan, const tally_step *s, ta
     if (!stmt)
         return -TALLY_INTERNAL;
     /* An upsert that updates leaves last_insert_rowid alone; one that inserts
-     * moves it to a new id (AUTOINCREMENT never reuses one): that tells which. */
-    int64_t before = sqlite3_last_insert_rowid(st->db), id = 0;
+     * sets it to the new id, which is never 0: so clear it first. */
+    sqlite3_set_last_insert_rowid(st->db, 0);
+    int64_t id = 0;
     int rc = step_once(stmt, &id);
     if (rc != SQLITE_DONE)
         return map_error(st, plan, s, rc, err);
     if (s->op == TALLY_OP_CREATE)
         id = sqlite3_last_insert_rowid(st->db);
     else
-        res->created = sqlite3_last_insert_rowid(st->db) != before;
+        res->created = sqlite3_last_insert_rowid(st->db) != 0;
     rc = read_by_id(st, plan, s, id, &res->record, err);
     return rc == 1 ? 0 : rc == 0 ? not_found(err, s, id) : rc;
 }
