@@ -123,6 +123,33 @@ static int submit(route_ctx *c, tally_plan *plan)
                     "the server's queue is full or it is shutting down; nothing was applied, retry later");
 }
 
+/* Writes the dotted path of the first number in j beyond the int64 range into path; returns whether found. */
+static bool find_huge_number(json_t *j, char *path, size_t cap)
+{
+    size_t len = strlen(path);
+    if (json_is_real(j))
+        return json_real_value(j) >= 9223372036854775807.0 || json_real_value(j) <= -9223372036854775808.0;
+    if (json_is_object(j)) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(j, key, v) {
+            snprintf(path + len, cap - len, "%s%s", len ? "." : "", key);
+            if (find_huge_number(v, path, cap))
+                return true;
+        }
+    } else if (json_is_array(j)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) {
+            snprintf(path + len, cap - len, "[%zu]", i);
+            if (find_huge_number(v, path, cap))
+                return true;
+        }
+    }
+    path[len] = '\0';
+    return false;
+}
+
 static json_t *parse_body(route_ctx *c, tally_error *err)
 {
     if (c->req->body_len == 0) {
@@ -131,51 +158,23 @@ static json_t *parse_body(route_ctx *c, tally_error *err)
     }
     json_error_t jerr;
     json_t *body = json_loadb(c->req->body, c->req->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!body && strstr(jerr.text, "too big"))
-        /* Valid JSON, but the number cannot be a 64-bit integer: jansson reports where, not which field. */
-        tally_fail(err, TALLY_OVERFLOW, NULL, "a number in the body does not fit a signed 64-bit integer (line %d, "
-                   "column %d); integers are from -9223372036854775808 to 9223372036854775807", jerr.line, jerr.column);
-    else if (!body)
+    if (!body && strstr(jerr.text, "too big")) {
+        /* Valid JSON, but a number cannot be a 64-bit integer.  jansson says
+         * where in the text; parse again with integers as doubles to name the field. */
+        char path[256] = "";
+        json_t *again = json_loadb(c->req->body, c->req->body_len, JSON_DECODE_INT_AS_REAL, NULL);
+        find_huge_number(again, path, sizeof path);
+        json_decref(again);
+        tally_fail(err, TALLY_OVERFLOW, path[0] ? path : NULL,
+                   "%s%sdoes not fit a signed 64-bit integer: integers are from -9223372036854775808 to "
+                   "9223372036854775807", path[0] ? path : "a number in the body", path[0] ? " " : " ");
+    } else if (!body)
         tally_fail(err, TALLY_BAD_REQUEST, NULL, "the body is not valid JSON: %s (line %d, column %d)", jerr.text,
                    jerr.line, jerr.column);
     return body;
 }
 
 /* ---- handlers ------------------------------------------------------------------ */
-
-static int handle_create(route_ctx *c, const tally_model *m)
-{
-    tally_error err;
-    json_t *body = parse_body(c, &err);
-    if (!body)
-        return answer_error(c, &err);
-    tally_plan *plan = tally_plan_new(c->api->schema);
-    int step = tally_decode_create(plan, m, body, "", &err);
-    json_decref(body);
-    if (step < 0) {
-        tally_plan_free(plan);
-        return answer_error(c, &err);
-    }
-    plan->answer_step = step;
-    return submit(c, plan);
-}
-
-static int handle_update(route_ctx *c, const tally_model *m, int64_t id)
-{
-    tally_error err;
-    json_t *body = parse_body(c, &err);
-    if (!body)
-        return answer_error(c, &err);
-    tally_plan *plan = tally_plan_new(c->api->schema);
-    int step = tally_decode_update(plan, m, tally_value_int(id), body, &err);
-    json_decref(body);
-    if (step < 0) {
-        tally_plan_free(plan);
-        return answer_error(c, &err);
-    }
-    plan->answer_step = step;
-    return submit(c, plan);
-}
 
 static int handle_by_id(route_ctx *c, const tally_model *m, int64_t id, tally_op op)
 {
@@ -187,15 +186,16 @@ static int handle_by_id(route_ctx *c, const tally_model *m, int64_t id, tally_op
 }
 
 /* Runs a decoder that adds steps from a JSON body; answers its error or submits. */
-static int handle_body(route_ctx *c, const tally_model *m,
-                       int (*decode)(tally_plan *, const tally_model *, json_t *, tally_error *))
+typedef int (*body_decoder)(tally_plan *, const tally_model *, json_t *, tally_error *);
+
+static int handle_body_id(route_ctx *c, const tally_model *m, body_decoder decode, int64_t id)
 {
     tally_error err;
     json_t *body = parse_body(c, &err);
     if (!body)
         return answer_error(c, &err);
     tally_plan *plan = tally_plan_new(c->api->schema);
-    int step = decode(plan, m, body, &err);
+    int step = decode ? decode(plan, m, body, &err) : tally_decode_update(plan, m, tally_value_int(id), body, &err);
     json_decref(body);
     if (step < 0) {
         tally_plan_free(plan);
@@ -203,6 +203,19 @@ static int handle_body(route_ctx *c, const tally_model *m,
     }
     plan->answer_step = step;
     return submit(c, plan);
+}
+
+static int handle_body(route_ctx *c, const tally_model *m, body_decoder decode)
+{
+    return handle_body_id(c, m, decode, 0);
+}
+
+/* PATCH /api/{model}/{id}: the one body call that also takes the id from the path. */
+static int handle_update(route_ctx *c, const tally_model *m, int64_t id) { return handle_body_id(c, m, NULL, id); }
+
+static int decode_create_body(tally_plan *plan, const tally_model *m, json_t *body, tally_error *err)
+{
+    return tally_decode_create(plan, m, body, "", err);
 }
 
 static int decode_find_body(tally_plan *plan, const tally_model *m, json_t *body, tally_error *err)
@@ -372,7 +385,7 @@ static int route_api(route_ctx *c)
         if (method_is(req, "GET"))
             return handle_list(c, m);
         if (method_is(req, "POST"))
-            return handle_create(c, m);
+            return handle_body(c, m, decode_create_body);
         return method_not_allowed(c, "GET, POST");
     }
     if (c->nseg == 2) {

@@ -473,6 +473,24 @@ static sqlite3_stmt *prepare_bound(tally_store *st, tally_plan *plan, tally_sql 
     return stmt;
 }
 
+/* The statement of a record step, built for its shape and bound to its values. */
+static sqlite3_stmt *prepare_step(tally_store *st, tally_plan *plan, const tally_step *s, tally_error *err)
+{
+    tally_sql q;
+    tally_binds b;
+    tally_sql_init(&q);
+    tally_binds_init(&b);
+    switch (s->op) {
+    case TALLY_OP_LIST: tally_sql_list(&q, &b, s); break;
+    case TALLY_OP_CREATE:
+    case TALLY_OP_UPSERT: tally_sql_insert(&q, &b, s, plan->now_ms); break;
+    case TALLY_OP_UPDATE:
+    case TALLY_OP_UPDATE_MANY: tally_sql_update(&q, &b, s, plan->now_ms); break;
+    default: tally_sql_delete(&q, &b, s); break;
+    }
+    return prepare_bound(st, plan, &q, &b, err);
+}
+
 /* Steps a statement that returns no rows (or one, for RETURNING) and resets it. */
 static int step_once(sqlite3_stmt *stmt, int64_t *returned)
 {
@@ -535,12 +553,7 @@ static int run_get(tally_store *st, tally_plan *plan, const tally_step *s, tally
 static int run_list(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                     tally_error *err)
 {
-    tally_sql q;
-    tally_binds b;
-    tally_sql_init(&q);
-    tally_binds_init(&b);
-    tally_sql_list(&q, &b, s);
-    sqlite3_stmt *stmt = prepare_bound(st, plan, &q, &b, err);
+    sqlite3_stmt *stmt = prepare_step(st, plan, s, err);
     if (!stmt)
         return -TALLY_INTERNAL;
     res->records = tally_arena_alloc(&plan->arena, (size_t)(s->first + 1) * sizeof *res->records);
@@ -562,12 +575,7 @@ static int run_list(tally_store *st, tally_plan *plan, const tally_step *s, tall
 static int run_create(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                       tally_error *err)
 {
-    tally_sql q;
-    tally_binds b;
-    tally_sql_init(&q);
-    tally_binds_init(&b);
-    tally_sql_insert(&q, &b, s, plan->now_ms);
-    sqlite3_stmt *stmt = prepare_bound(st, plan, &q, &b, err);
+    sqlite3_stmt *stmt = prepare_step(st, plan, s, err);
     if (!stmt)
         return -TALLY_INTERNAL;
     /* An upsert that updates leaves last_insert_rowid alone; one that inserts
@@ -588,12 +596,7 @@ static int run_create(tally_store *st, tally_plan *plan, const tally_step *s, ta
 static int run_update(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                       tally_error *err)
 {
-    tally_sql q;
-    tally_binds b;
-    tally_sql_init(&q);
-    tally_binds_init(&b);
-    tally_sql_update(&q, &b, s, plan->now_ms);
-    sqlite3_stmt *stmt = prepare_bound(st, plan, &q, &b, err);
+    sqlite3_stmt *stmt = prepare_step(st, plan, s, err);
     if (!stmt)
         return -TALLY_INTERNAL;
     int rc = step_once(stmt, NULL);
@@ -617,12 +620,7 @@ static int run_update(tally_store *st, tally_plan *plan, const tally_step *s, ta
 static int run_update_many(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                            tally_error *err)
 {
-    tally_sql q;
-    tally_binds b;
-    tally_sql_init(&q);
-    tally_binds_init(&b);
-    tally_sql_update(&q, &b, s, plan->now_ms);
-    sqlite3_stmt *stmt = prepare_bound(st, plan, &q, &b, err);
+    sqlite3_stmt *stmt = prepare_step(st, plan, s, err);
     if (!stmt)
         return -TALLY_INTERNAL;
     int rc = step_once(stmt, NULL);
@@ -634,6 +632,8 @@ static int run_update_many(tally_store *st, tally_plan *plan, const tally_step *
     if (code != -TALLY_INVARIANT)
         return code;
     /* The statement changed nothing; count how many rows would have crossed. */
+    tally_sql q;
+    tally_binds b;
     tally_sql_init(&q);
     tally_binds_init(&b);
     tally_sql_count_crossing(&q, &b, s);
@@ -654,12 +654,7 @@ static int run_update_many(tally_store *st, tally_plan *plan, const tally_step *
 static int run_delete(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                       tally_error *err)
 {
-    tally_sql q;
-    tally_binds b;
-    tally_sql_init(&q);
-    tally_binds_init(&b);
-    tally_sql_delete(&q, &b, s);
-    sqlite3_stmt *stmt = prepare_bound(st, plan, &q, &b, err);
+    sqlite3_stmt *stmt = prepare_step(st, plan, s, err);
     if (!stmt)
         return -TALLY_INTERNAL;
     int rc = step_once(stmt, NULL);
