@@ -35,6 +35,8 @@ typedef struct tally_http_request {
     size_t query_len;
     const char *body;
     size_t body_len;
+    const char *idem_key;             /* the Idempotency-Key header, or NULL */
+    size_t idem_key_len;
     tally_store *local_store;         /* the loop thread's read-only connection */
     void (*complete)(tally_job *job); /* called (on a worker thread) with a job's answer */
     void *origin;                     /* stored in the job for complete */
@@ -46,6 +48,7 @@ typedef struct tally_http_response {
     size_t body_len;
     const char *content_type; /* static */
     const char *allow;        /* static; set with 405 */
+    int retry_after_s;        /* > 0: a Retry-After header */
 } tally_http_response;
 
 enum { TALLY_API_LATER = 0, TALLY_API_NOW = 1 };

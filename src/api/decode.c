@@ -556,6 +556,12 @@ static int decode_on(tally_plan *plan, tally_step *s, json_t *on, tally_error *e
                             "%s has no field %s", m->name, json_is_string(name) ? json_string_value(name) : "(not a name)");
             goto done;
         }
+        for (size_t k = 0; k < i; k++)
+            if (fields[k] == fi) {
+                rc = tally_fail(err, TALLY_BAD_REQUEST, tally_arena_printf(&plan->arena, "on[%zu]", i),
+                                "on names %s twice", m->fields[fi].name);
+                goto done;
+            }
         fields[i] = fi;
         s->on[i] = m->fields[fi].column;
     }

@@ -100,36 +100,76 @@ void tally_render_record(tally_buf *b, const tally_model *m, const tally_record 
     tally_buf_addc(b, '}');
 }
 
-char *tally_render_error(const tally_error *err, int *status, size_t *len)
+/* Appends "code", "message", "path", "step", "as" of an error object (no braces). */
+static void error_fields(tally_buf *b, const tally_error *err)
 {
-    return tally_render_error_current(err, NULL, NULL, status, len);
+    const char *name = tally_code_name(err->code);
+    tally_buf_add(b, "\"code\":");
+    tally_json_string(b, name, strlen(name));
+    tally_buf_add(b, ",\"message\":");
+    const char *msg = err->message[0] ? err->message : tally_code_text(err->code);
+    tally_json_string(b, msg, strlen(msg));
+    if (err->path[0]) {
+        tally_buf_add(b, ",\"path\":");
+        tally_json_string(b, err->path, strlen(err->path));
+    }
+    if (err->step >= 0) {
+        tally_buf_addf(b, ",\"step\":%d", err->step);
+        if (err->step_as[0]) {
+            tally_buf_add(b, ",\"as\":");
+            tally_json_string(b, err->step_as, strlen(err->step_as));
+        }
+    }
 }
 
-char *tally_render_error_current(const tally_error *err, const tally_model *m, const tally_record *current, int *status,
-                                 size_t *len)
+static void datetime(tally_buf *b, int64_t ms)
+{
+    char text[TALLY_DATETIME_MAX];
+    if (tally_datetime_format(ms, text))
+        tally_json_string(b, text, strlen(text));
+    else
+        tally_buf_add(b, "null");
+}
+
+char *tally_render_error(const tally_error *err, int *status, size_t *len)
 {
     tally_buf b;
     tally_buf_init(&b);
-    const char *name = tally_code_name(err->code);
-    tally_buf_add(&b, "{\"error\":{\"code\":");
-    tally_json_string(&b, name, strlen(name));
-    tally_buf_add(&b, ",\"message\":");
-    const char *msg = err->message[0] ? err->message : tally_code_text(err->code);
-    tally_json_string(&b, msg, strlen(msg));
-    if (err->path[0]) {
-        tally_buf_add(&b, ",\"path\":");
-        tally_json_string(&b, err->path, strlen(err->path));
+    tally_buf_add(&b, "{\"error\":{");
+    error_fields(&b, err);
+    tally_buf_add(&b, "}}");
+    *status = tally_code_status(err->code);
+    *len = b.len;
+    return b.s;
+}
+
+static void limit_fields(tally_buf *b, const tally_step_result *r)
+{
+    tally_buf_addf(b, "\"allowed\":%s,\"remaining\":%lld,\"retryAfterMs\":%lld,\"resetAfterMs\":%lld",
+                   r->allowed ? "true" : "false", (long long)r->remaining, (long long)r->retry_after_ms,
+                   (long long)r->reset_after_ms);
+}
+
+char *tally_render_plan_error(tally_plan *plan, const tally_error *err, int *status, size_t *len)
+{
+    const tally_step *s = plan->results ? &plan->steps[plan->failed_step] : NULL;
+    const tally_step_result *r = s ? &plan->results[plan->failed_step] : NULL;
+    tally_buf b;
+    tally_buf_init(&b);
+    tally_buf_addc(&b, '{');
+    if (r && err->code == TALLY_RATE_LIMITED) { /* a refused limit still answers its numbers */
+        limit_fields(&b, r);
+        tally_buf_addc(&b, ',');
     }
-    if (err->step >= 0) {
-        tally_buf_addf(&b, ",\"step\":%d", err->step);
-        if (err->step_as[0]) {
-            tally_buf_add(&b, ",\"as\":");
-            tally_json_string(&b, err->step_as, strlen(err->step_as));
-        }
-    }
-    if (current && current->cols) {
+    tally_buf_add(&b, "\"error\":{");
+    error_fields(&b, err);
+    if (r && err->code == TALLY_GUARD_FAILED && r->record.cols) {
         tally_buf_add(&b, ",\"current\":");
-        tally_render_record(&b, m, current);
+        tally_render_record(&b, s->model, &r->record);
+    }
+    if (r && err->code == TALLY_LOCKED && r->expires_at) {
+        tally_buf_add(&b, ",\"expiresAt\":");
+        datetime(&b, r->expires_at);
     }
     tally_buf_add(&b, "}}");
     *status = tally_code_status(err->code);
@@ -163,6 +203,38 @@ int tally_render_step_result(tally_buf *b, tally_plan *plan, int step)
         tally_render_record(b, s->model, &r->record);
         tally_buf_add(b, r->created ? ",\"created\":true}" : ",\"created\":false}");
         break;
+    case TALLY_OP_LOCK_ACQUIRE:
+        tally_buf_add(b, "{\"token\":");
+        tally_json_string(b, r->token, strlen(r->token));
+        tally_buf_addf(b, ",\"fence\":%lld,\"expiresAt\":", (long long)r->fence);
+        datetime(b, r->expires_at);
+        tally_buf_addc(b, '}');
+        break;
+    case TALLY_OP_LOCK_RENEW:
+    case TALLY_OP_LOCK_CHECK:
+        tally_buf_addf(b, "{\"fence\":%lld,\"expiresAt\":", (long long)r->fence);
+        datetime(b, r->expires_at);
+        tally_buf_addc(b, '}');
+        break;
+    case TALLY_OP_LOCK_RELEASE:
+        tally_buf_addf(b, "{\"released\":true,\"fence\":%lld}", (long long)r->fence);
+        break;
+    case TALLY_OP_LOCK_LIST:
+        tally_buf_add(b, "{\"locks\":[");
+        for (int i = 0; i < r->nlocks; i++) {
+            tally_buf_add(b, i ? ",{\"name\":" : "{\"name\":");
+            tally_json_string(b, r->locks[i].name, r->locks[i].name_len);
+            tally_buf_addf(b, ",\"fence\":%lld,\"expiresAt\":", (long long)r->locks[i].fence);
+            datetime(b, r->locks[i].expires_at);
+            tally_buf_addc(b, '}');
+        }
+        tally_buf_add(b, "]}");
+        break;
+    case TALLY_OP_LIMIT:
+        tally_buf_addc(b, '{');
+        limit_fields(b, r);
+        tally_buf_addc(b, '}');
+        break;
     case TALLY_OP_LIST:
         tally_buf_add(b, "{\"records\":[");
         for (int i = 0; i < r->nrecords; i++) {
@@ -183,13 +255,6 @@ int tally_render_step_result(tally_buf *b, tally_plan *plan, int step)
     return status;
 }
 
-char *tally_render_plan_error(tally_plan *plan, const tally_error *err, int *status, size_t *len)
-{
-    const tally_step *failed =
-        plan->results && err->code == TALLY_GUARD_FAILED ? &plan->steps[plan->failed_step] : NULL;
-    return tally_render_error_current(err, failed ? failed->model : NULL,
-                                      failed ? &plan->results[plan->failed_step].record : NULL, status, len);
-}
 
 void tally_render_job(tally_job *job)
 {
@@ -199,6 +264,8 @@ void tally_render_job(tally_job *job)
         size_t len;
         char *body = tally_render_plan_error(plan, &job->err, &status, &len);
         tally_job_set_body(job, status, body, len);
+        if (job->err.code == TALLY_RATE_LIMITED && plan->results) /* whole seconds, rounded up */
+            job->retry_after_s = (int)((plan->results[plan->failed_step].retry_after_ms + 999) / 1000);
         return;
     }
     tally_buf b;

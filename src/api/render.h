@@ -19,13 +19,11 @@ void tally_json_double(tally_buf *b, double d);
 void tally_render_record(tally_buf *b, const tally_model *m, const tally_record *r);
 /* {"error": {"code", "message", "path"?}}; returns the body (malloc'ed) and its status. */
 char *tally_render_error(const tally_error *err, int *status, size_t *len);
-/* The same with "current": the record as it stood (a failed guard), when current->cols is set. */
-char *tally_render_error_current(const tally_error *err, const tally_model *m, const tally_record *current, int *status,
-                                 size_t *len);
 /* Appends the result of plan step `step` (record, {"id"}, {"count"},
  * {"record","created"}, or a page) and returns its HTTP status. */
 int tally_render_step_result(tally_buf *b, tally_plan *plan, int step);
-/* The error body of a failed plan: with "current" for a failed guard, "step" in a transaction. */
+/* The error body of a failed plan: with "current" for a failed guard, "expiresAt" for LOCKED,
+ * the limit's numbers beside a RATE_LIMITED error, "step" in a transaction. */
 char *tally_render_plan_error(tally_plan *plan, const tally_error *err, int *status, size_t *len);
 /* The job's render callback: the answer for its plan's result, or its error. */
 void tally_render_job(tally_job *job);

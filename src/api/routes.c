@@ -12,6 +12,7 @@
 #include "api/api.h"
 #include "api/decode.h"
 #include "api/filter.h"
+#include "api/locks.h"
 #include "api/transaction.h"
 #include "api/render.h"
 #include "exec/metrics.h"
@@ -93,7 +94,8 @@ static int submit(route_ctx *c, tally_plan *plan)
     job->render = tally_render_job;
     job->complete = c->req->complete;
     job->origin = c->req->origin;
-    bool scan = !plan->writes && plan->steps[plan->answer_step].op == TALLY_OP_LIST;
+    tally_op op = plan->steps[plan->answer_step].op;
+    bool scan = !plan->writes && (op == TALLY_OP_LIST || op == TALLY_OP_LOCK_LIST);
     if (!plan->writes && !scan) { /* point read: here, on this loop's own connection */
         tally_read_here(c->req->local_store, job);
         c->resp->status = job->status;
@@ -104,12 +106,48 @@ static int submit(route_ctx *c, tally_plan *plan)
         tally_job_free(job);
         return TALLY_API_NOW;
     }
+    if (plan->writes && c->req->idem_key) {
+        tally_error err;
+        job->idem = tally_idem_key_new(c->req->method, c->req->method_len, c->req->path, c->req->path_len,
+                                       c->req->idem_key, c->req->idem_key_len, c->req->body, c->req->body_len, &err);
+        if (!job->idem) {
+            tally_job_free(job);
+            return answer_error(c, &err);
+        }
+    }
     int rc = plan->writes ? tally_writer_submit(c->api->writer, job) : tally_reader_submit(c->api->reader, job);
     if (rc == 0)
         return TALLY_API_LATER;
     tally_job_free(job);
     return fail_now(c, TALLY_OVERLOADED, NULL, "%s",
                     "the server's queue is full or it is shutting down; nothing was applied, retry later");
+}
+
+/* Writes the dotted path of the first number in j beyond the int64 range into path; returns whether found. */
+static bool find_huge_number(json_t *j, char *path, size_t cap)
+{
+    size_t len = strlen(path);
+    if (json_is_real(j))
+        return json_real_value(j) >= 9223372036854775807.0 || json_real_value(j) <= -9223372036854775808.0;
+    if (json_is_object(j)) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(j, key, v) {
+            snprintf(path + len, cap - len, "%s%s", len ? "." : "", key);
+            if (find_huge_number(v, path, cap))
+                return true;
+        }
+    } else if (json_is_array(j)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) {
+            snprintf(path + len, cap - len, "[%zu]", i);
+            if (find_huge_number(v, path, cap))
+                return true;
+        }
+    }
+    path[len] = '\0';
+    return false;
 }
 
 static json_t *parse_body(route_ctx *c, tally_error *err)
@@ -120,51 +158,23 @@ static json_t *parse_body(route_ctx *c, tally_error *err)
     }
     json_error_t jerr;
     json_t *body = json_loadb(c->req->body, c->req->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!body && strstr(jerr.text, "too big"))
-        /* Valid JSON, but the number cannot be a 64-bit integer: jansson reports where, not which field. */
-        tally_fail(err, TALLY_OVERFLOW, NULL, "a number in the body does not fit a signed 64-bit integer (line %d, "
-                   "column %d); integers are from -9223372036854775808 to 9223372036854775807", jerr.line, jerr.column);
-    else if (!body)
+    if (!body && strstr(jerr.text, "too big")) {
+        /* Valid JSON, but a number cannot be a 64-bit integer.  jansson says
+         * where in the text; parse again with integers as doubles to name the field. */
+        char path[256] = "";
+        json_t *again = json_loadb(c->req->body, c->req->body_len, JSON_DECODE_INT_AS_REAL, NULL);
+        find_huge_number(again, path, sizeof path);
+        json_decref(again);
+        tally_fail(err, TALLY_OVERFLOW, path[0] ? path : NULL,
+                   "%s%sdoes not fit a signed 64-bit integer: integers are from -9223372036854775808 to "
+                   "9223372036854775807", path[0] ? path : "a number in the body", path[0] ? " " : " ");
+    } else if (!body)
         tally_fail(err, TALLY_BAD_REQUEST, NULL, "the body is not valid JSON: %s (line %d, column %d)", jerr.text,
                    jerr.line, jerr.column);
     return body;
 }
 
 /* ---- handlers ------------------------------------------------------------------ */
-
-static int handle_create(route_ctx *c, const tally_model *m)
-{
-    tally_error err;
-    json_t *body = parse_body(c, &err);
-    if (!body)
-        return answer_error(c, &err);
-    tally_plan *plan = tally_plan_new(c->api->schema);
-    int step = tally_decode_create(plan, m, body, "", &err);
-    json_decref(body);
-    if (step < 0) {
-        tally_plan_free(plan);
-        return answer_error(c, &err);
-    }
-    plan->answer_step = step;
-    return submit(c, plan);
-}
-
-static int handle_update(route_ctx *c, const tally_model *m, int64_t id)
-{
-    tally_error err;
-    json_t *body = parse_body(c, &err);
-    if (!body)
-        return answer_error(c, &err);
-    tally_plan *plan = tally_plan_new(c->api->schema);
-    int step = tally_decode_update(plan, m, tally_value_int(id), body, &err);
-    json_decref(body);
-    if (step < 0) {
-        tally_plan_free(plan);
-        return answer_error(c, &err);
-    }
-    plan->answer_step = step;
-    return submit(c, plan);
-}
 
 static int handle_by_id(route_ctx *c, const tally_model *m, int64_t id, tally_op op)
 {
@@ -176,15 +186,16 @@ static int handle_by_id(route_ctx *c, const tally_model *m, int64_t id, tally_op
 }
 
 /* Runs a decoder that adds steps from a JSON body; answers its error or submits. */
-static int handle_body(route_ctx *c, const tally_model *m,
-                       int (*decode)(tally_plan *, const tally_model *, json_t *, tally_error *))
+typedef int (*body_decoder)(tally_plan *, const tally_model *, json_t *, tally_error *);
+
+static int handle_body_id(route_ctx *c, const tally_model *m, body_decoder decode, int64_t id)
 {
     tally_error err;
     json_t *body = parse_body(c, &err);
     if (!body)
         return answer_error(c, &err);
     tally_plan *plan = tally_plan_new(c->api->schema);
-    int step = decode(plan, m, body, &err);
+    int step = decode ? decode(plan, m, body, &err) : tally_decode_update(plan, m, tally_value_int(id), body, &err);
     json_decref(body);
     if (step < 0) {
         tally_plan_free(plan);
@@ -192,6 +203,19 @@ static int handle_body(route_ctx *c, const tally_model *m,
     }
     plan->answer_step = step;
     return submit(c, plan);
+}
+
+static int handle_body(route_ctx *c, const tally_model *m, body_decoder decode)
+{
+    return handle_body_id(c, m, decode, 0);
+}
+
+/* PATCH /api/{model}/{id}: the one body call that also takes the id from the path. */
+static int handle_update(route_ctx *c, const tally_model *m, int64_t id) { return handle_body_id(c, m, NULL, id); }
+
+static int decode_create_body(tally_plan *plan, const tally_model *m, json_t *body, tally_error *err)
+{
+    return tally_decode_create(plan, m, body, "", err);
 }
 
 static int decode_find_body(tally_plan *plan, const tally_model *m, json_t *body, tally_error *err)
@@ -292,6 +316,45 @@ static int handle_transaction(route_ctx *c)
     return submit(c, plan);
 }
 
+/* /api/locks, /api/locks/{name}/{op}, /api/limits/{name}/{key} */
+static int handle_primitive(route_ctx *c)
+{
+    bool locks = strcmp(c->seg[0], "locks") == 0;
+    if (locks && c->nseg == 1) {
+        if (!method_is(c->req, "GET"))
+            return method_not_allowed(c, "GET");
+        tally_plan *plan = tally_plan_new(c->api->schema);
+        plan->answer_step = tally_decode_lock_list(plan);
+        return submit(c, plan);
+    }
+    if (c->nseg != 3)
+        return fail_now(c, TALLY_NOT_FOUND, NULL, "%s",
+                        locks ? "locks live at /api/locks/{name}/acquire, /renew and /release"
+                              : "limits live at /api/limits/{name}/{key}");
+    if (!method_is(c->req, "POST"))
+        return method_not_allowed(c, "POST");
+    tally_error err;
+    json_t *body = NULL;
+    if (c->req->body_len || locks) {
+        body = parse_body(c, &err);
+        if (!body)
+            return answer_error(c, &err);
+    }
+    tally_plan *plan = tally_plan_new(c->api->schema);
+    int step = locks ? (strcmp(c->seg[2], "check") == 0
+                            ? tally_fail(&err, TALLY_BAD_REQUEST, NULL, "check is a transaction step: "
+                                         "{\"checkLock\": name, \"token\": t}")
+                            : tally_decode_lock(plan, c->seg[1], c->seglen[1], c->seg[2], body, &err))
+                     : tally_decode_limit(plan, c->seg[1], c->seglen[1], c->seg[2], c->seglen[2], body, &err);
+    json_decref(body);
+    if (step < 0) {
+        tally_plan_free(plan);
+        return answer_error(c, &err);
+    }
+    plan->answer_step = step;
+    return submit(c, plan);
+}
+
 static int handle_metrics(route_ctx *c)
 {
     c->resp->status = 200;
@@ -310,6 +373,8 @@ static int route_api(route_ctx *c)
     if (c->nseg == 1 && strcmp(c->seg[0], "ws") == 0) /* the net layer upgrades real handshakes */
         return fail_now(c, TALLY_BAD_REQUEST, NULL, "%s",
                         "/api/ws speaks WebSocket: connect with a WebSocket client (Upgrade: websocket)");
+    if (strcmp(c->seg[0], "locks") == 0 || strcmp(c->seg[0], "limits") == 0)
+        return handle_primitive(c);
     if (c->nseg == 1 && strcmp(c->seg[0], "transaction") == 0)
         return method_is(c->req, "POST") ? handle_transaction(c) : method_not_allowed(c, "POST");
     const tally_model *m = tally_schema_model(c->api->schema, c->seg[0], c->seglen[0]);
@@ -320,7 +385,7 @@ static int route_api(route_ctx *c)
         if (method_is(req, "GET"))
             return handle_list(c, m);
         if (method_is(req, "POST"))
-            return handle_create(c, m);
+            return handle_body(c, m, decode_create_body);
         return method_not_allowed(c, "GET, POST");
     }
     if (c->nseg == 2) {

@@ -6,6 +6,7 @@
 
 #include "api/decode.h"
 #include "api/filter.h"
+#include "api/locks.h"
 
 /* The pseudo-model an `expect` on a count is decoded against: one integer field "count". */
 static tally_field count_field = {.name = "count", .type = TALLY_TYPE_INTEGER, .column = TALLY_COL_FIRST_FIELD};
@@ -59,6 +60,42 @@ static int step_id(tally_plan *plan, json_t *j, tally_value *out, tally_error *e
     return 0;
 }
 
+/* Adds a decoded step to the transaction: its name becomes visible to later steps only. */
+static int register_step(tally_plan *plan, json_t *step, int first, int answer, tally_error *err)
+{
+    json_t *as = json_object_get(step, "as");
+    if (as && (!json_is_string(as) || !tally_is_identifier(json_string_value(as), json_string_length(as))))
+        return tally_fail(err, TALLY_BAD_REQUEST, "as", "as is a name such as \"p\" ([A-Za-z][A-Za-z0-9_]*)");
+    for (int i = 0; as && i < plan->ntxn; i++)
+        if (plan->txn[i].as && strcmp(plan->txn[i].as, json_string_value(as)) == 0)
+            return tally_fail(err, TALLY_BAD_REQUEST, "as", "the name '%s' is already used by step %d",
+                              json_string_value(as), i);
+    if (plan->ntxn == plan->txn_cap) {
+        int cap = plan->txn_cap ? plan->txn_cap * 2 : 8;
+        tally_txn_step *grown = tally_arena_alloc(&plan->arena, (size_t)cap * sizeof *grown);
+        if (plan->ntxn)
+            memcpy(grown, plan->txn, (size_t)plan->ntxn * sizeof *grown);
+        plan->txn = grown;
+        plan->txn_cap = cap;
+    }
+    tally_txn_step *t = &plan->txn[plan->ntxn];
+    memset(t, 0, sizeof *t);
+    t->as = as ? tally_arena_strndup(&plan->arena, json_string_value(as), json_string_length(as)) : NULL;
+    t->first = first;
+    t->answer = answer;
+    json_t *expect = json_object_get(step, "expect");
+    if (expect) {
+        const tally_step *s = &plan->steps[answer];
+        t->expect_on_count = s->op == TALLY_OP_UPDATE_MANY || s->op == TALLY_OP_DELETE_MANY;
+        if (s->op == TALLY_OP_LIST || s->op == TALLY_OP_DELETE || !s->model)
+            return tally_fail(err, TALLY_BAD_REQUEST, "expect", "expect applies to steps that return a record or a count");
+        if (tally_decode_filter(plan, t->expect_on_count ? &count_model : s->model, expect, "expect", &t->expect, err))
+            return -(int)err->code;
+    }
+    plan->ntxn++;
+    return 0;
+}
+
 int tally_decode_txn_step(tally_plan *plan, json_t *step, const char *path, tally_error *err)
 {
     (void)path;
@@ -77,23 +114,27 @@ int tally_decode_txn_step(tally_plan *plan, json_t *step, const char *path, tall
         return tally_fail(err, TALLY_BAD_REQUEST, NULL,
                           "a step names its operation: create, get, find, update, delete, upsert, updateMany, "
                           "deleteMany or checkLock");
-    if (strcmp(op, "checkLock") == 0)
-        return tally_fail(err, TALLY_BAD_REQUEST, "checkLock", "checkLock steps are not supported yet");
     json_t *jm = json_object_get(step, op);
+    if (strcmp(op, "checkLock") == 0) { /* fenced writes inside Tally: fails unless the token holds the lock now */
+        static const char *const keys[] = {"token", NULL};
+        if (!json_is_string(jm))
+            return tally_fail(err, TALLY_BAD_REQUEST, "checkLock", "checkLock names the lock: {\"checkLock\": name, \"token\": t}");
+        if (check_step_keys(step, op, keys, err))
+            return -(int)err->code;
+        json_t *body = pick(step, keys);
+        int first = plan->nsteps;
+        int answer = tally_decode_lock(plan, json_string_value(jm), json_string_length(jm), "check", body, err);
+        json_decref(body);
+        if (answer < 0)
+            return answer;
+        return register_step(plan, step, first, answer, err);
+    }
     const tally_model *m = json_is_string(jm) ? tally_schema_model(plan->schema, json_string_value(jm),
                                                                     json_string_length(jm))
                                               : NULL;
     if (!m)
         return tally_fail(err, TALLY_NOT_FOUND, op, "%s names a model of the schema; there is no model '%s'", op,
                           json_is_string(jm) ? json_string_value(jm) : "(not a string)");
-    json_t *as = json_object_get(step, "as");
-    if (as && (!json_is_string(as) || !tally_is_identifier(json_string_value(as), json_string_length(as))))
-        return tally_fail(err, TALLY_BAD_REQUEST, "as", "as is a name such as \"p\" ([A-Za-z][A-Za-z0-9_]*)");
-    for (int i = 0; as && i < plan->ntxn; i++)
-        if (plan->txn[i].as && strcmp(plan->txn[i].as, json_string_value(as)) == 0)
-            return tally_fail(err, TALLY_BAD_REQUEST, "as", "the name '%s' is already used by step %d",
-                              json_string_value(as), i);
-
     int first = plan->nsteps, answer = -1;
     tally_value id;
     json_t *body = NULL;
@@ -150,31 +191,7 @@ int tally_decode_txn_step(tally_plan *plan, json_t *step, const char *path, tall
     if (answer < 0)
         return answer;
 
-    /* Register the step: its name becomes visible to later steps only. */
-    if (plan->ntxn == plan->txn_cap) {
-        int cap = plan->txn_cap ? plan->txn_cap * 2 : 8;
-        tally_txn_step *grown = tally_arena_alloc(&plan->arena, (size_t)cap * sizeof *grown);
-        if (plan->ntxn)
-            memcpy(grown, plan->txn, (size_t)plan->ntxn * sizeof *grown);
-        plan->txn = grown;
-        plan->txn_cap = cap;
-    }
-    tally_txn_step *t = &plan->txn[plan->ntxn];
-    memset(t, 0, sizeof *t);
-    t->as = as ? tally_arena_strndup(&plan->arena, json_string_value(as), json_string_length(as)) : NULL;
-    t->first = first;
-    t->answer = answer;
-    json_t *expect = json_object_get(step, "expect");
-    if (expect) {
-        const tally_step *s = &plan->steps[answer];
-        t->expect_on_count = s->op == TALLY_OP_UPDATE_MANY || s->op == TALLY_OP_DELETE_MANY;
-        if (s->op == TALLY_OP_LIST || s->op == TALLY_OP_DELETE)
-            return tally_fail(err, TALLY_BAD_REQUEST, "expect", "expect applies to steps that return a record or a count");
-        if (tally_decode_filter(plan, t->expect_on_count ? &count_model : s->model, expect, "expect", &t->expect, err))
-            return -(int)err->code;
-    }
-    plan->ntxn++;
-    return 0;
+    return register_step(plan, step, first, answer, err);
 }
 
 int tally_decode_transaction(tally_plan *plan, json_t *body, int max_steps, tally_error *err)

@@ -31,6 +31,7 @@ typedef struct options {
     int threads;
     int max_txn_steps;
     long max_txn_ms;
+    long idempotency_ttl_ms;
     bool allow_destructive, relaxed;
 } options;
 
@@ -53,6 +54,7 @@ static void usage(FILE *f)
             "  --threads N            HTTP event loops (default: one per core)\n"
             "  --max-txn-steps N      steps in one transaction at most (default 1000)\n"
             "  --max-txn-ms MS        longest an interactive (WebSocket) transaction may stay open (default 5000)\n"
+            "  --idempotency-ttl-ms MS  how long Idempotency-Key answers are kept (default 86400000, 24 h)\n"
             "  --allow-destructive    let a migration drop models and fields the schema no longer has\n"
             "  --durability-relaxed   synchronous=NORMAL: a power cut may lose the last commits (a crash of the\n"
             "                         process still loses nothing); default is FULL, every answered write on disk\n");
@@ -73,7 +75,7 @@ static long parse_long(const char *flag, const char *s, long min, long max)
 static int parse_args(int argc, char **argv, options *o)
 {
     enum { O_SCHEMA = 256, O_DATA, O_LISTEN, O_MAX_BODY, O_QTIMEOUT, O_QMAX, O_BATCH, O_THREADS, O_DESTRUCTIVE,
-           O_RELAXED, O_MAX_TXN_STEPS, O_MAX_TXN_MS, O_HELP };
+           O_RELAXED, O_MAX_TXN_STEPS, O_MAX_TXN_MS, O_IDEM_TTL, O_HELP };
     static const struct option longopts[] = {
         {"schema", required_argument, 0, O_SCHEMA},       {"data", required_argument, 0, O_DATA},
         {"listen", required_argument, 0, O_LISTEN},       {"max-body", required_argument, 0, O_MAX_BODY},
@@ -82,6 +84,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"allow-destructive", no_argument, 0, O_DESTRUCTIVE}, {"durability-relaxed", no_argument, 0, O_RELAXED},
         {"max-txn-steps", required_argument, 0, O_MAX_TXN_STEPS},
         {"max-txn-ms", required_argument, 0, O_MAX_TXN_MS},
+        {"idempotency-ttl-ms", required_argument, 0, O_IDEM_TTL},
         {"help", no_argument, 0, O_HELP},                 {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -96,6 +99,7 @@ static int parse_args(int argc, char **argv, options *o)
         case O_THREADS: o->threads = (int)parse_long("--threads", optarg, 1, 256); break;
         case O_DESTRUCTIVE: o->allow_destructive = true; break;
         case O_RELAXED: o->relaxed = true; break;
+        case O_IDEM_TTL: o->idempotency_ttl_ms = parse_long("--idempotency-ttl-ms", optarg, 1000, 365L * 86400000); break;
         case O_MAX_TXN_MS: o->max_txn_ms = parse_long("--max-txn-ms", optarg, 1, 3600000); break;
         case O_MAX_TXN_STEPS: o->max_txn_steps = (int)parse_long("--max-txn-steps", optarg, 1, 100000); break;
         case 'h':
@@ -222,7 +226,8 @@ static int cmd_serve(options *o)
     }
     workers w = {0};
     tally_writer_options wo = {.queue_max = (size_t)o->queue_max, .batch_max = (size_t)o->batch_max,
-                               .queue_timeout_ms = (uint64_t)o->queue_timeout_ms};
+                               .queue_timeout_ms = (uint64_t)o->queue_timeout_ms,
+                               .idempotency_ttl_ms = (uint64_t)o->idempotency_ttl_ms};
     if (tally_writer_start(wstore, &wo, &w.writer, &err) || tally_reader_start(rstore, 10000, &w.reader, &err)) {
         fprintf(stderr, "tally: %s\n", err.message);
         return 1;
@@ -251,7 +256,7 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     options o = {.max_body = 1 << 20, .queue_timeout_ms = 5000, .queue_max = 10000, .batch_max = 256,
-                 .max_txn_steps = 1000, .max_txn_ms = 5000};
+                 .max_txn_steps = 1000, .max_txn_ms = 5000, .idempotency_ttl_ms = 86400000};
     if (strcmp(cmd, "check-schema") == 0) {
         tally_schema *schema;
         if (argc != 3) {

@@ -37,7 +37,7 @@ tally_step *tally_plan_add_step(tally_plan *plan, tally_op op, const tally_model
     s->op = op;
     s->model = model;
     s->path = "";
-    if (op != TALLY_OP_GET && op != TALLY_OP_LIST)
+    if (op != TALLY_OP_GET && op != TALLY_OP_LIST && op != TALLY_OP_LOCK_LIST)
         plan->writes = true;
     return s;
 }

@@ -36,7 +36,21 @@ typedef enum tally_op {
     TALLY_OP_UPDATE_MANY, /* every row matching `where` */
     TALLY_OP_DELETE_MANY,
     TALLY_OP_UPSERT,      /* insert `sets`, or on conflict over `on` apply `usets` and `atomics` */
+    TALLY_OP_LOCK_ACQUIRE, /* locks (DESIGN.md §3): `name`, `token`, `ttl_ms` */
+    TALLY_OP_LOCK_RENEW,
+    TALLY_OP_LOCK_RELEASE,
+    TALLY_OP_LOCK_CHECK,  /* a transaction's checkLock step */
+    TALLY_OP_LOCK_LIST,
+    TALLY_OP_LIMIT,       /* one GCRA decision: `limit`, `name` (the key), `cost` */
 } tally_op;
+
+/* A held lock as GET /api/locks lists it (never its token). */
+typedef struct tally_lock_info {
+    const char *name;
+    size_t name_len;
+    int64_t fence;
+    int64_t expires_at; /* UTC ms */
+} tally_lock_info;
 
 typedef enum tally_atomic_kind {
     TALLY_ATOMIC_INCREMENT,
@@ -70,6 +84,14 @@ typedef struct tally_step_result {
     bool has_next;           /* list: more rows follow the last one */
     int64_t count;           /* updateMany, deleteMany: rows changed */
     bool created;            /* upsert: inserted rather than updated */
+    /* locks: the grant (token only on acquire), or the current lease when LOCKED */
+    char token[33];
+    int64_t fence, expires_at;
+    tally_lock_info *locks;  /* lock list */
+    int nlocks;
+    /* limit */
+    bool allowed;
+    int64_t remaining, retry_after_ms, reset_after_ms;
 } tally_step_result;
 
 typedef struct tally_step {
@@ -87,6 +109,13 @@ typedef struct tally_step {
     const tally_filter *where; /* update guard; updateMany/deleteMany/list filter (NULL: none) */
     int on[TALLY_MAX_UNIQUE_FIELDS]; /* upsert: the conflict target's columns */
     int non;
+    /* locks and limits */
+    const char *name;        /* lock name or limit key (UTF-8, 1..128 bytes) */
+    size_t name_len;
+    const char *token;       /* renew, release, checkLock */
+    int64_t ttl_ms, wait_ms;
+    const tally_limit *limit;
+    int64_t cost;
     /* list */
     int first;               /* page size */
     tally_sort_key *sort;    /* at least one key; the last is always id */

@@ -367,6 +367,48 @@ static int resolve_relations(tally_schema *s, tally_error *err)
     return 0;
 }
 
+static int positive(json_t *j, int64_t *out)
+{
+    if (!json_is_integer(j) || json_integer_value(j) < 1)
+        return -1;
+    *out = json_integer_value(j);
+    return 0;
+}
+
+/* "limits": {"login": {"rate": 10, "periodMs": 60000, "burst": 5}} */
+static int parse_limits(json_t *jl, tally_schema *s, tally_error *err)
+{
+    if (!json_is_object(jl))
+        return FAIL("schema: \"limits\" is an object of named limits such as {\"login\": {\"rate\": 10, "
+                    "\"periodMs\": 60000, \"burst\": 5}}");
+    s->limits = calloc(json_object_size(jl) + 1, sizeof *s->limits);
+    const char *name;
+    json_t *v;
+    json_object_foreach(jl, name, v) {
+        char where[100];
+        snprintf(where, sizeof where, "limit '%s'", name);
+        if (!tally_is_identifier(name, strlen(name)))
+            return FAIL("%s: limit names must match [A-Za-z][A-Za-z0-9_]* and be at most 63 bytes", where);
+        static const char *const keys[] = {"rate", "periodMs", "burst", NULL};
+        if (!json_is_object(v))
+            return FAIL("%s: a limit is an object with rate, periodMs and burst", where);
+        if (check_keys(v, keys, where, err))
+            return -TALLY_BAD_REQUEST;
+        tally_limit *l = &s->limits[s->nlimits++];
+        snprintf(l->name, sizeof l->name, "%s", name);
+        if (positive(json_object_get(v, "rate"), &l->rate))
+            return FAIL("%s: rate is required: a positive whole number of requests per period", where);
+        if (positive(json_object_get(v, "periodMs"), &l->period_ms) || l->period_ms > 366LL * 86400000)
+            return FAIL("%s: periodMs is required: a positive whole number of milliseconds, at most a year", where);
+        l->burst = 1;
+        if (json_object_get(v, "burst") && positive(json_object_get(v, "burst"), &l->burst))
+            return FAIL("%s: burst is a positive whole number of requests allowed at once", where);
+        if (l->rate > 1000000000 || l->burst > 1000000000)
+            return FAIL("%s: rate and burst are at most 1000000000", where);
+    }
+    return 0;
+}
+
 int tally_schema_parse(const char *text, size_t len, tally_schema **out, tally_error *err)
 {
     *out = NULL;
@@ -398,6 +440,8 @@ int tally_schema_parse(const char *text, size_t len, tally_schema **out, tally_e
             goto done;
     }
     rc = resolve_relations(s, err);
+    if (rc == 0 && json_object_get(root, "limits"))
+        rc = parse_limits(json_object_get(root, "limits"), s, err);
 done:
     json_decref(root);
     if (rc) {
@@ -444,7 +488,16 @@ void tally_schema_free(tally_schema *s)
         free(m->uniques);
     }
     free(s->models);
+    free(s->limits);
     free(s);
+}
+
+const tally_limit *tally_schema_limit(const tally_schema *s, const char *name, size_t len)
+{
+    for (int i = 0; i < s->nlimits; i++)
+        if (strlen(s->limits[i].name) == len && memcmp(s->limits[i].name, name, len) == 0)
+            return &s->limits[i];
+    return NULL;
 }
 
 const tally_model *tally_schema_model(const tally_schema *s, const char *name, size_t len)

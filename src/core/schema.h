@@ -76,9 +76,19 @@ typedef struct tally_model {
     int nuniques;
 } tally_model;
 
+/* A rate limit declared beside the models (GCRA, DESIGN.md §3). */
+typedef struct tally_limit {
+    char name[TALLY_NAME_MAX];
+    int64_t rate;      /* requests per period on average */
+    int64_t period_ms;
+    int64_t burst;     /* requests at once */
+} tally_limit;
+
 typedef struct tally_schema {
     tally_model *models;
     int nmodels;
+    tally_limit *limits;
+    int nlimits;
 } tally_schema;
 
 /* Parses and checks schema JSON text.  On error returns -code and err names
@@ -97,5 +107,7 @@ const char *tally_model_column_name(const tally_model *model, int c);
 tally_type tally_model_column_type(const tally_model *model, int c);
 
 const char *tally_type_name(tally_type type);
+/* The limit called name, or NULL. */
+const tally_limit *tally_schema_limit(const tally_schema *schema, const char *name, size_t len);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/plan.h"
+#include "store/store.h"
 
 typedef struct tally_job tally_job;
 struct tally_session;
@@ -55,6 +56,16 @@ struct tally_job {
     uint64_t enqueued_ns;
     uint64_t deadline_ns; /* past this, a queued write is refused unapplied (0: none) */
     tally_job *next;      /* queue link, owned by whichever queue holds the job */
+
+    /* Idempotency-Key: the stored answer is replayed for a repeat (owned, strings too). */
+    tally_idem_key *idem;
+    /* A lock acquire with waitMs: the writer parks the job until the lock
+     * frees or this passes (monotonic ns; 0: no waiting). */
+    uint64_t wait_until_ns;
+    bool woken;           /* re-run after a wait: parks at the head again */
+    bool replayed;        /* answered from a stored Idempotency-Key answer */
+    tally_job *dups;      /* repeats of this job's idempotency key that wait for it */
+    int retry_after_s;    /* a Retry-After header for the answer (0: none) */
 };
 
 tally_job *tally_job_new(tally_plan *plan);

@@ -33,6 +33,12 @@ void tally_job_free(tally_job *job)
         tally_session_unref(job->session);
     free(job->echo);
     free(job->body);
+    if (job->idem) {
+        free((char *)job->idem->method);
+        free((char *)job->idem->path);
+        free((char *)job->idem->key);
+        free(job->idem);
+    }
     free(job);
 }
 
@@ -85,9 +91,21 @@ int tally_queue_push(tally_queue *q, tally_job *job)
 
 tally_job *tally_queue_pop_batch(tally_queue *q, size_t max, size_t *count)
 {
+    return tally_queue_pop_batch_until(q, max, 0, count);
+}
+
+tally_job *tally_queue_pop_batch_until(tally_queue *q, size_t max, uint64_t deadline_ns, size_t *count)
+{
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u), .tv_nsec = (long)(deadline_ns % 1000000000u)};
     pthread_mutex_lock(&q->mu);
-    while (!q->head && !q->closed)
-        pthread_cond_wait(&q->cv, &q->mu);
+    while (!q->head && !q->closed) {
+        if (!deadline_ns)
+            pthread_cond_wait(&q->cv, &q->mu);
+        else if (tally_clock_ns() >= deadline_ns)
+            break;
+        else
+            pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+    }
     tally_job *first = q->head, *last = NULL;
     size_t n = 0;
     for (tally_job *j = q->head; j && n < max; j = j->next) {
@@ -101,8 +119,11 @@ tally_job *tally_queue_pop_batch(tally_queue *q, size_t max, size_t *count)
         last->next = NULL;
         q->depth -= n;
     }
+    bool open = !q->closed;
     pthread_mutex_unlock(&q->mu);
     *count = n;
+    if (!n && open && deadline_ns)
+        *count = (size_t)-1; /* timed out, still open */
     return n ? first : NULL;
 }
 

@@ -29,6 +29,10 @@ int tally_queue_push(tally_queue *q, tally_job *job);
 /* Waits for jobs and takes up to max of them in order (a list linked by next);
  * returns NULL once the queue is closed and empty. */
 tally_job *tally_queue_pop_batch(tally_queue *q, size_t max, size_t *count);
+/* The same, waiting at most until deadline_ns (0: no limit).  On a timeout
+ * it returns NULL with *count set to (size_t)-1; NULL with *count 0 still
+ * means closed and empty. */
+tally_job *tally_queue_pop_batch_until(tally_queue *q, size_t max, uint64_t deadline_ns, size_t *count);
 /* Takes the first job, waiting at most until deadline_ns (tally_clock_ns);
  * NULL if none came in time. */
 tally_job *tally_queue_pop_until(tally_queue *q, uint64_t deadline_ns);

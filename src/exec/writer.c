@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/datetime.h"
 #include "exec/metrics.h"
@@ -14,8 +15,13 @@
 #include "exec/run.h"
 #include "exec/session.h"
 
+typedef struct lock_waiters lock_waiters;
+
 struct tally_writer {
     tally_store *store;
+    lock_waiters *waiters; /* parked lock acquires, per name (writer thread only) */
+    int nwaiters, cap_waiters;
+    uint64_t last_sweep_ns;
     tally_writer_options opt;
     tally_queue queue;         /* writes and BEGINs, in arrival order */
     tally_queue session_queue; /* steps, commit and rollback of the open interactive transaction */
@@ -29,25 +35,208 @@ static void fail_job(tally_job *job, tally_code code, const char *msg)
     job->render(job);
 }
 
-/* Runs one job inside its own savepoint.  Returns -1 when the database has
- * ended the batch's transaction (nothing in this batch may be answered as applied). */
-static int run_job(tally_writer *w, tally_job *job)
+/* ---- lock waits ------------------------------------------------------------------ */
+
+/*
+ * Acquires that asked to wait (waitMs) and found the lock held are parked
+ * here, per name, first come first served, without holding a loop thread or
+ * the writer.  Only the writer thread touches this.  A parked job is run
+ * again when its name is released in a committed batch, when the lease it
+ * waits behind ends, or answered LOCKED when its waitMs has passed.
+ */
+typedef struct lock_waiters {
+    char *name;
+    size_t len;
+    int64_t lease_ends_ms; /* the holder's expiry as last seen */
+    tally_job *head, *tail;
+} lock_waiters;
+
+static const tally_step *acquire_step(const tally_job *job)
+{
+    if (job->kind != TALLY_JOB_NORMAL || !job->plan || job->plan->nsteps != 1 || job->plan->txn)
+        return NULL;
+    const tally_step *s = &job->plan->steps[0];
+    return s->op == TALLY_OP_LOCK_ACQUIRE ? s : NULL;
+}
+
+static lock_waiters *waiters_for(tally_writer *w, const char *name, size_t len, bool create)
+{
+    for (int i = 0; i < w->nwaiters; i++)
+        if (w->waiters[i].len == len && memcmp(w->waiters[i].name, name, len) == 0)
+            return &w->waiters[i];
+    if (!create)
+        return NULL;
+    if (w->nwaiters == w->cap_waiters) {
+        w->cap_waiters = w->cap_waiters ? w->cap_waiters * 2 : 8;
+        w->waiters = realloc(w->waiters, (size_t)w->cap_waiters * sizeof *w->waiters);
+    }
+    lock_waiters *l = &w->waiters[w->nwaiters++];
+    memset(l, 0, sizeof *l);
+    l->name = malloc(len);
+    memcpy(l->name, name, len);
+    l->len = len;
+    return l;
+}
+
+static void park(tally_writer *w, tally_job *job, int64_t lease_ends_ms)
+{
+    const tally_step *s = acquire_step(job);
+    lock_waiters *l = waiters_for(w, s->name, s->name_len, true);
+    if (lease_ends_ms)
+        l->lease_ends_ms = lease_ends_ms;
+    if (job->woken) { /* it was first in line: it stays first */
+        job->next = l->head;
+        l->head = job;
+        if (!l->tail)
+            l->tail = job;
+    } else {
+        job->next = NULL;
+        if (l->tail)
+            l->tail->next = job;
+        else
+            l->head = job;
+        l->tail = job;
+    }
+}
+
+static void drop_waiters(tally_writer *w, lock_waiters *l)
+{
+    free(l->name);
+    *l = w->waiters[--w->nwaiters];
+}
+
+/* The first waiter of a name, taken out of line to be run again. */
+static tally_job *wake_first(tally_writer *w, lock_waiters *l)
+{
+    tally_job *job = l->head;
+    l->head = job->next;
+    if (!l->head)
+        l->tail = NULL;
+    job->next = NULL;
+    job->woken = true;
+    if (!l->head)
+        drop_waiters(w, l);
+    return job;
+}
+
+/* A parked job with this idempotency key, to queue a repeat behind. */
+static tally_job *parked_with_key(tally_writer *w, const tally_idem_key *k)
+{
+    for (int i = 0; i < w->nwaiters; i++)
+        for (tally_job *j = w->waiters[i].head; j; j = j->next)
+            if (j->idem && strcmp(j->idem->key, k->key) == 0 && strcmp(j->idem->method, k->method) == 0 &&
+                strcmp(j->idem->path, k->path) == 0)
+                return j;
+    return NULL;
+}
+
+/* ---- one job -------------------------------------------------------------------- */
+
+/* 2xx and 4xx answers are stored, except "try again later" ones; 5xx never. */
+static bool storable(const tally_job *job)
+{
+    if (job->status >= 500 || job->status < 200)
+        return false;
+    return !(job->rc == -TALLY_RATE_LIMITED || job->rc == -TALLY_LOCKED || job->rc == -TALLY_OVERLOADED);
+}
+
+typedef enum { JOB_DONE, JOB_PARKED, JOB_BROKEN } job_outcome;
+
+/*
+ * Runs one job inside its own savepoint and renders its answer (before
+ * COMMIT).  With an Idempotency-Key the stored answer is replayed instead,
+ * or the new answer is stored in the same savepoint (after ROLLBACK TO for a
+ * failed request), so the write and its record stand or fall together.
+ * JOB_BROKEN: the database ended the batch's transaction.
+ */
+static job_outcome run_job(tally_writer *w, tally_job *job)
 {
     tally_error err;
+    const tally_step *acq = acquire_step(job);
+    if (job->idem) {
+        tally_idem_answer a = {0};
+        int found = tally_store_idem_get(w->store, job->idem, &a, &err);
+        if (found < 0) {
+            job->rc = -(int)err.code;
+            job->err = err;
+            return tally_store_in_transaction(w->store) ? (job->render(job), JOB_DONE) : JOB_BROKEN;
+        }
+        if (found && a.same_body) { /* a repeat: the first answer again, nothing changes */
+            tally_job_set_body(job, a.status, a.body, a.len);
+            job->rc = 0;
+            job->replayed = true;
+            return JOB_DONE;
+        }
+        free(a.body);
+        if (found) {
+            job->rc = tally_fail(&job->err, TALLY_IDEMPOTENCY_MISMATCH, NULL,
+                                 "this Idempotency-Key was used for a request with another body; use a new key for a "
+                                 "new request");
+            job->render(job);
+            return JOB_DONE;
+        }
+        tally_job *first = parked_with_key(w, job->idem);
+        if (first) { /* the first is still in flight (waiting for a lock): wait for it */
+            job->next = first->dups;
+            first->dups = job;
+            return JOB_PARKED;
+        }
+    }
+    if (acq && job->wait_until_ns && !job->woken) { /* first come, first served behind earlier waiters */
+        lock_waiters *l = waiters_for(w, acq->name, acq->name_len, false);
+        if (l) {
+            park(w, job, 0);
+            return JOB_PARKED;
+        }
+    }
     if (tally_store_savepoint(w->store, &err)) {
         job->rc = -(int)err.code;
         job->err = err;
-        return -1;
+        return JOB_BROKEN;
     }
     job->rc = tally_run_plan(w->store, job->plan, &job->err);
-    if (job->rc == 0)
-        return tally_store_release(w->store, &err) ? -1 : 0;
-    if (!tally_store_in_transaction(w->store))
-        return -1;
-    if (tally_store_rollback_to(w->store, &err) || tally_store_release(w->store, &err))
-        return -1;
-    return 0;
+    if (job->rc != 0) {
+        if (!tally_store_in_transaction(w->store) || tally_store_rollback_to(w->store, &err))
+            return JOB_BROKEN;
+        if (acq && job->rc == -TALLY_LOCKED && job->wait_until_ns > tally_clock_ns()) {
+            tally_store_release(w->store, &err);
+            park(w, job, job->plan->results[0].expires_at);
+            return JOB_PARKED;
+        }
+    }
+    job->render(job);
+    if (job->idem && storable(job) &&
+        tally_store_idem_put(w->store, job->idem, job->status, job->body, job->body_len, job->plan->now_ms, &err)) {
+        if (!tally_store_in_transaction(w->store))
+            return JOB_BROKEN;
+        job->rc = -(int)err.code; /* could not record it: do not apply it either */
+        job->err = err;
+        tally_store_rollback_to(w->store, &err);
+        job->render(job);
+    }
+    return tally_store_release(w->store, &err) ? JOB_BROKEN : JOB_DONE;
 }
+
+/* Names released by the jobs of a committed batch: their first waiters run next. */
+static void note_release(tally_writer *w, const tally_job *job, tally_job **wake)
+{
+    if (job->rc != 0 || job->kind != TALLY_JOB_NORMAL || !job->plan)
+        return;
+    for (int i = 0; i < job->plan->nsteps; i++) {
+        const tally_step *s = &job->plan->steps[i];
+        if (s->op != TALLY_OP_LOCK_RELEASE)
+            continue;
+        lock_waiters *l = waiters_for(w, s->name, s->name_len, false);
+        if (l) {
+            tally_job *first = wake_first(w, l);
+            first->next = *wake;
+            *wake = first;
+        }
+    }
+}
+
+static void run_jobs(tally_writer *w, tally_job *list);
+static bool tally_waiters_pending(const tally_writer *w) { return w->nwaiters > 0; }
 
 static void run_batch(tally_writer *w, tally_job *batch, size_t n)
 {
@@ -56,34 +245,41 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
     tally_error err;
     bool broken = tally_store_begin(w->store, &err) != 0;
     size_t applied = 0;
-    for (tally_job *job = batch; job; job = job->next) {
+    tally_job *done = NULL, **done_tail = &done; /* jobs to answer, in order; parked ones leave the batch */
+    for (tally_job *job = batch, *next; job; job = next) {
+        next = job->next;
+        job->next = NULL;
         if (broken) {
             fail_job(job, TALLY_UNAVAILABLE, "the database could not complete this batch; nothing was applied, retry");
-            continue;
-        }
-        if (job->deadline_ns && now_ns > job->deadline_ns) {
+        } else if (job->deadline_ns && now_ns > job->deadline_ns && !job->woken) {
             TALLY_METRIC_ADD(rejected, 1);
             fail_job(job, TALLY_OVERLOADED,
                      "the write waited in the queue past --queue-timeout and was not applied; retry later");
-            continue;
+        } else {
+            job->plan->now_ms = now_ms;
+            job_outcome o = run_job(w, job);
+            if (o == JOB_PARKED) {
+                n--;
+                continue;
+            }
+            if (o == JOB_BROKEN) {
+                broken = true;
+                fail_job(job, TALLY_UNAVAILABLE, "the database could not complete this batch; nothing was applied, retry");
+            } else if (job->rc == 0) {
+                applied++;
+            }
         }
-        job->plan->now_ms = now_ms;
-        if (run_job(w, job) != 0) {
-            broken = true;
-            fail_job(job, TALLY_UNAVAILABLE, "the database could not complete this batch; nothing was applied, retry");
-            continue;
-        }
-        job->render(job); /* before COMMIT: answers leave as soon as the fsync returns */
-        if (job->rc == 0)
-            applied++;
+        *done_tail = job;
+        done_tail = &job->next;
     }
     if (!broken && tally_store_commit(w->store, &err) != 0)
         broken = true;
+    tally_job *wake = NULL;
     if (broken) {
         tally_store_rollback(w->store);
         TALLY_METRIC_ADD(failed_batches, 1);
         /* Answers already rendered as applied must not go out: re-render as 503. */
-        for (tally_job *job = batch; job; job = job->next)
+        for (tally_job *job = done; job; job = job->next)
             if (job->rc == 0)
                 fail_job(job, TALLY_UNAVAILABLE, "the database could not commit this batch; nothing was applied, retry");
         applied = 0;
@@ -93,12 +289,97 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
         uint64_t prev = atomic_load_explicit(&tally_metrics_global.max_batch, memory_order_relaxed);
         while (n > prev && !atomic_compare_exchange_weak(&tally_metrics_global.max_batch, &prev, n))
             ;
+        for (tally_job *job = done; job; job = job->next)
+            note_release(w, job, &wake);
     }
     TALLY_METRIC_ADD(write_errors, n - applied);
-    for (tally_job *job = batch, *next; job; job = next) {
+    tally_job *dups = NULL;
+    for (tally_job *job = done, *next; job; job = next) {
         next = job->next;
+        if (job->dups) { /* repeats that waited for this one run now, and find its stored answer */
+            tally_job *d = job->dups;
+            while (d->next)
+                d = d->next;
+            d->next = dups;
+            dups = job->dups;
+            job->dups = NULL;
+        }
         job->complete(job); /* hands the job back; it is no longer ours */
     }
+    if (dups) {
+        tally_job *d = dups;
+        while (d->next)
+            d = d->next;
+        d->next = wake;
+        wake = dups;
+    }
+    if (wake)
+        run_jobs(w, wake);
+}
+
+/* Between batches: wakes waiters whose holder's lease has ended, answers those
+ * whose waitMs has passed, and returns when the next of these is due (0: none). */
+static uint64_t tend_waiters(tally_writer *w)
+{
+    uint64_t now_ns = tally_clock_ns(), next_due = 0;
+    int64_t now_ms = tally_now_ms();
+    tally_job *wake = NULL, *expired = NULL;
+    for (int i = 0; i < w->nwaiters;) {
+        lock_waiters *l = &w->waiters[i];
+        /* waits that ran out: LOCKED, with the lease they waited behind */
+        for (tally_job **pp = &l->head; *pp;) {
+            tally_job *j = *pp;
+            if (j->wait_until_ns <= now_ns) {
+                *pp = j->next;
+                j->next = expired;
+                expired = j;
+                continue;
+            }
+            if (!next_due || j->wait_until_ns < next_due)
+                next_due = j->wait_until_ns;
+            pp = &j->next;
+        }
+        l->tail = NULL;
+        for (tally_job *j = l->head; j; j = j->next)
+            l->tail = j;
+        if (!l->head) {
+            drop_waiters(w, l);
+            continue;
+        }
+        if (l->lease_ends_ms <= now_ms) { /* the holder's lease ended: the first in line tries again */
+            tally_job *first = wake_first(w, l);
+            first->next = wake;
+            wake = first;
+            continue; /* l may have been dropped; the array moved */
+        }
+        uint64_t due = now_ns + (uint64_t)(l->lease_ends_ms - now_ms) * 1000000u;
+        if (!next_due || due < next_due)
+            next_due = due;
+        i++;
+    }
+    for (tally_job *j = expired, *next; j; j = next) {
+        next = j->next;
+        j->next = NULL;
+        j->rc = tally_fail(&j->err, TALLY_LOCKED, NULL, "lock '%.*s' is still held after waiting waitMs; see expiresAt",
+                           (int)j->plan->steps[0].name_len, j->plan->steps[0].name);
+        j->plan->failed_step = 0;
+        j->render(j);
+        tally_job *dups = j->dups;
+        j->dups = NULL;
+        j->complete(j);
+        if (dups) { /* repeats of a refused first run themselves */
+            tally_job *d = dups;
+            while (d->next)
+                d = d->next;
+            d->next = wake;
+            wake = dups;
+        }
+    }
+    if (wake) {
+        run_jobs(w, wake);
+        return tally_clock_ns(); /* look again at once */
+    }
+    return next_due;
 }
 
 /* ---- interactive transactions ------------------------------------------------ */
@@ -229,15 +510,43 @@ static void run_jobs(tally_writer *w, tally_job *list)
     }
 }
 
+/* Between batches, now and then: spent rate-limit rows and expired idempotency answers. */
+static void maybe_sweep(tally_writer *w)
+{
+    uint64_t now = tally_clock_ns();
+    if (now - w->last_sweep_ns < 60ull * 1000000000u && w->last_sweep_ns)
+        return;
+    w->last_sweep_ns = now;
+    tally_error err;
+    if (tally_store_begin(w->store, &err) == 0) {
+        if (tally_store_sweep(w->store, tally_now_ms(), (int64_t)w->opt.idempotency_ttl_ms) == 0)
+            tally_store_commit(w->store, &err);
+        tally_store_rollback(w->store);
+    }
+}
+
 static void *writer_main(void *arg)
 {
     tally_writer *w = arg;
     size_t n;
-    tally_job *batch;
-    while ((batch = tally_queue_pop_batch(&w->queue, w->opt.batch_max, &n)) != NULL) {
-        run_jobs(w, batch);
+    uint64_t due = 0;
+    for (;;) {
+        tally_job *batch = tally_queue_pop_batch_until(&w->queue, w->opt.batch_max, due, &n);
+        if (!batch && n == 0)
+            break; /* closed and drained */
+        if (batch)
+            run_jobs(w, batch);
+        due = tally_waiters_pending(w) ? tend_waiters(w) : 0;
         if (tally_store_maybe_checkpoint(w->store))
             TALLY_METRIC_ADD(checkpoints, 1);
+        maybe_sweep(w);
+    }
+    /* Stopping: nobody will release for the waiters any more; tell them. */
+    while (w->nwaiters) {
+        for (int i = 0; i < w->nwaiters; i++)
+            for (tally_job *j = w->waiters[i].head; j; j = j->next)
+                j->wait_until_ns = 1;
+        tend_waiters(w);
     }
     return NULL;
 }
@@ -251,6 +560,8 @@ int tally_writer_start(tally_store *store, const tally_writer_options *opt, tall
         w->opt.batch_max = 256;
     if (!w->opt.queue_max)
         w->opt.queue_max = 10000;
+    if (!w->opt.idempotency_ttl_ms)
+        w->opt.idempotency_ttl_ms = 24ull * 3600 * 1000;
     tally_queue_init(&w->queue, w->opt.queue_max);
     tally_queue_init(&w->session_queue, 16);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
@@ -266,6 +577,9 @@ int tally_writer_start(tally_store *store, const tally_writer_options *opt, tall
 int tally_writer_submit(tally_writer *w, tally_job *job)
 {
     job->enqueued_ns = tally_clock_ns();
+    const tally_step *acq = acquire_step(job);
+    if (acq && acq->wait_ms > 0)
+        job->wait_until_ns = job->enqueued_ns + (uint64_t)acq->wait_ms * 1000000u;
     job->deadline_ns = w->opt.queue_timeout_ms ? job->enqueued_ns + w->opt.queue_timeout_ms * 1000000u : 0;
     if (tally_queue_push(&w->queue, job) != 0) {
         TALLY_METRIC_ADD(rejected, 1);
@@ -303,6 +617,7 @@ void tally_writer_free(tally_writer *w)
     tally_writer_stop(w);
     tally_queue_destroy(&w->queue);
     tally_queue_destroy(&w->session_queue);
+    free(w->waiters);
     tally_store_close(w->store);
     free(w);
 }

@@ -23,6 +23,7 @@ typedef struct tally_writer_options {
     size_t queue_max;          /* waiting jobs before submit refuses (503) */
     size_t batch_max;          /* jobs in one transaction */
     uint64_t queue_timeout_ms; /* a job waiting longer is refused unapplied */
+    uint64_t idempotency_ttl_ms; /* how long stored answers are kept (default 24 h) */
 } tally_writer_options;
 
 /* Starts the thread.  The store is handed over: the writer closes it on stop. */

@@ -91,14 +91,20 @@ static const char *reason_phrase(int status)
     }
 }
 
-static void send_answer(h2o_req_t *req, int status, const char *content_type, const char *allow, const char *body,
-                        size_t len)
+static void send_answer(h2o_req_t *req, int status, const char *content_type, const char *allow, int retry_after_s,
+                        const char *body, size_t len)
 {
     req->res.status = status;
     req->res.reason = reason_phrase(status);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
     if (allow)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
+    if (retry_after_s > 0) {
+        char *v = h2o_mem_alloc_pool(&req->pool, 24);
+        int n = snprintf(v, 24, "%d", retry_after_s);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v, (size_t)n);
+    }
+    req->res.content_length = len; /* h2o_send_inline leaves it unset, which costs the keep-alive */
     h2o_send_inline(req, body, len); /* copies the body into the request's pool */
 }
 
@@ -129,7 +135,8 @@ static void on_answers(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages)
         pending *p = (pending *)msg;
         if (p->req) {
             p->guard->p = NULL;
-            send_answer(p->req, p->job->status, "application/json", NULL, p->job->body, p->job->body_len);
+            send_answer(p->req, p->job->status, "application/json", NULL, p->job->retry_after_s, p->job->body,
+                        p->job->body_len);
         }
         tally_job_free(p->job);
         free(p);
@@ -261,12 +268,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     p->guard->p = p;
 
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    ssize_t idem = h2o_find_header_by_str(&req->headers, H2O_STRLIT("idempotency-key"), -1);
     tally_http_request r = {
         .method = req->method.base, .method_len = req->method.len,
         .path = req->path.base, .path_len = path_len,
         .query = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : NULL,
         .query_len = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0,
         .body = req->entity.base, .body_len = req->entity.base ? req->entity.len : 0,
+        .idem_key = idem >= 0 ? req->headers.entries[idem].value.base : NULL,
+        .idem_key_len = idem >= 0 ? req->headers.entries[idem].value.len : 0,
         .local_store = t->store, .complete = on_job_complete, .origin = p,
     };
     tally_http_response resp;
@@ -275,7 +285,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         atomic_fetch_sub(&srv->inflight, 1);
         p->guard->p = NULL;
         free(p);
-        send_answer(req, resp.status, resp.content_type, resp.allow, resp.body, resp.body_len);
+        send_answer(req, resp.status, resp.content_type, resp.allow, resp.retry_after_s, resp.body, resp.body_len);
         free(resp.body);
     }
     return 0;

@@ -384,6 +384,19 @@ int tally_store_migrate(tally_store *st, bool allow_destructive, tally_error *er
                                "type TEXT NOT NULL, def TEXT NOT NULL, uniq INTEGER NOT NULL, "
                                "PRIMARY KEY (model, field)) STRICT",
                                err);
+    /* The tables behind locks, rate limits and idempotency keys. */
+    if (rc == 0)
+        rc = tally_sqlite_exec(st,
+                               "CREATE TABLE IF NOT EXISTS tally_locks (name TEXT PRIMARY KEY, fence INTEGER NOT NULL, "
+                               "token TEXT, expires_at INTEGER NOT NULL) STRICT; "
+                               "CREATE TABLE IF NOT EXISTS tally_limits (name TEXT NOT NULL, key TEXT NOT NULL, "
+                               "tat REAL NOT NULL, PRIMARY KEY (name, key)) STRICT; "
+                               "CREATE INDEX IF NOT EXISTS tally_limits_tat ON tally_limits (tat); "
+                               "CREATE TABLE IF NOT EXISTS tally_idempotency (method TEXT NOT NULL, path TEXT NOT NULL, "
+                               "key TEXT NOT NULL, hash BLOB NOT NULL, status INTEGER NOT NULL, body BLOB NOT NULL, "
+                               "created_at INTEGER NOT NULL, PRIMARY KEY (method, path, key)) STRICT; "
+                               "CREATE INDEX IF NOT EXISTS tally_idempotency_created ON tally_idempotency (created_at)",
+                               err);
     if (rc == 0)
         rc = dropped_models(st, allow_destructive, err);
     for (int i = 0; rc == 0 && i < st->schema->nmodels; i++) {

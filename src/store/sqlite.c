@@ -195,7 +195,7 @@ static void cache_clear(tally_store *st)
 }
 
 /* Returns a reset statement for sql, preparing and caching it on first use. */
-static sqlite3_stmt *stmt_for(tally_store *st, const char *sql, tally_error *err)
+sqlite3_stmt *tally_sqlite_stmt(tally_store *st, const char *sql, tally_error *err)
 {
     size_t i = hash_text(sql) & (TALLY_STMT_CACHE - 1);
     for (; st->cache[i].sql; i = (i + 1) & (TALLY_STMT_CACHE - 1))
@@ -324,7 +324,7 @@ static int missing_link(tally_store *st, tally_plan *plan, const tally_step *s, 
         tally_sql_add(&q, "SELECT 1 FROM ");
         tally_sql_name(&q, f->target);
         tally_sql_add(&q, " WHERE \"id\" = ?1");
-        sqlite3_stmt *stmt = stmt_for(st, q.s, err);
+        sqlite3_stmt *stmt = tally_sqlite_stmt(st, q.s, err);
         tally_sql_free(&q);
         if (!stmt)
             return -TALLY_INTERNAL;
@@ -360,7 +360,7 @@ static int referenced_by(tally_store *st, tally_plan *plan, const tally_step *s,
             tally_sql_add(&q, " WHERE ");
             tally_sql_name(&q, f->name);
             tally_sql_add(&q, " = ?1");
-            sqlite3_stmt *stmt = stmt_for(st, q.s, err);
+            sqlite3_stmt *stmt = tally_sqlite_stmt(st, q.s, err);
             tally_sql_free(&q);
             if (!stmt)
                 return -TALLY_INTERNAL;
@@ -464,13 +464,31 @@ static int map_error(tally_store *st, tally_plan *plan, const tally_step *s, int
 /* Prepares (or finds cached) the statement for q and binds every value of b. */
 static sqlite3_stmt *prepare_bound(tally_store *st, tally_plan *plan, tally_sql *q, tally_binds *b, tally_error *err)
 {
-    sqlite3_stmt *stmt = stmt_for(st, q->s, err);
+    sqlite3_stmt *stmt = tally_sqlite_stmt(st, q->s, err);
     if (stmt)
         for (int i = 0; i < b->n; i++)
             bind_value(stmt, i + 1, &b->v[i], plan);
     tally_sql_free(q);
     tally_binds_free(b);
     return stmt;
+}
+
+/* The statement of a record step, built for its shape and bound to its values. */
+static sqlite3_stmt *prepare_step(tally_store *st, tally_plan *plan, const tally_step *s, tally_error *err)
+{
+    tally_sql q;
+    tally_binds b;
+    tally_sql_init(&q);
+    tally_binds_init(&b);
+    switch (s->op) {
+    case TALLY_OP_LIST: tally_sql_list(&q, &b, s); break;
+    case TALLY_OP_CREATE:
+    case TALLY_OP_UPSERT: tally_sql_insert(&q, &b, s, plan->now_ms); break;
+    case TALLY_OP_UPDATE:
+    case TALLY_OP_UPDATE_MANY: tally_sql_update(&q, &b, s, plan->now_ms); break;
+    default: tally_sql_delete(&q, &b, s); break;
+    }
+    return prepare_bound(st, plan, &q, &b, err);
 }
 
 /* Steps a statement that returns no rows (or one, for RETURNING) and resets it. */
@@ -535,12 +553,7 @@ static int run_get(tally_store *st, tally_plan *plan, const tally_step *s, tally
 static int run_list(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                     tally_error *err)
 {
-    tally_sql q;
-    tally_binds b;
-    tally_sql_init(&q);
-    tally_binds_init(&b);
-    tally_sql_list(&q, &b, s);
-    sqlite3_stmt *stmt = prepare_bound(st, plan, &q, &b, err);
+    sqlite3_stmt *stmt = prepare_step(st, plan, s, err);
     if (!stmt)
         return -TALLY_INTERNAL;
     res->records = tally_arena_alloc(&plan->arena, (size_t)(s->first + 1) * sizeof *res->records);
@@ -562,24 +575,20 @@ static int run_list(tally_store *st, tally_plan *plan, const tally_step *s, tall
 static int run_create(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                       tally_error *err)
 {
-    tally_sql q;
-    tally_binds b;
-    tally_sql_init(&q);
-    tally_binds_init(&b);
-    tally_sql_insert(&q, &b, s, plan->now_ms);
-    sqlite3_stmt *stmt = prepare_bound(st, plan, &q, &b, err);
+    sqlite3_stmt *stmt = prepare_step(st, plan, s, err);
     if (!stmt)
         return -TALLY_INTERNAL;
     /* An upsert that updates leaves last_insert_rowid alone; one that inserts
-     * moves it to a new id (AUTOINCREMENT never reuses one): that tells which. */
-    int64_t before = sqlite3_last_insert_rowid(st->db), id = 0;
+     * sets it to the new id, which is never 0: so clear it first. */
+    sqlite3_set_last_insert_rowid(st->db, 0);
+    int64_t id = 0;
     int rc = step_once(stmt, &id);
     if (rc != SQLITE_DONE)
         return map_error(st, plan, s, rc, err);
     if (s->op == TALLY_OP_CREATE)
         id = sqlite3_last_insert_rowid(st->db);
     else
-        res->created = sqlite3_last_insert_rowid(st->db) != before;
+        res->created = sqlite3_last_insert_rowid(st->db) != 0;
     rc = read_by_id(st, plan, s, id, &res->record, err);
     return rc == 1 ? 0 : rc == 0 ? not_found(err, s, id) : rc;
 }
@@ -587,12 +596,7 @@ static int run_create(tally_store *st, tally_plan *plan, const tally_step *s, ta
 static int run_update(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                       tally_error *err)
 {
-    tally_sql q;
-    tally_binds b;
-    tally_sql_init(&q);
-    tally_binds_init(&b);
-    tally_sql_update(&q, &b, s, plan->now_ms);
-    sqlite3_stmt *stmt = prepare_bound(st, plan, &q, &b, err);
+    sqlite3_stmt *stmt = prepare_step(st, plan, s, err);
     if (!stmt)
         return -TALLY_INTERNAL;
     int rc = step_once(stmt, NULL);
@@ -616,12 +620,7 @@ static int run_update(tally_store *st, tally_plan *plan, const tally_step *s, ta
 static int run_update_many(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                            tally_error *err)
 {
-    tally_sql q;
-    tally_binds b;
-    tally_sql_init(&q);
-    tally_binds_init(&b);
-    tally_sql_update(&q, &b, s, plan->now_ms);
-    sqlite3_stmt *stmt = prepare_bound(st, plan, &q, &b, err);
+    sqlite3_stmt *stmt = prepare_step(st, plan, s, err);
     if (!stmt)
         return -TALLY_INTERNAL;
     int rc = step_once(stmt, NULL);
@@ -633,6 +632,8 @@ static int run_update_many(tally_store *st, tally_plan *plan, const tally_step *
     if (code != -TALLY_INVARIANT)
         return code;
     /* The statement changed nothing; count how many rows would have crossed. */
+    tally_sql q;
+    tally_binds b;
     tally_sql_init(&q);
     tally_binds_init(&b);
     tally_sql_count_crossing(&q, &b, s);
@@ -653,12 +654,7 @@ static int run_update_many(tally_store *st, tally_plan *plan, const tally_step *
 static int run_delete(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                       tally_error *err)
 {
-    tally_sql q;
-    tally_binds b;
-    tally_sql_init(&q);
-    tally_binds_init(&b);
-    tally_sql_delete(&q, &b, s);
-    sqlite3_stmt *stmt = prepare_bound(st, plan, &q, &b, err);
+    sqlite3_stmt *stmt = prepare_step(st, plan, s, err);
     if (!stmt)
         return -TALLY_INTERNAL;
     int rc = step_once(stmt, NULL);
@@ -685,6 +681,9 @@ int tally_store_run_step(tally_store *st, tally_plan *plan, int i, tally_error *
     case TALLY_OP_UPSERT: return run_create(st, plan, s, res, err);
     case TALLY_OP_UPDATE: return run_update(st, plan, s, res, err);
     case TALLY_OP_UPDATE_MANY: return run_update_many(st, plan, s, res, err);
-    default: return run_delete(st, plan, s, res, err);
+    case TALLY_OP_DELETE:
+    case TALLY_OP_DELETE_MANY: return run_delete(st, plan, s, res, err);
+    case TALLY_OP_LIMIT: return tally_sqlite_limit(st, plan, s, res, err);
+    default: return tally_sqlite_lock(st, plan, s, res, err);
     }
 }

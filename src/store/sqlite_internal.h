@@ -26,6 +26,12 @@ struct tally_store {
     sqlite3_stmt *savepoint, *release, *rollback_to, *begin, *commit;
 };
 
+/* The cached prepared statement for sql (reset, bindings cleared after each use by the caller). */
+sqlite3_stmt *tally_sqlite_stmt(tally_store *st, const char *sql, tally_error *err);
+/* Lock steps (sqlite_locks.c) and GCRA limit steps (sqlite_limits.c). */
+int tally_sqlite_lock(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err);
+int tally_sqlite_limit(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err);
+
 /* Runs SQL with no result rows; on failure fills err (INTERNAL) with SQLite's message. */
 int tally_sqlite_exec(tally_store *st, const char *sql, tally_error *err);
 

@@ -61,6 +61,27 @@ bool tally_store_in_transaction(tally_store *st);
  * path.  exec/run.h runs whole plans with this. */
 int tally_store_run_step(tally_store *st, tally_plan *plan, int i, tally_error *err);
 
+/* Idempotency keys: what identifies a request and what it answered. */
+typedef struct tally_idem_key {
+    const char *method, *path, *key; /* the key is scoped by method and path */
+    unsigned char hash[32];          /* SHA-256 of the body */
+} tally_idem_key;
+
+typedef struct tally_idem_answer {
+    bool same_body;
+    int status;
+    char *body; /* malloc'ed, the caller's */
+    size_t len;
+} tally_idem_answer;
+
+/* Returns 1 and fills out when the key was stored, 0 when not, or -code. */
+int tally_store_idem_get(tally_store *st, const tally_idem_key *k, tally_idem_answer *out, tally_error *err);
+int tally_store_idem_put(tally_store *st, const tally_idem_key *k, int status, const char *body, size_t len,
+                         int64_t now_ms, tally_error *err);
+/* Writer, between batches, inside a transaction: deletes spent rate-limit
+ * rows and idempotency answers older than idem_ttl_ms. */
+int tally_store_sweep(tally_store *st, int64_t now_ms, int64_t idem_ttl_ms);
+
 /* Writer only: checkpoints the WAL (passive) when it has grown past its limit.
  * Returns 1 when a checkpoint ran. */
 int tally_store_maybe_checkpoint(tally_store *st);
