@@ -236,7 +236,11 @@ static void test_step_shapes_refused(void **state)
     refused("{'steps': [{'update': 'customer', 'id': 1, 'data': 5}]}", TALLY_BAD_REQUEST, 0, "", "data", NULL);
     refused("{'steps': [{'find': 'customer', 'first': 0}]}", TALLY_BAD_REQUEST, 0, "", "first", NULL);
     refused("{'steps': [{'deleteMany': 'customer'}]}", TALLY_BAD_REQUEST, 0, "", "filter", NULL);
-    refused("{'steps': [{'checkLock': 'l', 'token': 't'}]}", TALLY_BAD_REQUEST, 0, "", "checkLock", NULL);
+    /* checkLock: a lock name and a token, nothing else */
+    refused("{'steps': [{'checkLock': 5, 'token': 't'}]}", TALLY_BAD_REQUEST, 0, "", "checkLock", NULL);
+    refused("{'steps': [{'checkLock': 'l'}]}", TALLY_BAD_REQUEST, 0, "", "token", "token is required");
+    refused("{'steps': [{'checkLock': 'l', 'token': 't', 'ttlMs': 5}]}", TALLY_BAD_REQUEST, 0, "", "ttlMs", NULL);
+    refused("{'steps': [{'checkLock': '', 'token': 't'}]}", TALLY_BAD_REQUEST, 0, "", "name", NULL);
     /* A mistake inside a step's data: the step, its name and the path inside it. */
     refused("{'steps': [{'get': 'customer', 'id': 1}, {'as': 'c', 'create': 'customer', 'data': {'nmae': 'x'}}]}",
             TALLY_BAD_REQUEST, 1, "c", "data.nmae", "'nmae'");
