@@ -394,10 +394,12 @@ static int decode_atomics(tally_plan *plan, tally_step *s, json_t *atomics, bool
 /*
  * Fields to set and _atomics, shared by PATCH (fields at the top of the
  * body), updateMany ("set") and upsert ("update").  Keys starting with '_'
- * in `fields` are left to the caller.  path prefixes error paths.
+ * in `fields` are left to the caller.  path and atomics_path (where _atomics
+ * sits) prefix error paths.
  */
-static int decode_changes(tally_plan *plan, const tally_model *m, json_t *fields, json_t *atomics, const char *path,
-                          tally_assign **sets_out, int *nsets_out, tally_step *s, tally_error *err)
+static int decode_changes(tally_plan *plan, const tally_model *m, json_t *fields, const char *path, json_t *atomics,
+                          const char *atomics_path, tally_assign **sets_out, int *nsets_out, tally_step *s,
+                          tally_error *err)
 {
     tally_assign *sets = tally_arena_alloc(&plan->arena, (size_t)m->ncolumns * sizeof *sets);
     int nsets = 0;
@@ -438,7 +440,7 @@ static int decode_changes(tally_plan *plan, const tally_model *m, json_t *fields
     }
     *sets_out = sets;
     *nsets_out = nsets;
-    if (atomics && decode_atomics(plan, s, atomics, set_fields, path, err))
+    if (atomics && decode_atomics(plan, s, atomics, set_fields, atomics_path, err))
         return -(int)err->code;
     return 0;
 }
@@ -470,7 +472,30 @@ static int check_keys(json_t *body, const char *const *allowed, const char *call
     return 0;
 }
 
-int tally_decode_update(tally_plan *plan, const tally_model *m, tally_value id, json_t *body, tally_error *err)
+int tally_decode_update(tally_plan *plan, const tally_model *m, tally_value id, json_t *data, const char *data_path,
+                        json_t *where, const char *where_path, tally_error *err)
+{
+    if (!json_is_object(data))
+        return tally_fail(err, TALLY_BAD_REQUEST, data_path[0] ? data_path : NULL,
+                          "the changes are a JSON object of fields to set and \"_atomics\", not %s", json_kind(data));
+    /* The step is added last (nested creates come first), so decode into a scratch step. */
+    tally_step scratch = {.op = TALLY_OP_UPDATE, .model = m, .path = data_path, .where_path = where_path};
+    tally_assign *sets;
+    int nsets;
+    if (decode_changes(plan, m, data, data_path, json_object_get(data, "_atomics"), data_path, &sets, &nsets, &scratch,
+                       err))
+        return -(int)err->code;
+    if (where && tally_decode_filter(plan, m, where, where_path, &scratch.where, err))
+        return -(int)err->code;
+    tally_step *s = tally_plan_add_step(plan, TALLY_OP_UPDATE, m);
+    *s = scratch;
+    s->id = id;
+    s->sets = sets;
+    s->nsets = nsets;
+    return plan->nsteps - 1;
+}
+
+int tally_decode_patch(tally_plan *plan, const tally_model *m, tally_value id, json_t *body, tally_error *err)
 {
     if (!json_is_object(body))
         return tally_fail(err, TALLY_BAD_REQUEST, NULL,
@@ -483,21 +508,7 @@ int tally_decode_update(tally_plan *plan, const tally_model *m, tally_value id, 
             return tally_fail(err, TALLY_BAD_REQUEST, key,
                               "unknown key '%s'; PATCH takes fields, \"_atomics\" and \"_where\"", key);
     }
-    /* The step is added last (nested creates come first), so decode into a scratch step. */
-    tally_step scratch = {.op = TALLY_OP_UPDATE, .model = m, .path = ""};
-    tally_assign *sets;
-    int nsets;
-    if (decode_changes(plan, m, body, json_object_get(body, "_atomics"), "", &sets, &nsets, &scratch, err))
-        return -(int)err->code;
-    json_t *where = json_object_get(body, "_where");
-    if (where && tally_decode_filter(plan, m, where, "_where", &scratch.where, err))
-        return -(int)err->code;
-    tally_step *s = tally_plan_add_step(plan, TALLY_OP_UPDATE, m);
-    *s = scratch;
-    s->id = id;
-    s->sets = sets;
-    s->nsets = nsets;
-    return plan->nsteps - 1;
+    return tally_decode_update(plan, m, id, body, "", json_object_get(body, "_where"), "_where", err);
 }
 
 int tally_decode_update_many(tally_plan *plan, const tally_model *m, json_t *body, tally_error *err)
@@ -509,7 +520,7 @@ int tally_decode_update_many(tally_plan *plan, const tally_model *m, json_t *bod
     if (decode_bulk_filter(plan, s, body, "updateMany", err))
         return -(int)err->code;
     json_t *set = json_object_get(body, "set");
-    if (decode_changes(plan, m, set, json_object_get(body, "_atomics"), "", &s->sets, &s->nsets, s, err))
+    if (decode_changes(plan, m, set, "set", json_object_get(body, "_atomics"), "", &s->sets, &s->nsets, s, err))
         return -(int)err->code;
     if (set && json_is_object(set)) {
         const char *key;
@@ -628,7 +639,8 @@ int tally_decode_upsert(tally_plan *plan, const tally_model *m, json_t *body, ta
                 return tally_fail(err, TALLY_BAD_REQUEST, sub(plan, "update", key),
                                   "update takes fields and \"_atomics\"");
         }
-        if (decode_changes(plan, m, update, json_object_get(update, "_atomics"), "update", &s->usets, &s->nusets, s,
+        if (decode_changes(plan, m, update, "update", json_object_get(update, "_atomics"), "update", &s->usets,
+                           &s->nusets, s,
                            err))
             return -(int)err->code;
     }

@@ -25,7 +25,11 @@ int tally_decode_create(tally_plan *plan, const tally_model *m, json_t *body, co
 /* Each returns the index of the step whose result is the answer, or -code. */
 
 /* PATCH /api/{model}/{id}: plain fields to set, _atomics, and a _where guard. */
-int tally_decode_update(tally_plan *plan, const tally_model *m, tally_value id, json_t *body, tally_error *err);
+int tally_decode_patch(tally_plan *plan, const tally_model *m, tally_value id, json_t *body, tally_error *err);
+/* The same from parts, for a transaction's update step: data (fields and
+ * _atomics) and an optional where filter, each with the path it came from. */
+int tally_decode_update(tally_plan *plan, const tally_model *m, tally_value id, json_t *data, const char *data_path,
+                        json_t *where, const char *where_path, tally_error *err);
 /* POST /api/{model}/updateMany: {"filter", "set", "_atomics"}; filter required. */
 int tally_decode_update_many(tally_plan *plan, const tally_model *m, json_t *body, tally_error *err);
 /* POST /api/{model}/deleteMany: {"filter"}, required ({} for every row, written out). */

@@ -195,7 +195,7 @@ static int handle_body_id(route_ctx *c, const tally_model *m, body_decoder decod
     if (!body)
         return answer_error(c, &err);
     tally_plan *plan = tally_plan_new(c->api->schema);
-    int step = decode ? decode(plan, m, body, &err) : tally_decode_update(plan, m, tally_value_int(id), body, &err);
+    int step = decode ? decode(plan, m, body, &err) : tally_decode_patch(plan, m, tally_value_int(id), body, &err);
     json_decref(body);
     if (step < 0) {
         tally_plan_free(plan);

@@ -167,12 +167,8 @@ int tally_decode_txn_step(tally_plan *plan, json_t *step, const char *path, tall
         if (check_step_keys(step, op, keys, err) || step_id(plan, json_object_get(step, "id"), &id, err))
             return -(int)err->code;
         json_t *data = json_object_get(step, "data");
-        body = json_is_object(data) ? json_deep_copy(data) : json_object();
-        if (data && !json_is_object(data))
-            return json_decref(body), tally_fail(err, TALLY_BAD_REQUEST, "data", "data is an object of fields and _atomics");
-        if (json_object_get(step, "where"))
-            json_object_set(body, "_where", json_object_get(step, "where"));
-        answer = tally_decode_update(plan, m, id, body, err);
+        body = data ? json_incref(data) : json_object(); /* an update may be a guard alone */
+        answer = tally_decode_update(plan, m, id, body, "data", json_object_get(step, "where"), "where", err);
     } else {
         static const char *const upsert_keys[] = {"on", "create", "update", NULL};
         static const char *const update_many_keys[] = {"filter", "set", "_atomics", NULL};

@@ -46,7 +46,8 @@ static void error_message(tally_buf *b, const char *echo, const char *error_body
 
 static void render_ws_job(tally_job *job)
 {
-    if (!job->echo && job->kind != TALLY_JOB_EVENT) { /* a silent job: the rollback of a dropped connection */
+    if (job->kind == TALLY_JOB_EVENT ? job->rc == 0 : !job->echo) {
+        /* silent: a session's quiet end, or the rollback of a dropped connection */
         tally_job_set_body(job, 0, NULL, 0);
         return;
     }
@@ -157,7 +158,7 @@ static void op_begin(tally_ws *ws, const char *echo, json_t *msg)
         tally_fail(&err, TALLY_OVERLOADED, NULL, "the server's write queue is full or it is stopping; retry later");
         return send_error(ws, echo, &err, false);
     }
-    ws->pending++;
+    ws->pending += 2; /* begin's answer, and the session's end event */
     ws->busy = true;
 }
 

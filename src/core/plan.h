@@ -107,6 +107,7 @@ typedef struct tally_step {
     tally_assign *usets;     /* upsert: columns to set when the record exists */
     int nusets;
     const tally_filter *where; /* update guard; updateMany/deleteMany/list filter (NULL: none) */
+    const char *where_path;  /* where the guard came from ("_where", "where"), for GUARD_FAILED */
     int on[TALLY_MAX_UNIQUE_FIELDS]; /* upsert: the conflict target's columns */
     int non;
     /* locks and limits */

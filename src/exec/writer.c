@@ -403,48 +403,33 @@ static void end_session(tally_writer *w, tally_session *s, bool commit, tally_er
  * then owns the write connection: only this session's steps run until it
  * commits, rolls back, or its timeout passes.  Other writes wait in the queue.
  */
-static void run_session(tally_writer *w, tally_job *begin)
+/* Every session ends with one EVENT job back to its connection (silent unless
+ * it timed out), so the connection knows the writer is done with it. */
+static void end_event(tally_session *s, void (*render)(tally_job *), void (*complete)(tally_job *), bool timeout)
 {
-    tally_session *s = begin->session;
+    tally_job *event = tally_job_new(NULL);
+    event->kind = TALLY_JOB_EVENT;
+    event->session = s;
+    tally_session_ref(s);
+    event->origin = s->origin;
+    event->render = render;
+    event->complete = complete;
+    event->rc = timeout ? -TALLY_TIMEOUT : 0;
+    render(event);
+    complete(event);
+}
+
+/* Runs the session's calls until it commits, rolls back or times out; returns true on a timeout. */
+static bool serve_session(tally_writer *w, tally_session *s)
+{
     tally_error err;
-    if (begin->deadline_ns && tally_clock_ns() > begin->deadline_ns) {
-        tally_session_leave_waiting(s, TALLY_SESSION_DONE);
-        fail_job(begin, TALLY_OVERLOADED, "begin waited in the queue past --queue-timeout; retry later");
-        begin->complete(begin);
-        return;
-    }
-    if (tally_session_leave_waiting(s, TALLY_SESSION_ACTIVE) != 0) { /* the client left meanwhile */
-        begin->rc = 0;
-        begin->render(begin);
-        begin->complete(begin);
-        return;
-    }
-    if (tally_store_begin(w->store, &err) != 0) {
-        tally_session_finish(s, "failed");
-        fail_job(begin, TALLY_UNAVAILABLE, "the database could not begin the transaction; retry");
-        begin->complete(begin);
-        return;
-    }
-    tally_session_ref(s); /* ours while the session is open */
     uint64_t deadline = tally_clock_ns() + s->timeout_ms * 1000000u;
-    begin->rc = 0;
-    begin->render(begin);
-    begin->complete(begin);
     for (;;) {
         tally_job *job = tally_queue_pop_until(&w->session_queue, deadline);
-        if (!job) { /* timeout: roll back, and tell the client */
+        if (!job) { /* timeout: roll back; the end event tells the client */
             tally_session_finish(s, "timeout");
             tally_store_rollback(w->store);
-            tally_job *event = tally_job_new(NULL);
-            event->kind = TALLY_JOB_EVENT;
-            event->session = s;
-            tally_session_ref(s);
-            event->origin = s->origin;
-            event->complete = begin->complete;
-            event->render = begin->render;
-            event->render(event);
-            event->complete(event);
-            break;
+            return true;
         }
         int rc = 0;
         bool done = true;
@@ -474,7 +459,40 @@ static void run_session(tally_writer *w, tally_job *begin)
         job->render(job);
         job->complete(job);
         if (done)
-            break;
+            return false;
+    }
+}
+
+/*
+ * BEGIN waits for the running batch's COMMIT (the caller commits it first),
+ * then owns the write connection: only this session's steps run until it
+ * commits, rolls back, or its timeout passes.  Other writes wait in the queue.
+ */
+static void run_session(tally_writer *w, tally_job *begin)
+{
+    tally_session *s = begin->session;
+    tally_session_ref(s); /* ours until the end event is out */
+    /* begin is the loop's again (and may be freed) once completed: keep what the end event needs. */
+    void (*render)(tally_job *) = begin->render, (*complete)(tally_job *) = begin->complete;
+    tally_error err;
+    bool timed_out = false;
+    if (begin->deadline_ns && tally_clock_ns() > begin->deadline_ns) {
+        tally_session_leave_waiting(s, TALLY_SESSION_DONE);
+        fail_job(begin, TALLY_OVERLOADED, "begin waited in the queue past --queue-timeout; retry later");
+        begin->complete(begin);
+    } else if (tally_session_leave_waiting(s, TALLY_SESSION_ACTIVE) != 0) { /* the client left meanwhile */
+        begin->rc = 0;
+        begin->render(begin);
+        begin->complete(begin);
+    } else if (tally_store_begin(w->store, &err) != 0) {
+        tally_session_finish(s, "failed");
+        fail_job(begin, TALLY_UNAVAILABLE, "the database could not begin the transaction; retry");
+        begin->complete(begin);
+    } else {
+        begin->rc = 0;
+        begin->render(begin);
+        begin->complete(begin);
+        timed_out = serve_session(w, s);
     }
     /* A job pushed while the session was ending (a rollback from a dropped
      * connection, a step racing the timeout) is answered, not left behind. */
@@ -483,6 +501,7 @@ static void run_session(tally_writer *w, tally_job *begin)
         fail_job(late, TALLY_CONFLICT, "the transaction has already ended; nothing of it was applied");
         late->complete(late);
     }
+    end_event(s, render, complete, timed_out);
     tally_session_unref(s);
 }
 

@@ -611,7 +611,7 @@ static int run_update(tally_store *st, tally_plan *plan, const tally_step *s, ta
     if (rc == 0)
         return not_found(err, s, id);
     if (!changed)
-        return tally_fail(err, TALLY_GUARD_FAILED, s->path[0] ? s->path : "_where",
+        return tally_fail(err, TALLY_GUARD_FAILED, s->where_path ? s->where_path : "_where",
                           "%s %lld does not match the _where guard; nothing was changed (\"current\" is the record "
                           "as it stands)", s->model->name, (long long)id);
     return 0;

@@ -113,7 +113,7 @@ static outcome update(const tally_schema *s, const char *model, int64_t id, cons
     o.plan = tally_plan_new(s);
     tally_error_clear(&o.err);
     json_t *j = J(body);
-    o.rc = tally_decode_update(o.plan, M(s, model), tally_value_int(id), j, &o.err);
+    o.rc = tally_decode_patch(o.plan, M(s, model), tally_value_int(id), j, &o.err);
     json_decref(j);
     return o;
 }
@@ -919,7 +919,7 @@ static void test_nested_step_path_owned(void **state)
 
     plan = tally_plan_new(shop);
     body = J("{'event': {'create': {}}}");
-    assert_int_equal(tally_decode_update(plan, M(shop, "ticket"), tally_value_int(4), body, &err), 1);
+    assert_int_equal(tally_decode_patch(plan, M(shop, "ticket"), tally_value_int(4), body, &err), 1);
     json_decref(body);
     assert_string_equal(plan->steps[0].path, "event");
     tally_plan_free(plan);

@@ -353,7 +353,7 @@ static tally_plan *decode(const tally_schema *s, const char *model, int64_t id, 
     free(text);
     tally_plan *plan = tally_plan_new(s);
     tally_error err;
-    int rc = id ? tally_decode_update(plan, M(s, model), tally_value_int(id), body, &err)
+    int rc = id ? tally_decode_patch(plan, M(s, model), tally_value_int(id), body, &err)
                 : tally_decode_create(plan, M(s, model), body, "", &err);
     json_decref(body);
     if (rc < 0)

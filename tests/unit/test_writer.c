@@ -230,7 +230,7 @@ static tally_plan *plan_update(const tally_schema *s, const char *model, int64_t
     tally_plan *plan = tally_plan_new(s);
     json_t *body = parse_json(sq);
     tally_error err;
-    int rc = tally_decode_update(plan, tally_schema_model(s, model, strlen(model)), tally_value_int(id), body, &err);
+    int rc = tally_decode_patch(plan, tally_schema_model(s, model, strlen(model)), tally_value_int(id), body, &err);
     json_decref(body);
     if (rc < 0)
         fail_msg("decode: %s", err.message);
@@ -608,7 +608,7 @@ static void *increment_worker(void *p)
         tally_plan *plan = tally_plan_new(shop);
         json_t *body = json_pack("{s:{s:{s:i}}}", "_atomics", "orderCount", "increment", 1);
         tally_error err;
-        int rc = tally_decode_update(plan, tally_schema_model(shop, "customer", 8), tally_value_int(arg->id), body, &err);
+        int rc = tally_decode_patch(plan, tally_schema_model(shop, "customer", 8), tally_value_int(arg->id), body, &err);
         json_decref(body);
         plan->answer_step = rc;
         ticket t;
