@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 need_build=(libh2o-dev libuv1-dev libwslay-dev libssl-dev libjansson-dev libsqlite3-dev
             libpq-dev libcmocka-dev meson ninja-build pkg-config gcc make)
-need_test=(nodejs npm strace postgresql)
+need_test=(nodejs npm strace)
 need_bench=(wrk redis-server redis-tools nginx-light curl)
 
 want=("${need_build[@]}")

@@ -327,6 +327,9 @@ static int handle_primitive(route_ctx *c)
         plan->answer_step = tally_decode_lock_list(plan);
         return submit(c, plan);
     }
+    if (!locks && c->nseg == 2) /* /api/limits/{name}/ : the key is empty */
+        return fail_now(c, TALLY_BAD_REQUEST, "key", "%s",
+                        "the key is missing: POST /api/limits/{name}/{key}, a key of 1 to 128 bytes of UTF-8");
     if (c->nseg != 3)
         return fail_now(c, TALLY_NOT_FOUND, NULL, "%s",
                         locks ? "locks live at /api/locks/{name}/acquire, /renew and /release"
@@ -448,11 +451,8 @@ int tally_api_handle(const tally_api *api, const tally_http_request *req, tally_
         size_t end = i;
         while (end < n && p[end] != '/')
             end++;
-        if (end == i) {
-            if (end == n)
-                break;
-            return fail_now(&c, TALLY_NOT_FOUND, NULL, "%s", "no such path (empty segment)");
-        }
+        if (end == n && end == i)
+            break; /* a trailing slash; an empty segment inside is kept (an empty lock name is a 400) */
         if (c.nseg == MAX_SEGMENTS)
             return fail_now(&c, TALLY_NOT_FOUND, NULL, "%s", "no such path under /api");
         ptrdiff_t len = url_decode(p + i, end - i, c.seg[c.nseg], sizeof c.seg[0], 0);

@@ -330,6 +330,8 @@ static uint64_t tend_waiters(tally_writer *w)
         for (tally_job **pp = &l->head; *pp;) {
             tally_job *j = *pp;
             if (j->wait_until_ns <= now_ns) {
+                tally_plan_prepare_results(j->plan); /* a job parked behind others never ran */
+                j->plan->results[0].expires_at = l->lease_ends_ms;
                 *pp = j->next;
                 j->next = expired;
                 expired = j;
