@@ -150,6 +150,17 @@ static bool find_huge_number(json_t *j, char *path, size_t cap)
     return false;
 }
 
+/* Submits a plan whose decoder returned `step` (its answer step), or answers the decoder's error. */
+static int submit_decoded(route_ctx *c, tally_plan *plan, int step, tally_error *err)
+{
+    if (step < 0) {
+        tally_plan_free(plan);
+        return answer_error(c, err);
+    }
+    plan->answer_step = step;
+    return submit(c, plan);
+}
+
 static json_t *parse_body(route_ctx *c, tally_error *err)
 {
     if (c->req->body_len == 0) {
@@ -197,12 +208,7 @@ static int handle_body_id(route_ctx *c, const tally_model *m, body_decoder decod
     tally_plan *plan = tally_plan_new(c->api->schema);
     int step = decode ? decode(plan, m, body, &err) : tally_decode_patch(plan, m, tally_value_int(id), body, &err);
     json_decref(body);
-    if (step < 0) {
-        tally_plan_free(plan);
-        return answer_error(c, &err);
-    }
-    plan->answer_step = step;
-    return submit(c, plan);
+    return submit_decoded(c, plan, step, &err);
 }
 
 static int handle_body(route_ctx *c, const tally_model *m, body_decoder decode)
@@ -350,12 +356,7 @@ static int handle_primitive(route_ctx *c)
                             : tally_decode_lock(plan, c->seg[1], c->seglen[1], c->seg[2], body, &err))
                      : tally_decode_limit(plan, c->seg[1], c->seglen[1], c->seg[2], c->seglen[2], body, &err);
     json_decref(body);
-    if (step < 0) {
-        tally_plan_free(plan);
-        return answer_error(c, &err);
-    }
-    plan->answer_step = step;
-    return submit(c, plan);
+    return submit_decoded(c, plan, step, &err);
 }
 
 static int handle_metrics(route_ctx *c)

@@ -71,12 +71,9 @@ static int register_step(tally_plan *plan, json_t *step, int first, int answer, 
             return tally_fail(err, TALLY_BAD_REQUEST, "as", "the name '%s' is already used by step %d",
                               json_string_value(as), i);
     if (plan->ntxn == plan->txn_cap) {
-        int cap = plan->txn_cap ? plan->txn_cap * 2 : 8;
-        tally_txn_step *grown = tally_arena_alloc(&plan->arena, (size_t)cap * sizeof *grown);
-        if (plan->ntxn)
-            memcpy(grown, plan->txn, (size_t)plan->ntxn * sizeof *grown);
-        plan->txn = grown;
-        plan->txn_cap = cap;
+        plan->txn_cap = plan->txn_cap ? plan->txn_cap * 2 : 8;
+        plan->txn = tally_arena_grow(&plan->arena, plan->txn, (size_t)plan->ntxn, (size_t)plan->txn_cap,
+                                     sizeof *plan->txn);
     }
     tally_txn_step *t = &plan->txn[plan->ntxn];
     memset(t, 0, sizeof *t);

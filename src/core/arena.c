@@ -70,6 +70,14 @@ char *tally_arena_strndup(tally_arena *a, const char *s, size_t len)
     return p;
 }
 
+void *tally_arena_grow(tally_arena *a, const void *old, size_t used, size_t cap, size_t size)
+{
+    void *p = tally_arena_zalloc(a, cap * size);
+    if (used)
+        memcpy(p, old, used * size);
+    return p;
+}
+
 char *tally_arena_printf(tally_arena *a, const char *fmt, ...)
 {
     va_list ap, ap2;

@@ -27,6 +27,8 @@ void *tally_arena_alloc(tally_arena *a, size_t n);
 void *tally_arena_zalloc(tally_arena *a, size_t n);
 /* Copies len bytes and adds a NUL. */
 char *tally_arena_strndup(tally_arena *a, const char *s, size_t len);
+/* A larger copy of an array: cap elements of size each, the first used copied from old. */
+void *tally_arena_grow(tally_arena *a, const void *old, size_t used, size_t cap, size_t size);
 char *tally_arena_printf(tally_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -25,12 +25,9 @@ void tally_plan_free(tally_plan *plan)
 tally_step *tally_plan_add_step(tally_plan *plan, tally_op op, const tally_model *model)
 {
     if (plan->nsteps == plan->cap) {
-        int cap = plan->cap ? plan->cap * 2 : 4;
-        tally_step *steps = tally_arena_alloc(&plan->arena, (size_t)cap * sizeof *steps);
-        if (plan->nsteps)
-            memcpy(steps, plan->steps, (size_t)plan->nsteps * sizeof *steps);
-        plan->steps = steps;
-        plan->cap = cap;
+        plan->cap = plan->cap ? plan->cap * 2 : 4;
+        plan->steps = tally_arena_grow(&plan->arena, plan->steps, (size_t)plan->nsteps, (size_t)plan->cap,
+                                       sizeof *plan->steps);
     }
     tally_step *s = &plan->steps[plan->nsteps++];
     memset(s, 0, sizeof *s);
@@ -48,11 +45,10 @@ void tally_plan_prepare_results(tally_plan *plan)
         return;
     /* An interactive transaction's plan grows step by step: keep what ran. */
     int cap = plan->nsteps > 2 * plan->results_cap ? plan->nsteps : 2 * plan->results_cap;
-    tally_step_result *r = tally_arena_zalloc(&plan->arena, (size_t)(cap ? cap : 1) * sizeof *r);
-    if (plan->results_cap)
-        memcpy(r, plan->results, (size_t)plan->results_cap * sizeof *r);
-    plan->results = r;
-    plan->results_cap = cap ? cap : 1;
+    cap = cap ? cap : 1;
+    plan->results = tally_arena_grow(&plan->arena, plan->results, (size_t)plan->results_cap, (size_t)cap,
+                                     sizeof *plan->results);
+    plan->results_cap = cap;
 }
 
 tally_value tally_plan_resolve(const tally_plan *plan, const tally_value *v)

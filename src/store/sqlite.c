@@ -308,6 +308,28 @@ static const char *column_path(tally_plan *plan, const tally_step *s, const char
     return join_path(plan, s, field);
 }
 
+/* *n = the number of rows of `table` whose `column` equals v (error paths only). */
+static int count_where(tally_store *st, tally_plan *plan, const char *table, const char *column, const tally_value *v,
+                       long long *n, tally_error *err)
+{
+    tally_sql q;
+    tally_sql_init(&q);
+    tally_sql_add(&q, "SELECT count(*) FROM ");
+    tally_sql_name(&q, table);
+    tally_sql_add(&q, " WHERE ");
+    tally_sql_name(&q, column);
+    tally_sql_add(&q, " = ?1");
+    sqlite3_stmt *stmt = tally_sqlite_stmt(st, q.s, err);
+    tally_sql_free(&q);
+    if (!stmt)
+        return -TALLY_INTERNAL;
+    bind_value(stmt, 1, v, plan);
+    *n = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return 0;
+}
+
 /* Which linked record of a create/update is missing, looked up after a
  * foreign-key failure (same transaction, so the answer is exact). */
 static int missing_link(tally_store *st, tally_plan *plan, const tally_step *s, tally_error *err)
@@ -319,19 +341,10 @@ static int missing_link(tally_store *st, tally_plan *plan, const tally_step *s, 
         const tally_field *f = &s->model->fields[s->model->column_field[c]];
         if (f->type != TALLY_TYPE_BELONGS_TO || s->sets[i].value.kind == TALLY_VALUE_NULL)
             continue;
-        tally_sql q;
-        tally_sql_init(&q);
-        tally_sql_add(&q, "SELECT 1 FROM ");
-        tally_sql_name(&q, f->target);
-        tally_sql_add(&q, " WHERE \"id\" = ?1");
-        sqlite3_stmt *stmt = tally_sqlite_stmt(st, q.s, err);
-        tally_sql_free(&q);
-        if (!stmt)
+        long long n;
+        if (count_where(st, plan, f->target, "id", &s->sets[i].value, &n, err))
             return -TALLY_INTERNAL;
-        bind_value(stmt, 1, &s->sets[i].value, plan);
-        int rc = sqlite3_step(stmt);
-        sqlite3_reset(stmt);
-        if (rc != SQLITE_ROW) {
+        if (n == 0) {
             /* A REF may stand for a count, or a step with no record: resolve it as it was bound. */
             tally_value v = tally_plan_resolve(plan, &s->sets[i].value);
             return tally_fail(err, TALLY_VALIDATION, join_path(plan, s, f->name),
@@ -353,20 +366,9 @@ static int referenced_by(tally_store *st, tally_plan *plan, const tally_step *s,
             const tally_field *f = &m->fields[fi];
             if (f->type != TALLY_TYPE_BELONGS_TO || f->target_model != s->model->index)
                 continue;
-            tally_sql q;
-            tally_sql_init(&q);
-            tally_sql_add(&q, "SELECT count(*) FROM ");
-            tally_sql_name(&q, m->name);
-            tally_sql_add(&q, " WHERE ");
-            tally_sql_name(&q, f->name);
-            tally_sql_add(&q, " = ?1");
-            sqlite3_stmt *stmt = tally_sqlite_stmt(st, q.s, err);
-            tally_sql_free(&q);
-            if (!stmt)
+            long long n;
+            if (count_where(st, plan, m->name, f->name, &s->id, &n, err))
                 return -TALLY_INTERNAL;
-            bind_value(stmt, 1, &s->id, plan);
-            long long n = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
-            sqlite3_reset(stmt);
             if (n > 0 && f->on_delete == TALLY_ON_DELETE_RESTRICT)
                 return tally_fail(err, TALLY_CONFLICT, s->path,
                                   "%s %lld is still linked from %lld %s record(s) (field '%s', onDelete restrict); "

@@ -131,10 +131,9 @@ static int list(tally_store *st, tally_plan *plan, tally_step_result *res, tally
     res->locks = tally_arena_alloc(&plan->arena, (size_t)cap * sizeof *res->locks);
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         if (res->nlocks == cap) {
-            tally_lock_info *grown = tally_arena_alloc(&plan->arena, (size_t)cap * 2 * sizeof *grown);
-            memcpy(grown, res->locks, (size_t)cap * sizeof *grown);
-            res->locks = grown;
             cap *= 2;
+            res->locks = tally_arena_grow(&plan->arena, res->locks, (size_t)res->nlocks, (size_t)cap,
+                                          sizeof *res->locks);
         }
         tally_lock_info *l = &res->locks[res->nlocks++];
         l->name_len = (size_t)sqlite3_column_bytes(stmt, 0);
