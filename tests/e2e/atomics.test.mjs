@@ -1,36 +1,23 @@
 // _atomics: increments and decrements done in the database, answered with the
 // record after the change; invariants (min/max) and 64-bit overflow refused
 // with nothing changed.
-import { test, before, after, describe } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, stopAll, shopPlus, expectError, expectStatus } from './lib/server.mjs';
+import { fileServer, shopPlus, expectError, expectStatus } from './lib/server.mjs';
+import { recordHelpers } from './lib/records.mjs';
 
 const I64_MAX = '9223372036854775807';
 const I64_MIN = '-9223372036854775808';
 
-let api;
-before(async () => {
-  const srv = await startServer({
-    schema: shopPlus({
-      meter: { fields: { reading: { type: 'float', default: 0 }, label: { type: 'string' }, on: { type: 'boolean' } } },
-      gauge: { fields: { level: { type: 'integer', default: 5, min: 0, max: 10 }, temp: { type: 'float', min: -1.5, max: 1.5 } } },
-      wide: { fields: { big: { type: 'integer' }, other: { type: 'integer', default: 0 } } },
-    }),
-  });
-  api = srv.api;
+const { api } = fileServer({
+  schema: shopPlus({
+    meter: { fields: { reading: { type: 'float', default: 0 }, label: { type: 'string' }, on: { type: 'boolean' } } },
+    gauge: { fields: { level: { type: 'integer', default: 5, min: 0, max: 10 }, temp: { type: 'float', min: -1.5, max: 1.5 } } },
+    wide: { fields: { big: { type: 'integer' }, other: { type: 'integer', default: 0 } } },
+  }),
 });
-after(stopAll);
+const { create, get } = recordHelpers(() => api);
 
-async function create(model, data) {
-  const r = await api('POST', `/api/${model}`, data);
-  expectStatus(r, 201);
-  return r.body;
-}
-async function get(model, id) {
-  const r = await api('GET', `/api/${model}/${id}`);
-  expectStatus(r, 200);
-  return r.body;
-}
 async function patch(model, id, body) {
   return api('PATCH', `/api/${model}/${id}`, body);
 }

@@ -2,43 +2,34 @@
 // nothing against min/max), deleteMany (a filter is required; {} means every
 // row), and upsert (one INSERT ... ON CONFLICT ... DO UPDATE on a declared
 // unique key), with the rate-limiter recipe under contention.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, stopAll, shopPlus, expectError, expectStatus, parallel, metrics,
+  fileServer, shopPlus, expectError, expectStatus, parallel, metrics,
 } from './lib/server.mjs';
+import { recordHelpers } from './lib/records.mjs';
 import { clients, createMany } from './lib/load.mjs';
 import { findAll } from './lib/filtermodel.mjs';
 
-let srv;
-let api;
-before(async () => {
-  srv = await startServer({
-    schema: shopPlus({
-      acct: {
-        fields: {
-          name: { type: 'string', required: true },
-          balance: { type: 'integer', default: 0, min: 0, max: 1000 },
-          rate: { type: 'float' },
-          tier: { type: 'string' },
-        },
+const suite = fileServer({
+  schema: shopPlus({
+    acct: {
+      fields: {
+        name: { type: 'string', required: true },
+        balance: { type: 'integer', default: 0, min: 0, max: 1000 },
+        rate: { type: 'float' },
+        tier: { type: 'string' },
       },
-      cell: { fields: { v: { type: 'integer', default: 0, min: 0 }, grp: { type: 'integer' } } },
-      tagged: { fields: { tag: { type: 'string' }, n: { type: 'integer' } } },
-      ua: { fields: { k: { type: 'string', unique: true } } },
-      ub: { fields: { k: { type: 'string', unique: true }, n: { type: 'integer', default: 0 } } },
-      counter: { fields: { key: { type: 'string', required: true, unique: true }, n: { type: 'integer', default: 0 } } },
-    }),
-  });
-  api = srv.api;
+    },
+    cell: { fields: { v: { type: 'integer', default: 0, min: 0 }, grp: { type: 'integer' } } },
+    tagged: { fields: { tag: { type: 'string' }, n: { type: 'integer' } } },
+    ua: { fields: { k: { type: 'string', unique: true } } },
+    ub: { fields: { k: { type: 'string', unique: true }, n: { type: 'integer', default: 0 } } },
+    counter: { fields: { key: { type: 'string', required: true, unique: true }, n: { type: 'integer', default: 0 } } },
+  }),
 });
-after(stopAll);
-
-async function create(model, data) {
-  const r = await api('POST', `/api/${model}`, data);
-  expectStatus(r, 201);
-  return r.body;
-}
+const { api } = suite;
+const { create } = recordHelpers(() => api);
 
 const all = async (model, filter) => (await findAll(api, model, { filter })).records;
 const byId = (rows) => new Map(rows.map((x) => [x.id, x]));
@@ -56,7 +47,7 @@ test('rate limiter: 20 clients x 50 upserts on [userId, window]: answers count 1
   const EACH = 50;
   const LIMIT = 100;
   const body = RL_BODY('u-42', 29398560);
-  const cs = await clients(srv, CLIENTS);
+  const cs = await clients(suite.srv, CLIENTS);
   const failures = [];
   const perClient = await parallel(CLIENTS, async (k) => {
     const seen = [];
@@ -95,7 +86,7 @@ test('rate limiter: 20 clients x 50 upserts on [userId, window]: answers count 1
 
 test('rate limiter keys are separate: concurrent upserts on two users and two windows count each key on its own', async () => {
   const keys = [['a', 1], ['a', 2], ['b', 1], ['b', 2]];
-  const cs = await clients(srv, 40);
+  const cs = await clients(suite.srv, 40);
   const answers = await parallel(40, async (k) => {
     const out = [];
     for (let i = 0; i < 10; i++) {
@@ -180,7 +171,7 @@ test('upsert: 50 clients race to upsert the same 10 keys: 10 rows, exactly one c
   // a first counter row, so that no new row's id equals the previous insert's
   // (another model's) id: that case is the test above
   await create('counter', { key: 'first' });
-  const cs = await clients(srv, 50);
+  const cs = await clients(suite.srv, 50);
   const answers = await parallel(50, async (k) => {
     const out = [];
     for (let i = 0; i < 10; i++) {
@@ -344,13 +335,13 @@ test('updateMany is all or nothing: rows that would cross min or max make it a 4
 test('updateMany over 100,000 rows: one write, count 100000, every row changed; a crossing one changes none and names the count', async () => {
   const N = 100000;
   const rows = Array.from({ length: N }, (_, i) => ({ v: i % 10, grp: i % 7 }));
-  const made = await createMany(srv, 'cell', rows, 100);
+  const made = await createMany(suite.srv, 'cell', rows, 100);
   const initial = new Map(made.map((x) => [x.id, x.v]));
   assert.equal(initial.size, N);
 
-  const m0 = await metrics(srv);
+  const m0 = await metrics(suite.srv);
   const u = await api('POST', '/api/cell/updateMany', { filter: {}, _atomics: { v: { increment: 1 } } });
-  const m1 = await metrics(srv);
+  const m1 = await metrics(suite.srv);
   expectStatus(u, 200);
   assert.deepEqual(u.body, { count: N });
   assert.equal(m1.tally_writes_total - m0.tally_writes_total, 1, 'the updateMany is one write');
@@ -366,13 +357,13 @@ test('updateMany over 100,000 rows: one write, count 100000, every row changed; 
   assert.equal(bad, 0, `${bad} rows not incremented by exactly one`);
 
   // a decrement of 5 would take every row now at 1..4 below min 0: 4 of every 10 rows
-  const m2 = await metrics(srv);
+  const m2 = await metrics(suite.srv);
   const x = await api('POST', '/api/cell/updateMany', { filter: {}, _atomics: { v: { decrement: 5 } } });
   expectError(x, 422, 'INVARIANT');
   assert.match(x.body.error.message, /\b40,?000 matching rows would cross/, x.text);
   const after = (await findAll(api, 'cell', { first: 1000 })).records;
   assert.deepEqual(after, listed, 'no row changed (values and updatedAt)');
-  const m3 = await metrics(srv);
+  const m3 = await metrics(suite.srv);
   assert.ok(m3.tally_writes_total - m2.tally_writes_total <= 1);
 
   // a filtered updateMany over part of the big table

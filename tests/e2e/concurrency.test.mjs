@@ -1,24 +1,15 @@
 // Many clients at once: no lost update, invariants hold under contention,
 // unique values are granted once, and an answered write is visible to the
 // next read.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, stopAll, expectStatus, expectError, parallel } from './lib/server.mjs';
+import { fileServer, expectStatus, expectError, parallel } from './lib/server.mjs';
+import { recordHelpers } from './lib/records.mjs';
 import { rawConnections } from './lib/rawhttp.mjs';
 
-let api;
-let srv;
-before(async () => {
-  srv = await startServer();
-  api = srv.api;
-});
-after(stopAll);
-
-async function create(model, data) {
-  const r = await api('POST', `/api/${model}`, data);
-  expectStatus(r, 201);
-  return r.body;
-}
+const suite = fileServer();
+const { api } = suite;
+const { create } = recordHelpers(() => api);
 
 test('lost update: 50 clients x 200 increments on one field end at exactly 10000, every answer distinct', async () => {
   const CLIENTS = 50;
@@ -28,7 +19,7 @@ test('lost update: 50 clients x 200 increments on one field end at exactly 10000
   const failures = [];
   // one keep-alive connection per client (lean raw HTTP/1.1, so that all 50
   // really have a request at the server at once; fetch is CPU-bound here)
-  const conns = await rawConnections(srv, CLIENTS);
+  const conns = await rawConnections(suite.srv, CLIENTS);
   const perClient = await parallel(CLIENTS, async (k) => {
     const seen = [];
     for (let i = 0; i < EACH; i++) {

@@ -12,16 +12,11 @@ import {
 } from './lib/server.mjs';
 import { parseTrace, annotatePaths, FD_TRACKING } from './lib/strace.mjs';
 import { rawConnections } from './lib/rawhttp.mjs';
+import { createRecord as create } from './lib/records.mjs';
 
 after(stopAll);
 
 const INC = JSON.stringify({ _atomics: { orderCount: { increment: 1 } } });
-
-async function create(api, model, data) {
-  const r = await api('POST', `/api/${model}`, data);
-  expectStatus(r, 201);
-  return r.body;
-}
 
 describe('kill -9 and restart', () => {
   test('every acknowledged increment survives kill -9 (nothing in flight: exact)', async () => {

@@ -2,45 +2,30 @@
 // applies only if the row matches, judged by the statement that writes; else
 // 409 GUARD_FAILED with `current`, the row as it stood, and nothing changed.
 // Under contention: the inventory reservation and the course capacity check.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, stopAll, shopPlus, expectError, expectStatus, parallel } from './lib/server.mjs';
+import { fileServer, shopPlus, expectError, expectStatus, parallel } from './lib/server.mjs';
+import { recordHelpers } from './lib/records.mjs';
 import { clients } from './lib/load.mjs';
 import { rng } from './lib/filtermodel.mjs';
 
-let srv;
-let api;
-before(async () => {
-  srv = await startServer({
-    schema: shopPlus({
-      doc: {
-        fields: {
-          version: { type: 'integer', default: 0 },
-          body: { type: 'string' },
-          owner: { type: 'string' },
-          n: { type: 'integer' },
-          limit: { type: 'integer' },
-          due: { type: 'datetime' },
-          done: { type: 'boolean' },
-        },
+const suite = fileServer({
+  schema: shopPlus({
+    doc: {
+      fields: {
+        version: { type: 'integer', default: 0 },
+        body: { type: 'string' },
+        owner: { type: 'string' },
+        n: { type: 'integer' },
+        limit: { type: 'integer' },
+        due: { type: 'datetime' },
+        done: { type: 'boolean' },
       },
-    }),
-  });
-  api = srv.api;
+    },
+  }),
 });
-after(stopAll);
-
-async function create(model, data) {
-  const r = await api('POST', `/api/${model}`, data);
-  expectStatus(r, 201);
-  return r.body;
-}
-
-async function get(model, id) {
-  const r = await api('GET', `/api/${model}/${id}`);
-  expectStatus(r, 200);
-  return r.body;
-}
+const { api } = suite;
+const { create, get } = recordHelpers(() => api);
 
 /** A guard failure: 409 GUARD_FAILED, `current` is the record as stored now, and it did not change. */
 async function expectGuardFailed(r, model, before) {
@@ -181,7 +166,7 @@ test('a guard that matches but whose change crosses min is a 422 INVARIANT; one 
 
 test('optimistic concurrency: 30 clients write version 0 at once with a version guard: exactly one wins, the others see its write', async () => {
   const d = await create('doc', { body: 'start' });
-  const cs = await clients(srv, 30);
+  const cs = await clients(suite.srv, 30);
   const answers = await parallel(30, (k) => cs[k].request('PATCH', `/api/doc/${d.id}`,
     { _where: { version: { equals: 0 } }, body: `writer ${k}`, _atomics: { version: { increment: 1 } } }));
   for (const c of cs) c.close();
@@ -205,7 +190,7 @@ test('inventory: stock 50, 200 concurrent clients reserve 1-3 with a guard: no o
     const p = await create('product', { sku: `INV-${round}`, stock: 50 });
     const CLIENTS = 200;
     const qty = Array.from({ length: CLIENTS }, () => 1 + Math.floor(r() * 3));
-    const cs = await clients(srv, CLIENTS);       // every connection open before any request goes
+    const cs = await clients(suite.srv, CLIENTS);       // every connection open before any request goes
     const answers = await parallel(CLIENTS, (k) => cs[k].request('PATCH', `/api/product/${p.id}`,
       { _where: { stock: { greaterThanOrEqual: qty[k] } }, _atomics: { stock: { decrement: qty[k] } } }));
     for (const c of cs) c.close();
@@ -253,7 +238,7 @@ test('course: capacity 30, 500 concurrent guarded enrolments (slotsTaken < maxSt
   assert.equal(c.maxStudents, 30);
   assert.equal(c.slotsTaken, 0);
   const N = 500;
-  const cs = await clients(srv, N);
+  const cs = await clients(suite.srv, N);
   const body = { _where: { slotsTaken: { lessThan: { field: 'maxStudents' } } }, _atomics: { slotsTaken: { increment: 1 } } };
   const answers = await parallel(N, (k) => cs[k].request('PATCH', `/api/course/${c.id}`, body));
   for (const x of cs) x.close();
@@ -278,7 +263,7 @@ test('course: the guard compares with the row\'s own maxStudents, also after it 
   const c = await create('course', { name: 'Seminar', maxStudents: 7 });
   const body = { _where: { slotsTaken: { lessThan: { field: 'maxStudents' } } }, _atomics: { slotsTaken: { increment: 1 } } };
   const burst = async (n) => {
-    const cs = await clients(srv, n);
+    const cs = await clients(suite.srv, n);
     const a = await parallel(n, (k) => cs[k].request('PATCH', `/api/course/${c.id}`, body));
     for (const x of cs) x.close();
     for (const r of a) assert.ok(r.status === 200 || r.status === 409, `${r.status} ${r.text}`);

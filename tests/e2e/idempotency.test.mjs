@@ -4,42 +4,24 @@
 // and after a restart; another body is 422; keys are scoped by method and
 // path; "try again later" answers (429, 409 LOCKED) are not stored; malformed
 // keys are 400s.
-import { test, before, after, describe } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, stopAll, expectError, expectStatus, sleep,
+  startServer, fileServer, expectError, expectStatus, sleep,
 } from './lib/server.mjs';
 import {
   headerConnections, closeAll, shopWithLimits, limitPath, lockPath, lockTable, acquire, release,
 } from './lib/primitives.mjs';
+import { createRecord as create, findByName as byName } from './lib/records.mjs';
 
-let srv;
-let api;
-let schemaFile;
-before(async () => {
-  schemaFile = shopWithLimits();
-  srv = await startServer({ schema: schemaFile });
-  api = srv.api;
-});
-after(stopAll);
+const schemaFile = shopWithLimits();
+const suite = fileServer({ schema: schemaFile });
+const { api } = suite;
 
 let seq = 0;
 const newKey = (what = 'k') => `${what}-${process.pid}-${Date.now()}-${++seq}`;
 const withKey = (key) => ({ headers: { 'Idempotency-Key': key } });
 const INC = { _atomics: { orderCount: { increment: 1 } } };
-
-async function create(a, model, data) {
-  const r = await a('POST', `/api/${model}`, data);
-  expectStatus(r, 201);
-  return r.body;
-}
-
-async function byName(a, model, name) {
-  const f = encodeURIComponent(JSON.stringify({ name: { equals: name } }));
-  const r = await a('GET', `/api/${model}?filter=${f}`);
-  expectStatus(r, 200);
-  return r.body.records;
-}
 
 /** Same status and body as the stored answer. */
 function sameAnswer(r, first, what = 'the repeat') {
@@ -157,7 +139,7 @@ describe('concurrency', () => {
   test('10 racing PATCH increments with one key: applied once, all get the same answer', async () => {
     const c = await create(api, 'customer', { name: 'idem race patch' });
     const key = newKey('race-patch');
-    const conns = await headerConnections(srv, 10);
+    const conns = await headerConnections(suite.srv, 10);
     let rs;
     try {
       rs = await Promise.all(conns.map((k) => k.send('PATCH', `/api/customer/${c.id}`, INC, { 'Idempotency-Key': key })));
@@ -175,7 +157,7 @@ describe('concurrency', () => {
   test('10 racing POST creates with one key: one record, every racer gets it', async () => {
     const key = newKey('race-create');
     const name = `idem race create ${key}`;
-    const conns = await headerConnections(srv, 10);
+    const conns = await headerConnections(suite.srv, 10);
     let rs;
     try {
       rs = await Promise.all(conns.map((k) => k.send('POST', '/api/customer', { name }, { 'Idempotency-Key': key })));
@@ -194,7 +176,7 @@ describe('concurrency', () => {
   test('10 racing rate-limit calls with one key take from the limit once', async () => {
     const lk = newKey('race-limit');
     const key = newKey('race-limit-idem');
-    const conns = await headerConnections(srv, 10);
+    const conns = await headerConnections(suite.srv, 10);
     let rs;
     try {
       rs = await Promise.all(conns.map((k) => k.send('POST', limitPath('login', lk), '', { 'Idempotency-Key': key })));
@@ -216,7 +198,7 @@ describe('concurrency', () => {
     const a = await acquire(api, name, { ttlMs: 30000 });
     const key = newKey('lock-wait');
     const body = { ttlMs: 30000, waitMs: 10000 };
-    const conns = await headerConnections(srv, 2);
+    const conns = await headerConnections(suite.srv, 2);
     try {
       let done = 0;
       const p1 = conns[0].send('POST', lockPath(name, 'acquire'), body, { 'Idempotency-Key': key }).then((r) => { done++; return r; });
@@ -331,7 +313,7 @@ describe('malformed keys', () => {
     // a control character in a header before routing (plain-text 400, then it
     // closes the connection): the status is what counts there.
     for (const [what, key] of [['a control character', 'ab\u0001cd'], ['a tab inside', 'ab\tcd'], ['DEL', 'ab\u007fcd']]) {
-      const [conn] = await headerConnections(srv, 1);
+      const [conn] = await headerConnections(suite.srv, 1);
       try {
         const r = await conn.send('POST', '/api/customer', { name }, { 'Idempotency-Key': key });
         if (r.status !== 400) failures.push(`${what}: ${r.status} ${r.text}`);

@@ -2,24 +2,18 @@
 // retries"): GCRA with T = periodMs/rate, `burst` at once, one more every T ms;
 // exactly `burst` of a race on a fresh key allowed; 429 with Retry-After;
 // cost; independent keys; durable state; key syntax; bad schema limits.
-import { test, before, after, describe } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, stopAll, runTally, writeSchema, shopSchema, tempDir, expectError, expectStatus, sleep,
+  startServer, fileServer, runTally, writeSchema, shopSchema, tempDir, expectError, expectStatus, sleep,
 } from './lib/server.mjs';
 import {
   headerConnections, closeAll, shopWithLimits, limitPath, LIMITS,
 } from './lib/primitives.mjs';
 
-let srv;
-let api;
-let schemaFile;
-before(async () => {
-  schemaFile = shopWithLimits();
-  srv = await startServer({ schema: schemaFile });
-  api = srv.api;
-});
-after(stopAll);
+const schemaFile = shopWithLimits();
+const suite = fileServer({ schema: schemaFile });
+const { api } = suite;
 
 const T = (name) => LIMITS[name].periodMs / LIMITS[name].rate;
 let keySeq = 0;
@@ -73,7 +67,7 @@ describe('GCRA', () => {
 
   test('12 racing calls on a fresh key with burst 5: exactly 5 allowed (remaining 4..0 once each), 7 refused', async () => {
     const key = freshKey('race');
-    const conns = await headerConnections(srv, 12);
+    const conns = await headerConnections(suite.srv, 12);
     let rs;
     try {
       rs = await Promise.all(conns.map((c) => c.send('POST', limitPath('login', key))));
@@ -93,7 +87,7 @@ describe('GCRA', () => {
 
   test('after the emission interval passes, exactly one more is allowed (T = 500 ms, 12 racing calls each time)', async () => {
     const key = freshKey('refill');
-    const conns = await headerConnections(srv, 12);
+    const conns = await headerConnections(suite.srv, 12);
     try {
       const first = await Promise.all(conns.map((c) => c.send('POST', limitPath('slow', key))));
       assert.equal(first.filter((r) => r.status === 200).length, 5, first.map((r) => r.text).join('\n'));

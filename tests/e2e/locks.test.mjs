@@ -3,35 +3,19 @@
 // not hold a server thread, lease expiry and takeover (the old holder's
 // renew, release and checkLock are refused and change nothing), fences that
 // keep growing across restarts, lock names, and bad input.
-import { test, before, after, describe } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, stopAll, expectError, expectStatus, parallel, sleep, RFC3339_MS_UTC,
+  startServer, fileServer, expectError, expectStatus, parallel, sleep, RFC3339_MS_UTC,
 } from './lib/server.mjs';
 import {
   headerConnections, closeAll, lockPath, lockTable, acquire, release, HEX32,
 } from './lib/primitives.mjs';
+import { recordHelpers } from './lib/records.mjs';
 
-let srv;
-let api;
-before(async () => {
-  srv = await startServer();
-  api = srv.api;
-});
-after(stopAll);
-
-async function create(model, data) {
-  const r = await api('POST', `/api/${model}`, data);
-  expectStatus(r, 201);
-  return r.body;
-}
-
-async function byName(model, name) {
-  const f = encodeURIComponent(JSON.stringify({ name: { equals: name } }));
-  const r = await api('GET', `/api/${model}?filter=${f}`);
-  expectStatus(r, 200);
-  return r.body.records;
-}
+const suite = fileServer();
+const { api } = suite;
+const { create, byName } = recordHelpers(() => api);
 
 function fencedTxn(customerId, name, token, marker) {
   return {
@@ -119,7 +103,7 @@ describe('contention', () => {
     const WORKERS = 10;
     const EACH = 5;
     const counter = await create('customer', { name: 'mutex counter', orderCount: 0 });
-    const conns = await headerConnections(srv, WORKERS);
+    const conns = await headerConnections(suite.srv, WORKERS);
     let holders = 0;
     let maxHolders = 0;
     const overlaps = [];
@@ -171,7 +155,7 @@ describe('contention', () => {
   test('waiters are served first come, first served, one at a time', async () => {
     const name = 'fifo';
     const a = await acquire(api, name, { ttlMs: 30000 });
-    const conns = await headerConnections(srv, 3);
+    const conns = await headerConnections(suite.srv, 3);
     const order = [];
     try {
       const waits = conns.map((c, i) => ({ i, done: false, r: null }));
@@ -211,7 +195,7 @@ describe('contention', () => {
     const name = 'crowd';
     const a = await acquire(api, name, { ttlMs: 60000 });
     const N = 64;
-    const conns = await headerConnections(srv, N);
+    const conns = await headerConnections(suite.srv, N);
     try {
       const t0 = Date.now();
       let answered = 0;
@@ -243,7 +227,7 @@ describe('contention', () => {
   test('every waiter that times out gets LOCKED with the current lease\'s expiresAt', async () => {
     const name = 'timeouts';
     const a = await acquire(api, name, { ttlMs: 60000 });
-    const conns = await headerConnections(srv, 3);
+    const conns = await headerConnections(suite.srv, 3);
     try {
       const rs = await Promise.all(conns.map((c) => c.send('POST', lockPath(name, 'acquire'), { ttlMs: 1000, waitMs: 300 })));
       const bad = [];

@@ -1,10 +1,11 @@
 // Records over HTTP: create, read, update, delete, list; every error the
 // contract names, each followed by a check that nothing changed.
-import { test, before, after, describe } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, stopAll, shopPlus, expectError, expectStatus, listAll, RFC3339_MS_UTC,
+  startServer, fileServer, shopPlus, expectError, expectStatus, RFC3339_MS_UTC,
 } from './lib/server.mjs';
+import { recordHelpers } from './lib/records.mjs';
 
 const ITEM = {
   fields: {
@@ -21,22 +22,10 @@ const ITEM = {
   },
 };
 
-let srv;
-let api;
-before(async () => {
-  srv = await startServer({ schema: shopPlus({ item: ITEM, page: { fields: { n: { type: 'integer' } } } }) });
-  api = srv.api;
-});
-after(stopAll);
-
-async function create(model, data) {
-  const r = await api('POST', `/api/${model}`, data);
-  expectStatus(r, 201);
-  return r.body;
-}
-
-/** State of a whole model, to prove that a failed request changed nothing. */
-const snapshot = (model) => listAll(api, model);
+const suite = fileServer({ schema: shopPlus({ item: ITEM, page: { fields: { n: { type: 'integer' } } } }) });
+const { api } = suite;
+/** snapshot(model): state of a whole model, to prove that a failed request changed nothing. */
+const { create, snapshot } = recordHelpers(() => api);
 
 const I64_MAX = '9223372036854775807';
 const I64_MIN = '-9223372036854775808';
@@ -511,10 +500,9 @@ describe('restart keeps records and never reuses ids', () => {
     expectStatus(await api('DELETE', `/api/customer/${a.id}`), 200);
     const b = await create('customer', { name: 'kept' });
     const all = await snapshot('customer');
-    const st = await srv.stop('SIGTERM');
-    assert.equal(st.code, 0, `exit code after SIGTERM; stderr: ${srv.stderr}`);
-    srv = await startServer({ schema: srv.schema, dataDir: srv.dataDir });
-    api = srv.api;
+    const st = await suite.srv.stop('SIGTERM');
+    assert.equal(st.code, 0, `exit code after SIGTERM; stderr: ${suite.srv.stderr}`);
+    suite.srv = await startServer({ schema: suite.srv.schema, dataDir: suite.srv.dataDir });
     assert.deepEqual(await snapshot('customer'), all);
     expectStatus(await api('DELETE', `/api/customer/${b.id}`), 200);
     const c = await create('customer', { name: 'after-restart' });

@@ -1,57 +1,37 @@
 // Relations: belongsTo by _link / bare id / nested create, hasMany create and
 // link on create, all in one transaction (a failure anywhere rolls the whole
 // create back), and onDelete restrict / cascade / setNull.
-import { test, before, after, describe } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, stopAll, shopPlus, expectError, expectStatus, listAll } from './lib/server.mjs';
+import { fileServer, shopPlus, expectError, expectStatus } from './lib/server.mjs';
+import { recordHelpers } from './lib/records.mjs';
 
-let api;
-before(async () => {
-  const srv = await startServer({
-    schema: shopPlus({
-      team: { fields: {
-        name: { type: 'string', required: true },
-        players: { type: 'hasMany', model: 'player', inverse: 'team' },
-        fans: { type: 'hasMany', model: 'fan', inverse: 'team' },
-      } },
-      player: { fields: {
-        name: { type: 'string' },
-        team: { type: 'belongsTo', model: 'team', onDelete: 'cascade' },
-      } },
-      goal: { fields: {
-        minute: { type: 'integer' },
-        player: { type: 'belongsTo', model: 'player', onDelete: 'cascade' },
-      } },
-      fan: { fields: {
-        name: { type: 'string' },
-        team: { type: 'belongsTo', model: 'team', onDelete: 'setNull' },
-      } },
-      sponsor: { fields: {
-        name: { type: 'string' },
-        team: { type: 'belongsTo', model: 'team' },
-      } },
-    }),
-  });
-  api = srv.api;
+const { api } = fileServer({
+  schema: shopPlus({
+    team: { fields: {
+      name: { type: 'string', required: true },
+      players: { type: 'hasMany', model: 'player', inverse: 'team' },
+      fans: { type: 'hasMany', model: 'fan', inverse: 'team' },
+    } },
+    player: { fields: {
+      name: { type: 'string' },
+      team: { type: 'belongsTo', model: 'team', onDelete: 'cascade' },
+    } },
+    goal: { fields: {
+      minute: { type: 'integer' },
+      player: { type: 'belongsTo', model: 'player', onDelete: 'cascade' },
+    } },
+    fan: { fields: {
+      name: { type: 'string' },
+      team: { type: 'belongsTo', model: 'team', onDelete: 'setNull' },
+    } },
+    sponsor: { fields: {
+      name: { type: 'string' },
+      team: { type: 'belongsTo', model: 'team' },
+    } },
+  }),
 });
-after(stopAll);
-
-async function create(model, data) {
-  const r = await api('POST', `/api/${model}`, data);
-  expectStatus(r, 201);
-  return r.body;
-}
-async function get(model, id) {
-  const r = await api('GET', `/api/${model}/${id}`);
-  expectStatus(r, 200);
-  return r.body;
-}
-const snapshot = (model) => listAll(api, model);
-async function snapshots(...models) {
-  const out = {};
-  for (const m of models) out[m] = await snapshot(m);
-  return out;
-}
+const { create, get, snapshot, snapshots } = recordHelpers(() => api);
 
 describe('belongsTo', () => {
   test('{"_link": id} stores the target id; the record shows it as an integer', async () => {

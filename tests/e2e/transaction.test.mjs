@@ -2,53 +2,25 @@
 // results in order, all or nothing with the failing step named, expect,
 // {"$ref": "name.field"}, limits; nested creates on POST /api/post; and the
 // two contention cases of issue 5 (ticket sale, course enrolment).
-import { test, before, after, describe } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, stopAll, shopPlus, expectError, expectStatus, listAll, parallel,
+  startServer, fileServer, shopPlus, expectError, expectStatus, listAll, parallel,
 } from './lib/server.mjs';
+import { recordHelpers, uniq } from './lib/records.mjs';
 import { rawConnections } from './lib/rawhttp.mjs';
 
-let srv;
-let api;
-before(async () => {
-  srv = await startServer({
-    schema: shopPlus({
-      enrollment: { fields: {
-        course: { type: 'belongsTo', model: 'course', required: true },
-        student: { type: 'string' },
-      } },
-    }),
-  });
-  api = srv.api;
+const suite = fileServer({
+  schema: shopPlus({
+    enrollment: { fields: {
+      course: { type: 'belongsTo', model: 'course', required: true },
+      student: { type: 'string' },
+    } },
+  }),
 });
-after(stopAll);
-
-async function create(model, data) {
-  const r = await api('POST', `/api/${model}`, data);
-  expectStatus(r, 201);
-  return r.body;
-}
-async function get(model, id) {
-  const r = await api('GET', `/api/${model}/${id}`);
-  expectStatus(r, 200);
-  return r.body;
-}
+const { api } = suite;
+const { create, get, findWhere } = recordHelpers(() => api);
 const txn = (steps) => api('POST', '/api/transaction', { steps });
-const uniq = (p) => `${p}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-
-/** Records of a model whose `field` equals `value` (via the POST find call). */
-async function findWhere(model, field, value) {
-  const out = [];
-  let after = null;
-  for (;;) {
-    const r = await api('POST', `/api/${model}/find`, { filter: { [field]: { equals: value } }, first: 1000, ...(after ? { after } : {}) });
-    expectStatus(r, 200);
-    out.push(...r.body.records);
-    if (r.body.next === null) return out;
-    after = r.body.next;
-  }
-}
 
 /** A transaction error: status, code, the failing step's index (and its `as` name). */
 function expectStepError(res, status, code, step, as) {
@@ -565,7 +537,7 @@ describe('contention', () => {
   test('ticket sale as one batch: 300 concurrent buyers for 100 tickets', async () => {
     const e = await create('event', { availableTicketCount: 100 });
     const BUYERS = 300;
-    const conns = await rawConnections(srv, BUYERS);
+    const conns = await rawConnections(suite.srv, BUYERS);
     let answers;
     try {
       answers = await parallel(BUYERS, (i) => {
@@ -608,7 +580,7 @@ describe('contention', () => {
 
   test('ticket sale with a guard instead of the min: refused buyers get GUARD_FAILED', async () => {
     const e = await create('event', { availableTicketCount: 20 });
-    const conns = await rawConnections(srv, 80);
+    const conns = await rawConnections(suite.srv, 80);
     let answers;
     try {
       answers = await parallel(80, (i) => conns[i].request('POST', '/api/transaction', JSON.stringify({ steps: [
@@ -633,7 +605,7 @@ describe('contention', () => {
     const c = await create('course', { name: uniq('popular') });
     assert.equal(c.maxStudents, 30);
     const N = 500;
-    const conns = await rawConnections(srv, N);
+    const conns = await rawConnections(suite.srv, N);
     let answers;
     try {
       answers = await parallel(N, (i) => conns[i].request('POST', '/api/transaction', JSON.stringify({ steps: [
@@ -662,7 +634,7 @@ describe('contention', () => {
   test('course enrolment, record first and field-to-field expect (slotsTaken <= maxStudents = 12): 150 concurrent', async () => {
     const c = await create('course', { name: uniq('small'), maxStudents: 12 });
     const N = 150;
-    const conns = await rawConnections(srv, N);
+    const conns = await rawConnections(suite.srv, N);
     let answers;
     try {
       answers = await parallel(N, (i) => conns[i].request('POST', '/api/transaction', JSON.stringify({ steps: [

@@ -9,6 +9,7 @@ import {
   startServer, stopAll, shopPlus, expectError, expectStatus, listAll, parallel, sleep,
 } from './lib/server.mjs';
 import { WsClient, track } from './lib/wsclient.mjs';
+import { recordHelpers, uniq } from './lib/records.mjs';
 
 const SCHEMA = shopPlus({
   enrollment: { fields: {
@@ -56,17 +57,8 @@ async function connect(server = main.srv) {
   clients.push(c);
   return c;
 }
-async function create(model, data, a = api) {
-  const r = await a('POST', `/api/${model}`, data);
-  expectStatus(r, 201);
-  return r.body;
-}
-async function get(model, id, a = api) {
-  const r = await a('GET', `/api/${model}/${id}`);
-  expectStatus(r, 200);
-  return r.body;
-}
-const uniq = (p) => `${p}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+// create, get and findWhere take another server's api last
+const { create, get, findWhere } = recordHelpers(() => api);
 
 function ok(ans, what = 'call') {
   assert.equal(ans.ok, true, `${what} should succeed; answer: ${JSON.stringify(ans)}`);
@@ -82,11 +74,6 @@ function failed(ans, code, what = 'call') {
     assert.ok(codes.includes(ans.error.code), `expected error code ${codes.join(' or ')}; answer: ${JSON.stringify(ans)}`);
   }
   return ans.error;
-}
-async function findWhere(model, field, value, a = api) {
-  const r = await a('POST', `/api/${model}/find`, { filter: { [field]: { equals: value } }, first: 1000 });
-  expectStatus(r, 200);
-  return r.body.records;
 }
 const incOrders = (id) => ({ update: 'customer', id, data: { _atomics: { orderCount: { increment: 1 } } } });
 

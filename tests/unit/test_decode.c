@@ -27,6 +27,7 @@
 #include "core/base64url.h"
 #include "core/schema.h"
 #include "shop_json.h"
+#include "test_util.h"
 
 static const char KINDS_JSON[] =
     "{\"models\": {\"thing\": {\"fields\": {"
@@ -42,10 +43,7 @@ static tally_schema *shop, *kinds;
 static int setup(void **state)
 {
     (void)state;
-    tally_error err;
-    if (tally_schema_parse(SHOP_JSON, strlen(SHOP_JSON), &shop, &err) != 0)
-        return -1;
-    if (tally_schema_parse(KINDS_JSON, strlen(KINDS_JSON), &kinds, &err) != 0)
+    if (parse_schema(SHOP_JSON, &shop) != 0 || parse_schema(KINDS_JSON, &kinds) != 0)
         return -1;
     return 0;
 }
@@ -56,37 +54,6 @@ static int teardown(void **state)
     tally_schema_free(shop);
     tally_schema_free(kinds);
     return 0;
-}
-
-static const tally_model *M(const tally_schema *s, const char *name)
-{
-    const tally_model *m = tally_schema_model(s, name, strlen(name));
-    if (!m)
-        fail_msg("no model %s", name);
-    return m;
-}
-
-static int col(const tally_model *m, const char *field)
-{
-    int fi = tally_model_field(m, field, strlen(field));
-    if (fi < 0)
-        fail_msg("no field %s", field);
-    return m->fields[fi].column;
-}
-
-/* JSON written with ' for ". */
-static json_t *J(const char *sq)
-{
-    char *text = strdup(sq);
-    for (char *p = text; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    json_error_t jerr;
-    json_t *j = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (!j)
-        fail_msg("bad test JSON: %s: %s", jerr.text, text);
-    free(text);
-    return j;
 }
 
 /* Runs create or update on a fresh plan; returns the decoder's result. */

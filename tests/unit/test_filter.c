@@ -26,6 +26,7 @@
 #include "core/filter.h"
 #include "core/schema.h"
 #include "store/sql.h"
+#include "test_util.h"
 
 /* Columns: id 0, createdAt 1, updatedAt 2, n 3, m 4, x 5, s 6, t 7, b 8, d 9, j 10, p 11. */
 static const char ITEM_JSON[] =
@@ -42,11 +43,8 @@ static const tally_model *item;
 static int setup(void **state)
 {
     (void)state;
-    tally_error err;
-    if (tally_schema_parse(ITEM_JSON, strlen(ITEM_JSON), &schema, &err) != 0) {
-        fprintf(stderr, "%s\n", err.message);
+    if (parse_schema(ITEM_JSON, &schema) != 0)
         return -1;
-    }
     item = &schema->models[0];
     return item->ncolumns == NCOLS ? 0 : -1;
 }
@@ -56,21 +54,6 @@ static int teardown(void **state)
     (void)state;
     tally_schema_free(schema);
     return 0;
-}
-
-/* JSON written with ' for ". */
-static json_t *J(const char *sq)
-{
-    char *text = strdup(sq);
-    for (char *p = text; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    json_error_t jerr;
-    json_t *j = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (!j)
-        fail_msg("bad test JSON: %s: %s", jerr.text, text);
-    free(text);
-    return j;
 }
 
 /* Decodes filter sq into plan (the JSON is freed at once: the filter must own what it keeps). */
@@ -742,9 +725,7 @@ static sqlite3 *open_items(void)
     for (int i = 0; i < NROWS; i++) {
         char sql[512];
         snprintf(sql, sizeof sql, "INSERT INTO item VALUES (%d, %d, %d, %s)", i + 1, (i + 1) * 10, (i + 1) * 10, ROWS[i]);
-        char *msg = NULL;
-        if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-            fail_msg("%s: %s", msg, sql);
+        exec_ok(db, sql);
     }
     return db;
 }

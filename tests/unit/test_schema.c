@@ -24,17 +24,9 @@
 
 #include "core/schema.h"
 #include "shop_json.h"
+#include "test_util.h"
 
-/* Schemas below are written with ' for " so they stay readable in C. */
-static char *dq(const char *s)
-{
-    char *out = strdup(s);
-    for (char *p = out; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    return out;
-}
-
+/* Schemas below are written with ' for " (dq) so they stay readable in C. */
 static tally_schema *parse_ok(const char *sq)
 {
     char *text = dq(sq);
@@ -94,22 +86,6 @@ static char *one_field(const char *model, const char *field, const char *fdef)
         free(t_);                                                                                                     \
     } while (0)
 
-static const tally_model *model(const tally_schema *s, const char *name)
-{
-    const tally_model *m = tally_schema_model(s, name, strlen(name));
-    if (!m)
-        fail_msg("no model %s", name);
-    return m;
-}
-
-static const tally_field *field(const tally_model *m, const char *name)
-{
-    int fi = tally_model_field(m, name, strlen(name));
-    if (fi < 0)
-        fail_msg("no field %s.%s", m->name, name);
-    return &m->fields[fi];
-}
-
 /* ---- the shop schema ----------------------------------------------------- */
 
 static void test_shop_file_matches_copy(void **state)
@@ -144,7 +120,7 @@ static void test_shop_models_and_columns(void **state)
     for (int i = 0; i < 8; i++) {
         assert_string_equal(s->models[i].name, names[i]);
         assert_int_equal(s->models[i].index, i);
-        assert_ptr_equal(model(s, names[i]), &s->models[i]);
+        assert_ptr_equal(M(s, names[i]), &s->models[i]);
         /* The fixed columns of every model. */
         const tally_model *m = &s->models[i];
         assert_string_equal(tally_model_column_name(m, TALLY_COL_ID), "id");
@@ -167,44 +143,44 @@ static void test_shop_models_and_columns(void **state)
         }
     }
 
-    const tally_model *c = model(s, "customer");
+    const tally_model *c = M(s, "customer");
     assert_int_equal(c->nfields, 3);
     assert_int_equal(c->ncolumns, 6);
     assert_string_equal(c->fields[0].name, "name");
     assert_string_equal(c->fields[1].name, "email");
     assert_string_equal(c->fields[2].name, "orderCount");
-    assert_int_equal(field(c, "name")->column, 3);
-    assert_int_equal(field(c, "email")->column, 4);
-    assert_int_equal(field(c, "orderCount")->column, 5);
-    assert_int_equal(field(c, "name")->type, TALLY_TYPE_STRING);
-    assert_true(field(c, "name")->required);
-    assert_false(field(c, "name")->unique);
-    assert_false(field(c, "name")->has_default);
-    assert_true(field(c, "email")->unique);
-    assert_false(field(c, "email")->required);
-    assert_int_equal(field(c, "orderCount")->type, TALLY_TYPE_INTEGER);
-    assert_true(field(c, "orderCount")->has_default);
-    assert_int_equal(field(c, "orderCount")->default_value.kind, TALLY_VALUE_INT);
-    assert_int_equal(field(c, "orderCount")->default_value.u.i, 0);
-    assert_false(field(c, "orderCount")->has_min);
+    assert_int_equal(F(c, "name")->column, 3);
+    assert_int_equal(F(c, "email")->column, 4);
+    assert_int_equal(F(c, "orderCount")->column, 5);
+    assert_int_equal(F(c, "name")->type, TALLY_TYPE_STRING);
+    assert_true(F(c, "name")->required);
+    assert_false(F(c, "name")->unique);
+    assert_false(F(c, "name")->has_default);
+    assert_true(F(c, "email")->unique);
+    assert_false(F(c, "email")->required);
+    assert_int_equal(F(c, "orderCount")->type, TALLY_TYPE_INTEGER);
+    assert_true(F(c, "orderCount")->has_default);
+    assert_int_equal(F(c, "orderCount")->default_value.kind, TALLY_VALUE_INT);
+    assert_int_equal(F(c, "orderCount")->default_value.u.i, 0);
+    assert_false(F(c, "orderCount")->has_min);
     assert_int_equal(c->nuniques, 0);
 
-    const tally_model *p = model(s, "product");
-    const tally_field *stock = field(p, "stock");
+    const tally_model *p = M(s, "product");
+    const tally_field *stock = F(p, "stock");
     assert_true(stock->has_min);
     assert_false(stock->has_max);
     assert_int_equal(stock->min.kind, TALLY_VALUE_INT);
     assert_int_equal(stock->min.u.i, 0);
-    assert_true(field(p, "sku")->required && field(p, "sku")->unique);
+    assert_true(F(p, "sku")->required && F(p, "sku")->unique);
 
-    const tally_model *e = model(s, "event");
-    assert_int_equal(field(e, "soldTicketCount")->column, 3);
-    assert_int_equal(field(e, "availableTicketCount")->column, 4);
-    assert_true(field(e, "availableTicketCount")->has_min);
-    assert_false(field(e, "soldTicketCount")->has_min);
+    const tally_model *e = M(s, "event");
+    assert_int_equal(F(e, "soldTicketCount")->column, 3);
+    assert_int_equal(F(e, "availableTicketCount")->column, 4);
+    assert_true(F(e, "availableTicketCount")->has_min);
+    assert_false(F(e, "soldTicketCount")->has_min);
 
-    const tally_model *t = model(s, "ticket");
-    const tally_field *tev = field(t, "event");
+    const tally_model *t = M(s, "ticket");
+    const tally_field *tev = F(t, "event");
     assert_int_equal(tev->type, TALLY_TYPE_BELONGS_TO);
     assert_int_equal(tev->column, 3);
     assert_true(tev->required);
@@ -214,11 +190,11 @@ static void test_shop_models_and_columns(void **state)
     assert_int_equal(tally_model_column_type(t, 3), TALLY_TYPE_BELONGS_TO);
 
     /* post.images is virtual: no column, and the columns stay dense. */
-    const tally_model *post = model(s, "post");
-    const tally_model *img = model(s, "image");
+    const tally_model *post = M(s, "post");
+    const tally_model *img = M(s, "image");
     assert_int_equal(post->nfields, 2);
     assert_int_equal(post->ncolumns, 4);
-    const tally_field *images = field(post, "images");
+    const tally_field *images = F(post, "images");
     assert_int_equal(images->type, TALLY_TYPE_HAS_MANY);
     assert_int_equal(images->column, -1);
     assert_string_equal(images->target, "image");
@@ -227,24 +203,24 @@ static void test_shop_models_and_columns(void **state)
     assert_int_equal(images->inverse_field, tally_model_field(img, "post", 4));
     assert_int_equal(img->fields[images->inverse_field].type, TALLY_TYPE_BELONGS_TO);
     assert_int_equal(img->fields[images->inverse_field].target_model, post->index);
-    assert_int_equal(field(post, "title")->column, 3);
+    assert_int_equal(F(post, "title")->column, 3);
 
-    assert_int_equal(field(img, "url")->column, 3);
-    assert_true(field(img, "url")->has_max_length);
-    assert_int_equal(field(img, "url")->max_length, 2048);
-    assert_int_equal(field(img, "post")->column, 4);
-    assert_false(field(img, "post")->required);
+    assert_int_equal(F(img, "url")->column, 3);
+    assert_true(F(img, "url")->has_max_length);
+    assert_int_equal(F(img, "url")->max_length, 2048);
+    assert_int_equal(F(img, "post")->column, 4);
+    assert_false(F(img, "post")->required);
 
-    const tally_model *course = model(s, "course");
-    assert_int_equal(field(course, "maxStudents")->default_value.u.i, 30);
-    assert_int_equal(field(course, "slotsTaken")->column, 5);
+    const tally_model *course = M(s, "course");
+    assert_int_equal(F(course, "maxStudents")->default_value.u.i, 30);
+    assert_int_equal(F(course, "slotsTaken")->column, 5);
 
-    const tally_model *rl = model(s, "rateLimit");
+    const tally_model *rl = M(s, "rateLimit");
     assert_int_equal(rl->nuniques, 1);
     assert_int_equal(rl->uniques[0].nfields, 2);
     assert_int_equal(rl->uniques[0].fields[0], tally_model_field(rl, "userId", 6));
     assert_int_equal(rl->uniques[0].fields[1], tally_model_field(rl, "window", 6));
-    assert_false(field(rl, "userId")->unique); /* compound, not per field */
+    assert_false(F(rl, "userId")->unique); /* compound, not per field */
 
     tally_schema_free(s);
 }
@@ -260,7 +236,7 @@ static void test_lookups(void **state)
     assert_null(tally_schema_model(s, "custome", 7));  /* no prefix matches */
     assert_null(tally_schema_model(s, "customers", 9));
     assert_non_null(tally_schema_model(s, "customerXYZ", 8)); /* length, not NUL, ends the name */
-    const tally_model *c = model(s, "customer");
+    const tally_model *c = M(s, "customer");
     assert_int_equal(tally_model_field(c, "nam", 3), -1);
     assert_int_equal(tally_model_field(c, "id", 2), -1); /* id is a column, not a field */
     assert_int_equal(tally_model_field(c, "emailx", 5), 1);
@@ -298,46 +274,46 @@ static void test_every_type_and_option(void **state)
         " 'empty': {'fields': {}}"
         "}, 'limits': {}}");
     assert_int_equal(s->nmodels, 3);
-    const tally_model *owner = model(s, "owner"), *pet = model(s, "pet");
+    const tally_model *owner = M(s, "owner"), *pet = M(s, "pet");
     /* hasMany first: the string after it is still column 3. */
-    assert_int_equal(field(owner, "pets")->column, -1);
-    assert_int_equal(field(owner, "label")->column, 3);
+    assert_int_equal(F(owner, "pets")->column, -1);
+    assert_int_equal(F(owner, "label")->column, 3);
     assert_int_equal(owner->ncolumns, 4);
     /* Explicit inverse picks one of several belongsTo fields back. */
-    assert_int_equal(field(owner, "pets")->inverse_field, tally_model_field(pet, "keeper", 6));
-    const tally_field *label = field(owner, "label");
+    assert_int_equal(F(owner, "pets")->inverse_field, tally_model_field(pet, "keeper", 6));
+    const tally_field *label = F(owner, "label");
     assert_int_equal(label->default_value.kind, TALLY_VALUE_TEXT);
     assert_int_equal(label->default_value.u.text.len, 4);
     assert_memory_equal(label->default_value.u.text.ptr, "it\"s", 4); /* ' became " above */
 
-    assert_int_equal(field(pet, "keeper")->on_delete, TALLY_ON_DELETE_CASCADE);
-    assert_int_equal(field(pet, "vet")->on_delete, TALLY_ON_DELETE_SET_NULL);
-    assert_int_equal(field(pet, "rescuer")->on_delete, TALLY_ON_DELETE_RESTRICT);
-    const tally_field *w = field(pet, "weight");
+    assert_int_equal(F(pet, "keeper")->on_delete, TALLY_ON_DELETE_CASCADE);
+    assert_int_equal(F(pet, "vet")->on_delete, TALLY_ON_DELETE_SET_NULL);
+    assert_int_equal(F(pet, "rescuer")->on_delete, TALLY_ON_DELETE_RESTRICT);
+    const tally_field *w = F(pet, "weight");
     assert_int_equal(w->min.kind, TALLY_VALUE_FLOAT);
     assert_true(w->min.u.f == -1.5);
     assert_int_equal(w->max.kind, TALLY_VALUE_FLOAT); /* an integer bound of a float field is a float */
     assert_true(w->max.u.f == 2.0);
     assert_int_equal(w->default_value.kind, TALLY_VALUE_FLOAT);
     assert_true(w->default_value.u.f == 1.0);
-    const tally_field *age = field(pet, "age");
+    const tally_field *age = F(pet, "age");
     assert_int_equal(age->min.kind, TALLY_VALUE_INT);
     assert_int_equal(age->min.u.i, -3);
     assert_int_equal(age->max.u.i, 30);
     assert_int_equal(age->default_value.u.i, -3); /* a default on the bound is inside */
-    assert_int_equal(field(pet, "good")->default_value.kind, TALLY_VALUE_INT);
-    assert_int_equal(field(pet, "good")->default_value.u.i, 1);
-    assert_int_equal(field(pet, "born")->default_value.kind, TALLY_VALUE_INT);
-    assert_int_equal(field(pet, "born")->default_value.u.i, 1706702400000LL);
-    const tally_field *extra = field(pet, "extra");
+    assert_int_equal(F(pet, "good")->default_value.kind, TALLY_VALUE_INT);
+    assert_int_equal(F(pet, "good")->default_value.u.i, 1);
+    assert_int_equal(F(pet, "born")->default_value.kind, TALLY_VALUE_INT);
+    assert_int_equal(F(pet, "born")->default_value.u.i, 1706702400000LL);
+    const tally_field *extra = F(pet, "extra");
     assert_int_equal(extra->default_value.kind, TALLY_VALUE_TEXT);
     assert_string_equal(extra->default_value.u.text.ptr, "{\"a\":[1,2]}"); /* compact JSON */
-    assert_true(field(pet, "nick")->unique);
-    assert_false(field(pet, "nick")->required);
+    assert_true(F(pet, "nick")->unique);
+    assert_false(F(pet, "nick")->required);
     for (int fi = 0; fi < pet->nfields; fi++)
         assert_int_equal(pet->fields[fi].column, TALLY_COL_FIRST_FIELD + fi);
-    assert_int_equal(model(s, "empty")->nfields, 0);
-    assert_int_equal(model(s, "empty")->ncolumns, 3);
+    assert_int_equal(M(s, "empty")->nfields, 0);
+    assert_int_equal(M(s, "empty")->ncolumns, 3);
     tally_schema_free(s);
 }
 
@@ -353,7 +329,7 @@ static void test_names_at_the_limit(void **state)
     snprintf(buf, sizeof buf, "{'models': {'%s': {'fields': {'%s': {'type': 'integer'}, 'x9_Y': {'type': 'json'}}}}}",
              name63, name63);
     tally_schema *s = parse_ok(buf);
-    const tally_model *m = model(s, name63);
+    const tally_model *m = M(s, name63);
     assert_string_equal(m->fields[0].name, name63);
     assert_string_equal(m->fields[1].name, "x9_Y");
     tally_schema_free(s);
@@ -372,7 +348,7 @@ static void test_hasmany_inverse_inferred(void **state)
                                " 'b': {'fields': {'x': {'type': 'integer'}, 'owner': {'type': 'belongsTo', 'model': 'a'},"
                                " 'other': {'type': 'belongsTo', 'model': 'c'}}},"
                                " 'c': {'fields': {}}}}");
-    const tally_field *bs = field(model(s, "a"), "bs");
+    const tally_field *bs = F(M(s, "a"), "bs");
     assert_string_equal(bs->inverse, "owner");
     assert_int_equal(bs->inverse_field, 1);
     tally_schema_free(s);
@@ -380,9 +356,9 @@ static void test_hasmany_inverse_inferred(void **state)
     /* A self-relation. */
     s = parse_ok("{'models': {'node': {'fields': {'parent': {'type': 'belongsTo', 'model': 'node', 'onDelete': 'cascade'},"
                  " 'children': {'type': 'hasMany', 'model': 'node', 'inverse': 'parent'}}}}}");
-    const tally_model *n = model(s, "node");
-    assert_int_equal(field(n, "parent")->target_model, n->index);
-    assert_int_equal(field(n, "children")->inverse_field, 0);
+    const tally_model *n = M(s, "node");
+    assert_int_equal(F(n, "parent")->target_model, n->index);
+    assert_int_equal(F(n, "children")->inverse_field, 0);
     tally_schema_free(s);
 }
 

@@ -29,6 +29,7 @@
 #include "core/schema.h"
 #include "store/sql.h"
 #include "shop_json.h"
+#include "test_util.h"
 
 static const char PETS_JSON[] =
     "{\"models\": {"
@@ -53,13 +54,8 @@ static tally_schema *shop, *pets;
 static int setup(void **state)
 {
     (void)state;
-    tally_error err;
-    if (tally_schema_parse(SHOP_JSON, strlen(SHOP_JSON), &shop, &err) != 0)
+    if (parse_schema(SHOP_JSON, &shop) != 0 || parse_schema(PETS_JSON, &pets) != 0)
         return -1;
-    if (tally_schema_parse(PETS_JSON, strlen(PETS_JSON), &pets, &err) != 0) {
-        fprintf(stderr, "%s\n", err.message);
-        return -1;
-    }
     return 0;
 }
 
@@ -69,22 +65,6 @@ static int teardown(void **state)
     tally_schema_free(shop);
     tally_schema_free(pets);
     return 0;
-}
-
-static const tally_model *M(const tally_schema *s, const char *name)
-{
-    const tally_model *m = tally_schema_model(s, name, strlen(name));
-    if (!m)
-        fail_msg("no model %s", name);
-    return m;
-}
-
-static const tally_field *F(const tally_model *m, const char *name)
-{
-    int fi = tally_model_field(m, name, strlen(name));
-    if (fi < 0)
-        fail_msg("no field %s", name);
-    return &m->fields[fi];
 }
 
 static void assert_sql(tally_sql *q, const char *want)
@@ -250,12 +230,7 @@ static void test_unique_index(void **state)
 static tally_step *list_step(tally_plan *plan, const tally_model *m, const char *sq)
 {
     tally_step *s = tally_plan_add_step(plan, TALLY_OP_LIST, m);
-    char *text = sq ? strdup(sq) : NULL;
-    for (char *p = text; p && *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    json_t *sort = text ? json_loads(text, 0, NULL) : NULL;
-    free(text);
+    json_t *sort = sq ? json_sq(sq, 0) : NULL;
     tally_error err;
     if (tally_decode_find(plan, s, NULL, sort, NULL, NULL, &err))
         fail_msg("listing refused: %s", err.message);
@@ -342,15 +317,7 @@ static void test_select_list_delete(void **state)
 /* Builds a plan from JSON ('-quoted) with the decoder; returns the answer step. */
 static tally_plan *decode(const tally_schema *s, const char *model, int64_t id, const char *sq)
 {
-    char *text = strdup(sq);
-    for (char *p = text; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    json_error_t jerr;
-    json_t *body = json_loads(text, 0, &jerr);
-    if (!body)
-        fail_msg("bad test JSON: %s", text);
-    free(text);
+    json_t *body = json_sq(sq, 0);
     tally_plan *plan = tally_plan_new(s);
     tally_error err;
     int rc = id ? tally_decode_patch(plan, M(s, model), tally_value_int(id), body, &err)
@@ -420,12 +387,7 @@ static void test_insert(void **state)
 /* A plan from an upsert body ('-quoted). */
 static tally_plan *decode_upsert(const tally_schema *s, const char *model, const char *sq)
 {
-    char *text = strdup(sq);
-    for (char *p = text; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    json_t *body = json_loads(text, 0, NULL);
-    free(text);
+    json_t *body = json_sq(sq, 0);
     tally_plan *plan = tally_plan_new(s);
     tally_error err;
     int rc = tally_decode_upsert(plan, M(s, model), body, &err);
@@ -543,12 +505,7 @@ static void test_update(void **state)
 /* A plan from an updateMany / deleteMany body ('-quoted). */
 static tally_plan *decode_bulk(const tally_schema *s, const char *model, bool update, const char *sq)
 {
-    char *text = strdup(sq);
-    for (char *p = text; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    json_t *body = json_loads(text, 0, NULL);
-    free(text);
+    json_t *body = json_sq(sq, 0);
     tally_plan *plan = tally_plan_new(s);
     tally_error err;
     int rc = update ? tally_decode_update_many(plan, M(s, model), body, &err)
@@ -652,13 +609,6 @@ static void arith(sqlite3_context *ctx, sqlite3_value **argv, int sub)
 }
 static void fn_add(sqlite3_context *c, int n, sqlite3_value **v) { (void)n; arith(c, v, 0); }
 static void fn_sub(sqlite3_context *c, int n, sqlite3_value **v) { (void)n; arith(c, v, 1); }
-
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s\n  in: %s", msg, sql);
-}
 
 /* A database with every table and unique index of s. */
 static sqlite3 *open_db(const tally_schema *s)

@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -21,6 +20,7 @@
 #include <unistd.h>
 
 #include "store/sync_vfs.h"
+#include "test_util.h"
 
 static char g_dir[PATH_MAX];
 
@@ -33,35 +33,13 @@ static void path_in_dir(char *out, size_t cap, const char *name)
 static int make_dir(void **state)
 {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/tally-sync-vfs-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return make_temp_dir(g_dir, sizeof g_dir, "tally-sync-vfs-");
 }
 
 static int remove_dir(void **state)
 {
     (void)state;
-    DIR *d = opendir(g_dir);
-    if (!d)
-        return -1;
-    struct dirent *e;
-    char p[PATH_MAX + 256];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    return rmdir(g_dir);
-}
-
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-    char *err = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
-    if (rc != SQLITE_OK)
-        fail_msg("%s: %s", sql, err ? err : sqlite3_errstr(rc));
+    return remove_temp_dir(g_dir);
 }
 
 /* Runs a one-row, one-column query and returns the text of the value. */

@@ -17,7 +17,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -32,14 +31,14 @@
 #include "exec/run.h"
 #include "store/store.h"
 #include "shop_json.h"
+#include "test_util.h"
 
 static tally_schema *shop;
 
 static int setup(void **state)
 {
     (void)state;
-    tally_error err;
-    return tally_schema_parse(SHOP_JSON, strlen(SHOP_JSON), &shop, &err);
+    return parse_schema(SHOP_JSON, &shop);
 }
 
 static int teardown(void **state)
@@ -49,36 +48,10 @@ static int teardown(void **state)
     return 0;
 }
 
-static const tally_model *M(const char *name)
+/* The column of model.field in the shop. */
+static int shop_col(const char *model, const char *field)
 {
-    const tally_model *m = tally_schema_model(shop, name, strlen(name));
-    if (!m)
-        fail_msg("no model %s", name);
-    return m;
-}
-
-static int col(const char *model, const char *field)
-{
-    const tally_model *m = M(model);
-    int fi = tally_model_field(m, field, strlen(field));
-    if (fi < 0)
-        fail_msg("no field %s", field);
-    return m->fields[fi].column;
-}
-
-/* JSON written with ' for ". */
-static json_t *J(const char *sq)
-{
-    char *text = strdup(sq);
-    for (char *p = text; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    json_error_t jerr;
-    json_t *j = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (!j)
-        fail_msg("bad test JSON: %s: %s", jerr.text, text);
-    free(text);
-    return j;
+    return col(M(shop, model), field);
 }
 
 /* Decodes a transaction body; the JSON is freed before the caller looks at the plan. */
@@ -169,7 +142,7 @@ static void test_step_forms(void **state)
     assert_int_equal(plan->nsteps, 9);
     for (int i = 0; i < 9; i++) {
         assert_int_equal(plan->steps[i].op, steps[i].op);
-        assert_ptr_equal(plan->steps[i].model, M(steps[i].model));
+        assert_ptr_equal(plan->steps[i].model, M(shop, steps[i].model));
     }
     assert_int_equal(plan->ntxn, 8);
     static const int first[] = {0, 2, 3, 4, 5, 6, 7, 8}, answer[] = {1, 2, 3, 4, 5, 6, 7, 8};
@@ -184,7 +157,7 @@ static void test_step_forms(void **state)
     assert_int_equal(plan->answer_step, 8);
     assert_true(plan->writes);
     /* What each form carries. */
-    assert_ref(&must_set(&plan->steps[1], col("ticket", "event"))->value, 0, TALLY_COL_ID);
+    assert_ref(&must_set(&plan->steps[1], shop_col("ticket", "event"))->value, 0, TALLY_COL_ID);
     assert_string_equal(plan->steps[0].path, "data.event");
     assert_int_equal(plan->steps[2].id.u.i, 4);
     const tally_step *find = &plan->steps[3];
@@ -310,18 +283,18 @@ static void test_refs_resolve(void **state)
         "]}");
     assert_int_equal(plan->nsteps, 11);
     /* A REF names the step that answers the named transaction step, and a column. */
-    assert_ref(&must_set(&plan->steps[1], col("image", "url"))->value, 0, col("post", "title"));
-    assert_ref(&must_set(&plan->steps[1], col("image", "post"))->value, 0, TALLY_COL_ID);
-    assert_ref(&must_set(&plan->steps[2], col("image", "post"))->value, 1, col("image", "post"));
+    assert_ref(&must_set(&plan->steps[1], shop_col("image", "url"))->value, 0, shop_col("post", "title"));
+    assert_ref(&must_set(&plan->steps[1], shop_col("image", "post"))->value, 0, TALLY_COL_ID);
+    assert_ref(&must_set(&plan->steps[2], shop_col("image", "post"))->value, 1, shop_col("image", "post"));
     /* e answers with the ticket (plan step 4), not its nested event (3). */
     assert_int_equal(plan->txn[3].first, 3);
     assert_int_equal(plan->txn[3].answer, 4);
-    assert_ref(&plan->steps[5].id, 4, col("ticket", "event"));
+    assert_ref(&plan->steps[5].id, 4, shop_col("ticket", "event"));
     const tally_step *c = &plan->steps[6];
     assert_ref(&c->id, 0, TALLY_COL_ID);
     assert_ref(&c->atomics[0].amount, 4, TALLY_COL_ID);
     assert_ref(&c->where->value, 4, TALLY_COL_ID);
-    assert_ref(&plan->steps[7].where->value, 0, col("post", "title"));
+    assert_ref(&plan->steps[7].where->value, 0, shop_col("post", "title"));
     /* updateMany offers its count. */
     assert_ref(&plan->steps[8].id, 7, TALLY_REF_COUNT);
     const tally_filter *f = plan->steps[9].where;
@@ -329,8 +302,8 @@ static void test_refs_resolve(void **state)
     assert_ref(&f->children[0].values[0], 8, TALLY_COL_ID);
     assert_ref(&f->children[0].values[1], 7, TALLY_REF_COUNT);
     assert_ref(&f->children[1].value, 0, TALLY_COL_UPDATED_AT);
-    assert_ref(&must_set(&plan->steps[10], col("course", "name"))->value, 0, col("post", "title"));
-    assert_ref(&must_set(&plan->steps[10], col("course", "maxStudents"))->value, 6, col("course", "slotsTaken"));
+    assert_ref(&must_set(&plan->steps[10], shop_col("course", "name"))->value, 0, shop_col("post", "title"));
+    assert_ref(&must_set(&plan->steps[10], shop_col("course", "maxStudents"))->value, 6, shop_col("course", "slotsTaken"));
     tally_plan_free(plan);
 }
 
@@ -408,7 +381,7 @@ static void test_dollar_strings_stay_strings(void **state)
         if (tally_decode_transaction(plan, body, 10, &err))
             fail_msg("refused: %s", err.message);
         json_decref(body);
-        const tally_value *v = &must_set(&plan->steps[1], col("post", "title"))->value;
+        const tally_value *v = &must_set(&plan->steps[1], shop_col("post", "title"))->value;
         assert_int_equal(v->kind, TALLY_VALUE_TEXT);
         assert_int_equal(v->u.text.len, strlen(texts[i]));
         assert_memory_equal(v->u.text.ptr, texts[i], strlen(texts[i]));
@@ -440,7 +413,7 @@ static void test_expect(void **state)
     const tally_txn_step *t = plan->txn;
     assert_non_null(t[0].expect);
     assert_false(t[0].expect_on_count);
-    assert_int_equal(t[0].expect->column, col("post", "title"));
+    assert_int_equal(t[0].expect->column, shop_col("post", "title"));
     /* On a count: {"count": n} is column 3 of a pseudo-record. */
     assert_true(t[1].expect_on_count);
     assert_int_equal(t[1].expect->kind, TALLY_FILTER_CMP);
@@ -451,7 +424,7 @@ static void test_expect(void **state)
     assert_int_equal(t[2].expect->kind, TALLY_FILTER_NOT);
     assert_ref(&t[2].expect->children[0].value, 1, TALLY_REF_COUNT);
     assert_false(t[3].expect_on_count);
-    assert_int_equal(t[3].expect->column, col("product", "stock"));
+    assert_int_equal(t[3].expect->column, shop_col("product", "stock"));
     assert_null(t[4].expect);
     tally_plan_free(plan);
 
@@ -520,9 +493,7 @@ static char g_dir[PATH_MAX];
 
 static tally_store *open_store(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/tally-txn-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir))
+    if (make_temp_dir(g_dir, sizeof g_dir, "tally-txn-"))
         fail_msg("mkdtemp");
     char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/tally.db", g_dir);
@@ -537,18 +508,7 @@ static tally_store *open_store(void)
 static void close_store(tally_store *st)
 {
     tally_store_close(st);
-    DIR *d = opendir(g_dir);
-    struct dirent *e;
-    char p[PATH_MAX + 256];
-    while (d && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(g_dir);
+    remove_temp_dir(g_dir);
 }
 
 /* Decodes and runs a transaction in its own SQLite transaction (rolled back on failure). */
@@ -587,10 +547,10 @@ static void test_run(void **state)
     if (rc)
         fail_msg("run: %s (step %d)", err.message, err.step);
     const tally_record *img = &plan->results[plan->txn[2].answer].record;
-    assert_int_equal(img->cols[col("image", "post")].u.i, plan->results[0].record.cols[TALLY_COL_ID].u.i);
-    assert_int_equal(img->cols[col("image", "url")].u.text.len, 1);
+    assert_int_equal(img->cols[shop_col("image", "post")].u.i, plan->results[0].record.cols[TALLY_COL_ID].u.i);
+    assert_int_equal(img->cols[shop_col("image", "url")].u.text.len, 1);
     assert_int_equal(plan->results[3].count, 1);
-    assert_int_equal(plan->results[4].record.cols[col("course", "slotsTaken")].u.i, 1);
+    assert_int_equal(plan->results[4].record.cols[shop_col("course", "slotsTaken")].u.i, 1);
     tally_plan_free(plan);
 
     /* A failed expect on a count names its step and "as"; nothing of it stays. */
@@ -623,8 +583,8 @@ static void test_run(void **state)
         fail_msg("upserts: %s (step %d)", err.message, err.step);
     assert_true(plan->results[1].created);
     assert_false(plan->results[2].created);
-    assert_int_equal(plan->results[1].record.cols[col("rateLimit", "requests")].u.i, 0);
-    assert_int_equal(plan->results[2].record.cols[col("rateLimit", "requests")].u.i, 1);
+    assert_int_equal(plan->results[1].record.cols[shop_col("rateLimit", "requests")].u.i, 0);
+    assert_int_equal(plan->results[2].record.cols[shop_col("rateLimit", "requests")].u.i, 1);
     tally_plan_free(plan);
 
     /* A link through a reference to a count, to a record that does not exist. */

@@ -22,7 +22,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
@@ -44,6 +43,7 @@
 #include "store/store.h"
 #include "store/sync_vfs.h"
 #include "shop_json.h"
+#include "test_util.h"
 
 static tally_schema *shop;
 static char g_dir[PATH_MAX];
@@ -54,8 +54,7 @@ static char g_db[PATH_MAX + 32];
 static int group_setup(void **state)
 {
     (void)state;
-    tally_error err;
-    return tally_schema_parse(SHOP_JSON, strlen(SHOP_JSON), &shop, &err);
+    return parse_schema(SHOP_JSON, &shop);
 }
 
 static int group_teardown(void **state)
@@ -68,9 +67,7 @@ static int group_teardown(void **state)
 static int make_dir(void **state)
 {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/tally-writer-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir))
+    if (make_temp_dir(g_dir, sizeof g_dir, "tally-writer-"))
         return -1;
     snprintf(g_db, sizeof g_db, "%s/tally.db", g_dir);
     return 0;
@@ -79,19 +76,7 @@ static int make_dir(void **state)
 static int remove_dir(void **state)
 {
     (void)state;
-    DIR *d = opendir(g_dir);
-    if (!d)
-        return -1;
-    struct dirent *e;
-    char p[PATH_MAX + 256];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    return rmdir(g_dir);
+    return remove_temp_dir(g_dir);
 }
 
 /* Opens the writer connection on g_db and migrates; fails the test on error. */
@@ -198,24 +183,10 @@ static tally_job *new_job(tally_plan *plan, ticket *t)
     return job;
 }
 
-static json_t *parse_json(const char *sq)
-{
-    char *text = strdup(sq);
-    for (char *p = text; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    json_error_t jerr;
-    json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-    if (!j)
-        fail_msg("bad test JSON: %s: %s", jerr.text, text);
-    free(text);
-    return j;
-}
-
 static tally_plan *plan_create(const tally_schema *s, const char *model, const char *sq)
 {
     tally_plan *plan = tally_plan_new(s);
-    json_t *body = parse_json(sq);
+    json_t *body = json_sq(sq, JSON_REJECT_DUPLICATES);
     tally_error err;
     int rc = tally_decode_create(plan, tally_schema_model(s, model, strlen(model)), body, "", &err);
     json_decref(body);
@@ -228,7 +199,7 @@ static tally_plan *plan_create(const tally_schema *s, const char *model, const c
 static tally_plan *plan_update(const tally_schema *s, const char *model, int64_t id, const char *sq)
 {
     tally_plan *plan = tally_plan_new(s);
-    json_t *body = parse_json(sq);
+    json_t *body = json_sq(sq, JSON_REJECT_DUPLICATES);
     tally_error err;
     int rc = tally_decode_patch(plan, tally_schema_model(s, model, strlen(model)), tally_value_int(id), body, &err);
     json_decref(body);
@@ -985,14 +956,8 @@ static void test_durable_across_reopen(void **state)
 static tally_schema *shop_variant(const char *from, const char *to)
 {
     char *text = strdup(SHOP_JSON);
-    char *q = strdup(from);
-    for (char *p = q; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    char *r = strdup(to);
-    for (char *p = r; *p; p++)
-        if (*p == '\'')
-            *p = '"';
+    char *q = dq(from);
+    char *r = dq(to);
     char *at = strstr(text, q);
     if (!at)
         fail_msg("fragment not in the shop: %s", q);

@@ -10,8 +10,13 @@
 //
 // Every server started here is remembered; `stopAll()` (use it in `after`)
 // and process exit kill whatever is left.
+//
+// A suite that shares one server between all its tests:
+//   const suite = fileServer({ schema: shopPlus({...}) });   // at the top level
+//   const { api } = suite;        // usable in tests; suite.srv is the server
 
 import assert from 'node:assert/strict';
+import { before, after } from 'node:test';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -211,6 +216,25 @@ export async function startServer(opts = {}) {
     },
   };
   return srv;
+}
+
+/**
+ * One server for the whole test file: started (with startServer's `opts`) in a
+ * `before` hook, and every server stopped in an `after` hook. Call it at the top
+ * level of a test file. Returns `{srv, api}`: `srv` is the server once the hook
+ * has run (a test may set it to a restarted one), `api` calls `srv.api`
+ * whichever server that is at the time. (node:test starts top-level `before`
+ * hooks at once, side by side: a suite that must load data into the server
+ * first starts it in its own hook instead.)
+ */
+export function fileServer(opts = {}) {
+  const suite = {
+    srv: null,
+    api: (...args) => suite.srv.api(...args),
+  };
+  before(async () => { suite.srv = await startServer(opts); });
+  after(stopAll);
+  return suite;
 }
 
 /** Kill every server this process started that is still running. */
