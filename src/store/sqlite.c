@@ -522,7 +522,7 @@ static int not_found(tally_error *err, const tally_step *s, int64_t id)
                       (long long)id);
 }
 
-/* Reads one record by id into out.  Returns 1 if found, 0 if not, or -code. */
+/* Reads one record by id into out.  Returns 0, or -code (NOT_FOUND when there is no such record). */
 static int read_by_id(tally_store *st, tally_plan *plan, const tally_step *s, int64_t id, tally_record *out,
                       tally_error *err)
 {
@@ -539,17 +539,15 @@ static int read_by_id(tally_store *st, tally_plan *plan, const tally_step *s, in
         read_record(stmt, s->model, &plan->arena, out);
     sqlite3_reset(stmt); /* never pin a WAL snapshot past the read */
     if (rc == SQLITE_ROW)
-        return 1;
-    if (rc == SQLITE_DONE)
         return 0;
+    if (rc == SQLITE_DONE)
+        return not_found(err, s, id);
     return map_error(st, plan, s, rc, err);
 }
 
 static int run_get(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err)
 {
-    int64_t id = resolve_id(plan, &s->id);
-    int rc = read_by_id(st, plan, s, id, &res->record, err);
-    return rc == 1 ? 0 : rc == 0 ? not_found(err, s, id) : rc;
+    return read_by_id(st, plan, s, resolve_id(plan, &s->id), &res->record, err);
 }
 
 static int run_list(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
@@ -591,8 +589,7 @@ static int run_create(tally_store *st, tally_plan *plan, const tally_step *s, ta
         id = sqlite3_last_insert_rowid(st->db);
     else
         res->created = sqlite3_last_insert_rowid(st->db) != 0;
-    rc = read_by_id(st, plan, s, id, &res->record, err);
-    return rc == 1 ? 0 : rc == 0 ? not_found(err, s, id) : rc;
+    return read_by_id(st, plan, s, id, &res->record, err);
 }
 
 static int run_update(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
@@ -607,11 +604,8 @@ static int run_update(tally_store *st, tally_plan *plan, const tally_step *s, ta
     int64_t id = resolve_id(plan, &s->id);
     bool changed = sqlite3_changes(st->db) > 0;
     /* Read the record: after the change, or as it stood when the guard failed. */
-    rc = read_by_id(st, plan, s, id, &res->record, err);
-    if (rc < 0)
+    if ((rc = read_by_id(st, plan, s, id, &res->record, err)) != 0)
         return rc;
-    if (rc == 0)
-        return not_found(err, s, id);
     if (!changed)
         return tally_fail(err, TALLY_GUARD_FAILED, s->where_path ? s->where_path : "_where",
                           "%s %lld does not match the _where guard; nothing was changed (\"current\" is the record "
