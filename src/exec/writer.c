@@ -10,17 +10,15 @@
 #include <string.h>
 
 #include "core/datetime.h"
+#include "exec/lock_waits.h"
 #include "exec/metrics.h"
 #include "exec/queue.h"
 #include "exec/run.h"
 #include "exec/session.h"
 
-typedef struct lock_waiters lock_waiters;
-
 struct tally_writer {
     tally_store *store;
-    lock_waiters *waiters; /* parked lock acquires, per name (writer thread only) */
-    int nwaiters, cap_waiters;
+    tally_lock_waits waits; /* parked lock acquires (writer thread only) */
     uint64_t last_sweep_ns;
     tally_writer_options opt;
     tally_queue queue;         /* writes and BEGINs, in arrival order */
@@ -36,99 +34,6 @@ static void fail_job(tally_job *job, tally_code code, const char *msg)
 }
 
 /* ---- lock waits ------------------------------------------------------------------ */
-
-/*
- * Acquires that asked to wait (waitMs) and found the lock held are parked
- * here, per name, first come first served, without holding a loop thread or
- * the writer.  Only the writer thread touches this.  A parked job is run
- * again when its name is released in a committed batch, when the lease it
- * waits behind ends, or answered LOCKED when its waitMs has passed.
- */
-typedef struct lock_waiters {
-    char *name;
-    size_t len;
-    int64_t lease_ends_ms; /* the holder's expiry as last seen */
-    tally_job *head, *tail;
-} lock_waiters;
-
-static const tally_step *acquire_step(const tally_job *job)
-{
-    if (job->kind != TALLY_JOB_NORMAL || !job->plan || job->plan->nsteps != 1 || job->plan->txn)
-        return NULL;
-    const tally_step *s = &job->plan->steps[0];
-    return s->op == TALLY_OP_LOCK_ACQUIRE ? s : NULL;
-}
-
-static lock_waiters *waiters_for(tally_writer *w, const char *name, size_t len, bool create)
-{
-    for (int i = 0; i < w->nwaiters; i++)
-        if (w->waiters[i].len == len && memcmp(w->waiters[i].name, name, len) == 0)
-            return &w->waiters[i];
-    if (!create)
-        return NULL;
-    if (w->nwaiters == w->cap_waiters) {
-        w->cap_waiters = w->cap_waiters ? w->cap_waiters * 2 : 8;
-        w->waiters = realloc(w->waiters, (size_t)w->cap_waiters * sizeof *w->waiters);
-    }
-    lock_waiters *l = &w->waiters[w->nwaiters++];
-    memset(l, 0, sizeof *l);
-    l->name = malloc(len);
-    memcpy(l->name, name, len);
-    l->len = len;
-    return l;
-}
-
-static void park(tally_writer *w, tally_job *job, int64_t lease_ends_ms)
-{
-    const tally_step *s = acquire_step(job);
-    lock_waiters *l = waiters_for(w, s->name, s->name_len, true);
-    if (lease_ends_ms)
-        l->lease_ends_ms = lease_ends_ms;
-    if (job->woken) { /* it was first in line: it stays first */
-        job->next = l->head;
-        l->head = job;
-        if (!l->tail)
-            l->tail = job;
-    } else {
-        job->next = NULL;
-        if (l->tail)
-            l->tail->next = job;
-        else
-            l->head = job;
-        l->tail = job;
-    }
-}
-
-static void drop_waiters(tally_writer *w, lock_waiters *l)
-{
-    free(l->name);
-    *l = w->waiters[--w->nwaiters];
-}
-
-/* The first waiter of a name, taken out of line to be run again. */
-static tally_job *wake_first(tally_writer *w, lock_waiters *l)
-{
-    tally_job *job = l->head;
-    l->head = job->next;
-    if (!l->head)
-        l->tail = NULL;
-    job->next = NULL;
-    job->woken = true;
-    if (!l->head)
-        drop_waiters(w, l);
-    return job;
-}
-
-/* A parked job with this idempotency key, to queue a repeat behind. */
-static tally_job *parked_with_key(tally_writer *w, const tally_idem_key *k)
-{
-    for (int i = 0; i < w->nwaiters; i++)
-        for (tally_job *j = w->waiters[i].head; j; j = j->next)
-            if (j->idem && strcmp(j->idem->key, k->key) == 0 && strcmp(j->idem->method, k->method) == 0 &&
-                strcmp(j->idem->path, k->path) == 0)
-                return j;
-    return NULL;
-}
 
 /* ---- one job -------------------------------------------------------------------- */
 
@@ -152,7 +57,7 @@ typedef enum { JOB_DONE, JOB_PARKED, JOB_BROKEN } job_outcome;
 static job_outcome run_job(tally_writer *w, tally_job *job)
 {
     tally_error err;
-    const tally_step *acq = acquire_step(job);
+    const tally_step *acq = tally_lock_acquire_step(job);
     if (job->idem) {
         tally_idem_answer a = {0};
         int found = tally_store_idem_get(w->store, job->idem, &a, &err);
@@ -175,7 +80,7 @@ static job_outcome run_job(tally_writer *w, tally_job *job)
             job->render(job);
             return JOB_DONE;
         }
-        tally_job *first = parked_with_key(w, job->idem);
+        tally_job *first = tally_lock_waits_find_key(&w->waits, job->idem);
         if (first) { /* the first is still in flight (waiting for a lock): wait for it */
             job->next = first->dups;
             first->dups = job;
@@ -183,9 +88,8 @@ static job_outcome run_job(tally_writer *w, tally_job *job)
         }
     }
     if (acq && job->wait_until_ns && !job->woken) { /* first come, first served behind earlier waiters */
-        lock_waiters *l = waiters_for(w, acq->name, acq->name_len, false);
-        if (l) {
-            park(w, job, 0);
+        if (tally_lock_waits_has(&w->waits, acq->name, acq->name_len)) {
+            tally_lock_waits_park(&w->waits, job, 0);
             return JOB_PARKED;
         }
     }
@@ -200,7 +104,7 @@ static job_outcome run_job(tally_writer *w, tally_job *job)
             return JOB_BROKEN;
         if (acq && job->rc == -TALLY_LOCKED && job->wait_until_ns > tally_clock_ns()) {
             tally_store_release(w->store, &err);
-            park(w, job, job->plan->results[0].expires_at);
+            tally_lock_waits_park(&w->waits, job, job->plan->results[0].expires_at);
             return JOB_PARKED;
         }
     }
@@ -217,26 +121,27 @@ static job_outcome run_job(tally_writer *w, tally_job *job)
     return tally_store_release(w->store, &err) ? JOB_BROKEN : JOB_DONE;
 }
 
-/* Names released by the jobs of a committed batch: their first waiters run next. */
-static void note_release(tally_writer *w, const tally_job *job, tally_job **wake)
+/* Lock changes of a committed batch: grants and renewals move the lease the
+ * waiters watch; a release lets the first waiter of its name run next. */
+static void note_lock_changes(tally_writer *w, const tally_job *job, tally_job **wake)
 {
-    if (job->rc != 0 || job->kind != TALLY_JOB_NORMAL || !job->plan)
+    if (job->rc != 0 || job->kind != TALLY_JOB_NORMAL || !job->plan || !tally_lock_waits_any(&w->waits))
         return;
     for (int i = 0; i < job->plan->nsteps; i++) {
         const tally_step *s = &job->plan->steps[i];
-        if (s->op != TALLY_OP_LOCK_RELEASE)
-            continue;
-        lock_waiters *l = waiters_for(w, s->name, s->name_len, false);
-        if (l) {
-            tally_job *first = wake_first(w, l);
-            first->next = *wake;
-            *wake = first;
+        if (s->op == TALLY_OP_LOCK_ACQUIRE || s->op == TALLY_OP_LOCK_RENEW) {
+            tally_lock_waits_leased(&w->waits, s->name, s->name_len, job->plan->results[i].expires_at);
+        } else if (s->op == TALLY_OP_LOCK_RELEASE) {
+            tally_job *first = tally_lock_waits_released(&w->waits, s->name, s->name_len);
+            if (first) {
+                first->next = *wake;
+                *wake = first;
+            }
         }
     }
 }
 
 static void run_jobs(tally_writer *w, tally_job *list);
-static bool tally_waiters_pending(const tally_writer *w) { return w->nwaiters > 0; }
 
 static void run_batch(tally_writer *w, tally_job *batch, size_t n)
 {
@@ -290,7 +195,7 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
         while (n > prev && !atomic_compare_exchange_weak(&tally_metrics_global.max_batch, &prev, n))
             ;
         for (tally_job *job = done; job; job = job->next)
-            note_release(w, job, &wake);
+            note_lock_changes(w, job, &wake);
     }
     TALLY_METRIC_ADD(write_errors, n - applied);
     tally_job *dups = NULL;
@@ -321,44 +226,8 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
  * whose waitMs has passed, and returns when the next of these is due (0: none). */
 static uint64_t tend_waiters(tally_writer *w)
 {
-    uint64_t now_ns = tally_clock_ns(), next_due = 0;
-    int64_t now_ms = tally_now_ms();
     tally_job *wake = NULL, *expired = NULL;
-    for (int i = 0; i < w->nwaiters;) {
-        lock_waiters *l = &w->waiters[i];
-        /* waits that ran out: LOCKED, with the lease they waited behind */
-        for (tally_job **pp = &l->head; *pp;) {
-            tally_job *j = *pp;
-            if (j->wait_until_ns <= now_ns) {
-                tally_plan_prepare_results(j->plan); /* a job parked behind others never ran */
-                j->plan->results[0].expires_at = l->lease_ends_ms;
-                *pp = j->next;
-                j->next = expired;
-                expired = j;
-                continue;
-            }
-            if (!next_due || j->wait_until_ns < next_due)
-                next_due = j->wait_until_ns;
-            pp = &j->next;
-        }
-        l->tail = NULL;
-        for (tally_job *j = l->head; j; j = j->next)
-            l->tail = j;
-        if (!l->head) {
-            drop_waiters(w, l);
-            continue;
-        }
-        if (l->lease_ends_ms <= now_ms) { /* the holder's lease ended: the first in line tries again */
-            tally_job *first = wake_first(w, l);
-            first->next = wake;
-            wake = first;
-            continue; /* l may have been dropped; the array moved */
-        }
-        uint64_t due = now_ns + (uint64_t)(l->lease_ends_ms - now_ms) * 1000000u;
-        if (!next_due || due < next_due)
-            next_due = due;
-        i++;
-    }
+    uint64_t next_due = tally_lock_waits_tend(&w->waits, tally_clock_ns(), tally_now_ms(), &expired, &wake);
     for (tally_job *j = expired, *next; j; j = next) {
         next = j->next;
         j->next = NULL;
@@ -557,16 +426,14 @@ static void *writer_main(void *arg)
             break; /* closed and drained */
         if (batch)
             run_jobs(w, batch);
-        due = tally_waiters_pending(w) ? tend_waiters(w) : 0;
+        due = tally_lock_waits_any(&w->waits) ? tend_waiters(w) : 0;
         if (tally_store_maybe_checkpoint(w->store))
             TALLY_METRIC_ADD(checkpoints, 1);
         maybe_sweep(w);
     }
     /* Stopping: nobody will release for the waiters any more; tell them. */
-    while (w->nwaiters) {
-        for (int i = 0; i < w->nwaiters; i++)
-            for (tally_job *j = w->waiters[i].head; j; j = j->next)
-                j->wait_until_ns = 1;
+    while (tally_lock_waits_any(&w->waits)) {
+        tally_lock_waits_expire_all(&w->waits);
         tend_waiters(w);
     }
     return NULL;
@@ -598,7 +465,7 @@ int tally_writer_start(tally_store *store, const tally_writer_options *opt, tall
 int tally_writer_submit(tally_writer *w, tally_job *job)
 {
     job->enqueued_ns = tally_clock_ns();
-    const tally_step *acq = acquire_step(job);
+    const tally_step *acq = tally_lock_acquire_step(job);
     if (acq && acq->wait_ms > 0)
         job->wait_until_ns = job->enqueued_ns + (uint64_t)acq->wait_ms * 1000000u;
     job->deadline_ns = w->opt.queue_timeout_ms ? job->enqueued_ns + w->opt.queue_timeout_ms * 1000000u : 0;
@@ -638,7 +505,7 @@ void tally_writer_free(tally_writer *w)
     tally_writer_stop(w);
     tally_queue_destroy(&w->queue);
     tally_queue_destroy(&w->session_queue);
-    free(w->waiters);
+    tally_lock_waits_free(&w->waits);
     tally_store_close(w->store);
     free(w);
 }

@@ -244,6 +244,30 @@ describe('contention', () => {
 });
 
 describe('leases', () => {
+  test('when leases end, waiters are served one at a time in arrival order (one lease each)', async () => {
+    const name = 'lease-chain';
+    const a = await acquire(api, name, { ttlMs: 300 });
+    // three waiters, arriving in a known order, each holding for 300 ms and never releasing
+    const answers = [];
+    const waits = [];
+    for (let k = 0; k < 3; k++) {
+      waits.push(api('POST', lockPath(name, 'acquire'), { ttlMs: 300, waitMs: 10000 })
+        .then((r) => { answers.push({ k, at: Date.now(), r }); }));
+      await sleep(30); // the server sees them in this order
+    }
+    await Promise.all(waits);
+    for (const { k, r } of answers) expectStatus(r, 200, `waiter ${k}`);
+    const byArrival = [...answers].sort((x, y) => x.k - y.k);
+    assert.deepEqual(byArrival.map((x) => x.r.body.fence), [a.fence + 1, a.fence + 2, a.fence + 3],
+      'fences follow arrival order: first come, first served');
+    // one at a time: each grant comes after the previous holder's lease ended
+    for (let k = 1; k < 3; k++) {
+      const prevEnd = Date.parse(byArrival[k - 1].r.body.expiresAt);
+      const granted = Date.parse(byArrival[k].r.body.expiresAt) - 300;
+      assert.ok(granted >= prevEnd - 5, `waiter ${k} granted at ${granted}, before the lease before it ended at ${prevEnd}`);
+    }
+  });
+
   test('a waiter is granted the lock when the holder\'s lease ends; the old holder is then refused', async () => {
     const name = 'lease-wake';
     const t0 = Date.now();
