@@ -76,6 +76,14 @@ int tally_decode_ref(tally_plan *plan, json_t *j, const char *path, tally_value 
         }
         if (s->op == TALLY_OP_LIST)
             return tally_fail(err, TALLY_BAD_REQUEST, path, "the result of a find step ('%s') cannot be referenced", as);
+        if (!s->model) { /* a checkLock step: its fence, to pass on to a fenced write */
+            if (s->op != TALLY_OP_LOCK_CHECK || strcmp(field, "fence") != 0)
+                return tally_fail(err, TALLY_BAD_REQUEST, path, "step '%s' checks a lock and returns only \"fence\"",
+                                  as);
+            *out = tally_value_ref(step, TALLY_REF_FENCE);
+            *type = TALLY_TYPE_INTEGER;
+            return 1;
+        }
         int column = -1;
         for (int c = 0; c < s->model->ncolumns; c++)
             if (strcmp(field, tally_model_column_name(s->model, c)) == 0)

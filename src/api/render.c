@@ -9,28 +9,60 @@
 #include "api/filter.h"
 #include "core/datetime.h"
 
+/* Length of the well-formed UTF-8 sequence at s[0..n) (RFC 3629: no overlongs,
+ * no surrogates, at most U+10FFFF), or 0 if there is none. */
+static size_t utf8_sequence(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (len == 0 || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) ||
+        (c == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return len;
+}
+
+/* A JSON string literal.  Text from a request may not be UTF-8 (a path, a
+ * header): each byte that does not start a well-formed sequence becomes
+ * U+FFFD, so every answer stays valid JSON. */
 void tally_json_string(tally_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
     tally_buf_addc(b, '"');
     size_t run = 0; /* bytes copied as they are, flushed in one go */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            i++;
             continue;
+        }
+        size_t len = c >= 0x80 ? utf8_sequence(u + i, n - i) : 1;
+        if (c >= 0x80 && len > 0) {
+            i += len;
+            continue;
+        }
         tally_buf_addn(b, s + run, i - run);
-        run = i + 1;
         switch (c) {
         case '"': tally_buf_add(b, "\\\""); break;
         case '\\': tally_buf_add(b, "\\\\"); break;
         case '\n': tally_buf_add(b, "\\n"); break;
         case '\r': tally_buf_add(b, "\\r"); break;
         case '\t': tally_buf_add(b, "\\t"); break;
-        default: {
-            char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
-            tally_buf_add(b, esc);
+        default:
+            if (c >= 0x80) {
+                tally_buf_add(b, "\\ufffd");
+            } else {
+                char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
+                tally_buf_add(b, esc);
+            }
         }
-        }
+        i++;
+        run = i;
     }
     tally_buf_addn(b, s + run, n - run);
     tally_buf_addc(b, '"');

@@ -260,7 +260,8 @@ static int handle_list(route_ctx *c, const tally_model *m)
         size_t klen = eq ? (size_t)(eq - (q + i)) : end - i;
         ptrdiff_t vlen = eq ? url_decode(eq + 1, (size_t)(q + end - eq - 1), val, qlen + 1, 1) : 0;
         int k = 0;
-        if (url_decode(q + i, klen, key, sizeof key, 1) < 0 || vlen < 0) {
+        ptrdiff_t kdec = url_decode(q + i, klen, key, sizeof key, 1);
+        if (kdec < 0 || vlen < 0 || (size_t)kdec != strlen(key)) { /* a NUL inside a name is no name of ours */
             rc = tally_fail(&err, TALLY_BAD_REQUEST, NULL, "a query parameter is not valid URL encoding");
             break;
         }
@@ -279,7 +280,10 @@ static int handle_list(route_ctx *c, const tally_model *m)
             int64_t n;
             params[k] = tally_decode_id(val, (size_t)vlen, &n) == 0 ? json_integer(n) : json_string("");
         } else if (k == 3) { /* after: the cursor text */
-            params[k] = json_stringn(val, (size_t)vlen);
+            params[k] = json_stringn(val, (size_t)vlen); /* NULL for text that is not UTF-8 */
+            if (!params[k])
+                rc = tally_fail(&err, TALLY_BAD_REQUEST, "after",
+                                "after must be the \"next\" cursor of an earlier page, unchanged");
         } else { /* filter, sort: JSON */
             json_error_t jerr;
             params[k] = json_loadb(val, (size_t)vlen, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);

@@ -4,7 +4,11 @@
  * Within a transaction one call is in flight at a time (the client waits for
  * each answer); calls outside one may overlap.  A step that fails, whether
  * the database refuses it or it does not decode, rolls the whole transaction
- * back and its answer says "rolledBack": true.  Answers are rendered on the
+ * back and its answer says "rolledBack": true.  So does a timeout.  Like a
+ * PostgreSQL transaction block after an error, the transaction then stays
+ * "aborted" on this connection: further steps and commit are refused
+ * (rolledBack) until the client sends rollback or begin, so a call meant for
+ * the transaction can never run on its own outside it.  Answers are rendered on the
  * worker, before the commit they depend on, like every other answer.
  */
 #include "api/ws.h"
@@ -15,6 +19,7 @@
 
 #include "api/render.h"
 #include "api/transaction.h"
+#include "core/buf.h"
 #include "exec/session.h"
 
 struct tally_ws {
@@ -22,6 +27,7 @@ struct tally_ws {
     tally_ws_io io;
     tally_session *session; /* the open (or pending) transaction, our reference; NULL if none */
     bool busy;              /* a call of that transaction is in flight */
+    const char *aborted;    /* the server rolled the transaction back (why, static); the client must end it */
     bool closed;
     int pending;            /* jobs out */
 };
@@ -138,6 +144,9 @@ static void op_begin(tally_ws *ws, const char *echo, json_t *msg)
     tally_error err;
     json_t *t = json_object_get(msg, "timeoutMs");
     uint64_t timeout = ws->api->max_txn_ms < 5000 ? ws->api->max_txn_ms : 5000;
+    if (ws->session && !ws->busy && tally_session_get_state(ws->session) == TALLY_SESSION_DONE)
+        drop_session(ws); /* it ended on the server's side: a new one may begin */
+    ws->aborted = NULL;             /* begin also ends an aborted transaction */
     if (ws->session) {
         tally_fail(&err, TALLY_CONFLICT, "op", "a transaction is already open on this connection; commit or roll it back first");
         return send_error(ws, echo, &err, false);
@@ -182,24 +191,41 @@ static void op_lone_step(tally_ws *ws, const char *echo, json_t *step)
     ws->pending++;
 }
 
+/* The server ended the transaction (why): calls meant for it are refused until the client ends it. */
+static void abort_session(tally_ws *ws, const char *why)
+{
+    drop_session(ws);
+    ws->aborted = why;
+}
+
+static void refuse_aborted(tally_ws *ws, const char *echo)
+{
+    tally_error err;
+    tally_fail(&err, TALLY_CONFLICT, "op",
+               "the transaction was rolled back (%s) and nothing of it was applied; send rollback to end it, or "
+               "begin a new one", ws->aborted);
+    send_error(ws, echo, &err, true);
+}
+
 static void op_step(tally_ws *ws, const char *echo, json_t *step)
 {
     tally_error err;
     tally_session *s = ws->session;
+    if (ws->aborted)
+        return refuse_aborted(ws, echo);
     tally_plan *plan = s->plan; /* ours: no call of the session is in flight */
     int from = plan->nsteps, index = plan->ntxn;
     if (tally_decode_txn_step(plan, step, "", &err)) {
         err.step = index;
         rollback_silently(ws);
+        ws->aborted = "a step failed";
         return send_error(ws, echo, &err, true);
     }
     tally_job *job = new_job(ws, TALLY_JOB_STEP, NULL, echo);
     job->from_step = from;
-    if (!push_session_job(ws, job)) {
-        tally_fail(&err, TALLY_CONFLICT, NULL, "the transaction has ended (%s); begin a new one",
-                   s->end_reason ? s->end_reason : "rolled back");
-        drop_session(ws);
-        return send_error(ws, echo, &err, true);
+    if (!push_session_job(ws, job)) { /* it ended on the server's side before we heard: a timeout */
+        abort_session(ws, s->end_reason ? s->end_reason : "timeout");
+        return refuse_aborted(ws, echo);
     }
     ws->busy = true;
 }
@@ -208,13 +234,25 @@ static void op_end(tally_ws *ws, const char *echo, tally_job_kind kind)
 {
     tally_error err;
     tally_session *s = ws->session;
-    if (!push_session_job(ws, new_job(ws, kind, NULL, echo))) {
-        tally_fail(&err, TALLY_CONFLICT, NULL, "the transaction has ended (%s); nothing of it was applied",
-                   s->end_reason ? s->end_reason : "rolled back");
-        drop_session(ws);
-        return send_error(ws, echo, &err, true);
+    if (!ws->aborted && push_session_job(ws, new_job(ws, kind, NULL, echo))) {
+        ws->busy = true;
+        return;
     }
-    ws->busy = true;
+    if (!ws->aborted)
+        abort_session(ws, s->end_reason ? s->end_reason : "timeout");
+    if (kind == TALLY_JOB_ROLLBACK) { /* the client ends an aborted transaction: that is all it takes */
+        ws->aborted = NULL;
+        tally_buf b;
+        tally_buf_init(&b);
+        tally_buf_addf(&b, "{\"id\":%s,\"ok\":true}", echo);
+        ws->io.send(ws->io.conn, b.s, b.len);
+        tally_buf_free(&b);
+        return;
+    }
+    tally_fail(&err, TALLY_CONFLICT, NULL, "the transaction was rolled back (%s); nothing of it was applied",
+               ws->aborted);
+    ws->aborted = NULL;
+    send_error(ws, echo, &err, true);
 }
 
 void tally_ws_message(tally_ws *ws, const char *text, size_t len)
@@ -226,9 +264,23 @@ void tally_ws_message(tally_ws *ws, const char *text, size_t len)
     char *echo = json_dumps(id ? id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
     json_t *op = json_object_get(msg, "op");
     const char *name = json_string_value(op);
-    if (!json_is_object(msg)) {
+    const char *unknown = NULL;
+    const char *key;
+    json_t *v;
+    json_object_foreach(msg, key, v) {
+        if (strcmp(key, "id") && strcmp(key, "op") && strcmp(key, "step") && strcmp(key, "timeoutMs"))
+            unknown = key;
+    }
+    if (len > ws->api->max_body) { /* parsed only to echo its id (the net layer caps what it reads) */
+        tally_fail(&err, TALLY_PAYLOAD_TOO_LARGE, NULL,
+                   "the message is %zu bytes; this server accepts at most %zu (--max-body)", len, ws->api->max_body);
+        send_error(ws, echo, &err, false);
+    } else if (!json_is_object(msg)) {
         tally_fail(&err, TALLY_BAD_REQUEST, NULL, "a message is a JSON object {\"id\", \"op\", ...}%s%s",
                    msg ? "" : ": ", msg ? "" : jerr.text);
+        send_error(ws, echo, &err, false);
+    } else if (unknown) {
+        tally_fail(&err, TALLY_BAD_REQUEST, unknown, "a message takes id, op, step and timeoutMs, not '%s'", unknown);
         send_error(ws, echo, &err, false);
     } else if (!name || (strcmp(name, "begin") && strcmp(name, "step") && strcmp(name, "commit") &&
                          strcmp(name, "rollback"))) {
@@ -244,12 +296,12 @@ void tally_ws_message(tally_ws *ws, const char *text, size_t len)
         if (!json_is_object(step)) {
             tally_fail(&err, TALLY_BAD_REQUEST, "step", "step is an object such as {\"create\": \"post\", \"data\": {...}}");
             send_error(ws, echo, &err, false);
-        } else if (ws->session) {
+        } else if (ws->session || ws->aborted) {
             op_step(ws, echo, step);
         } else {
             op_lone_step(ws, echo, step);
         }
-    } else if (!ws->session) {
+    } else if (!ws->session && !ws->aborted) {
         tally_fail(&err, TALLY_CONFLICT, "op", "there is no open transaction; send begin first");
         send_error(ws, echo, &err, false);
     } else {
@@ -271,13 +323,15 @@ static bool maybe_free(tally_ws *ws)
 bool tally_ws_job_done(tally_ws *ws, tally_job *job)
 {
     ws->pending--;
-    if (job->session && job->session == ws->session && job->kind != TALLY_JOB_EVENT) {
-        ws->busy = false;
-        bool ended = job->kind == TALLY_JOB_COMMIT || job->kind == TALLY_JOB_ROLLBACK || job->rc != 0;
-        if (ended)
-            drop_session(ws);
-    } else if (job->kind == TALLY_JOB_EVENT && job->session == ws->session) {
-        drop_session(ws); /* timed out: the next begin may come */
+    if (job->session && job->session == ws->session) {
+        if (job->kind != TALLY_JOB_EVENT)
+            ws->busy = false;
+        if (job->kind == TALLY_JOB_COMMIT || job->kind == TALLY_JOB_ROLLBACK || (job->kind == TALLY_JOB_BEGIN && job->rc))
+            drop_session(ws); /* ended by the client (or never started) */
+        else if (job->kind == TALLY_JOB_STEP && job->rc)
+            abort_session(ws, "a step failed");
+        else if (job->kind == TALLY_JOB_EVENT && job->rc)
+            abort_session(ws, "timeout");
     }
     if (!ws->closed && job->body)
         ws->io.send(ws->io.conn, job->body, job->body_len);

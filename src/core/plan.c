@@ -58,6 +58,8 @@ tally_value tally_plan_resolve(const tally_plan *plan, const tally_value *v)
     const tally_step_result *r = &plan->results[v->u.ref.step];
     if (v->u.ref.column == TALLY_REF_COUNT)
         return tally_value_int(r->count);
+    if (v->u.ref.column == TALLY_REF_FENCE)
+        return tally_value_int(r->fence);
     if (!r->record.cols)
         return tally_value_null();
     return r->record.cols[v->u.ref.column];

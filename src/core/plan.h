@@ -124,8 +124,9 @@ typedef struct tally_step {
     tally_value *after;      /* resume after this row: one value per sort key (NULL: from the start) */
 } tally_step;
 
-/* A REF's column for the row count of an updateMany/deleteMany step. */
+/* A REF's column for the row count of an updateMany/deleteMany step, and for the fence of a checkLock step. */
 #define TALLY_REF_COUNT (-1)
+#define TALLY_REF_FENCE (-2)
 
 /* One step of a transaction as the client wrote it; it may have become
  * several plan steps (nested creates), the last of which answers it. */

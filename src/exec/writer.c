@@ -125,8 +125,8 @@ static job_outcome run_job(tally_writer *w, tally_job *job)
  * waiters watch; a release lets the first waiter of its name run next. */
 static void note_lock_changes(tally_writer *w, const tally_job *job, tally_job **wake)
 {
-    if (job->rc != 0 || job->kind != TALLY_JOB_NORMAL || !job->plan || !tally_lock_waits_any(&w->waits))
-        return;
+    if (job->rc != 0 || job->kind != TALLY_JOB_NORMAL || !job->plan || job->replayed || !tally_lock_waits_any(&w->waits))
+        return; /* a replayed answer ran nothing */
     for (int i = 0; i < job->plan->nsteps; i++) {
         const tally_step *s = &job->plan->steps[i];
         if (s->op == TALLY_OP_LOCK_ACQUIRE || s->op == TALLY_OP_LOCK_RENEW) {

@@ -248,6 +248,10 @@ static int upgrade_ws(server *srv, loop_thread *t, h2o_req_t *req, const char *c
     tally_ws_io io = {.send = ws_send, .complete = ws_job_complete, .conn = c};
     c->ws = tally_ws_new(srv->opt->api, &io);
     c->conn = h2o_upgrade_to_websocket(req, client_key, c, on_ws_message);
+    /* Messages past --max-body get a JSON refusal; far past it, wslay closes
+     * the connection (1009) rather than buffer without bound. */
+    size_t cap = srv->opt->api->max_body * 4 + 65536;
+    wslay_event_config_set_max_recv_msg_length(c->conn->ws_ctx, cap > (16u << 20) ? cap : (16u << 20));
     return 0;
 }
 

@@ -543,17 +543,63 @@ describe('timeouts', () => {
     await c.close();
   });
 
-  test('a step sent after the timeout either runs on its own (and is committed) or is refused (and applies nothing)', async () => {
+  test('a step meant for a transaction that timed out is refused (rolledBack), never run on its own, until the client ends it', async () => {
     const tag = uniq('tmo-step');
     const c = await connect(slot.srv);
     ok(await c.begin(300));
-    await c.nextEvent('rolledBack', 5000);
-    // outside a transaction now: a step would run on its own; the server must not
-    // slip it into the dead transaction. Either answer is fine, but not both worlds.
+    await sleep(600); // past the timeout; the client has not looked at the event yet
     const a = await c.step({ create: 'post', data: { title: tag } });
-    const rows = await findWhere('post', 'title', tag, tapi);
-    if (a.ok) assert.equal(rows.length, 1, 'a lone step that answered ok is committed');
-    else assert.equal(rows.length, 0);
+    assert.equal(a.ok, false, `the step was applied outside the transaction: ${JSON.stringify(a)}`);
+    assert.equal(a.rolledBack, true);
+    assert.equal(a.error.code, 'CONFLICT');
+    assert.match(a.error.message, /timeout/);
+    assert.equal((await c.nextEvent('rolledBack', 5000)).reason, 'timeout');
+    assert.deepEqual(await findWhere('post', 'title', tag, tapi), []);
+    // like a PostgreSQL block after an error, the transaction stays aborted until the client ends it
+    const again = await c.step({ create: 'post', data: { title: tag } });
+    assert.equal(again.ok, false);
+    assert.equal(again.rolledBack, true);
+    ok(await c.call({ op: 'rollback' }));
+    // now a step runs on its own, and is committed
+    const b = ok(await c.step({ create: 'post', data: { title: tag } }));
+    assert.equal((await findWhere('post', 'title', tag, tapi)).map((r) => r.id).join(), String(b.id));
+    // and a commit meant for a timed-out transaction is refused the same way
+    ok(await c.begin(300));
+    await sleep(600);
+    const cm = await c.call({ op: 'commit' });
+    assert.equal(cm.ok, false);
+    assert.equal(cm.rolledBack, true);
+    await c.close();
+  });
+
+  test('after a failed step, calls meant for the transaction are refused until rollback or begin; none runs on its own', async () => {
+    const tag = uniq('aborted');
+    const c = await connect(slot.srv);
+    ok(await c.begin(5000));
+    ok(await c.step({ create: 'post', data: { title: tag } }));
+    const bad = await c.step({ get: 'post', id: 987654321 });
+    assert.equal(bad.ok, false);
+    assert.equal(bad.rolledBack, true);
+    // a client that sent these before reading the failure must not see them applied on their own
+    const [s1, s2] = await Promise.all([
+      c.step({ create: 'post', data: { title: tag } }),
+      c.step({ create: 'post', data: { title: tag } }),
+    ]);
+    for (const a of [s1, s2]) {
+      assert.equal(a.ok, false, JSON.stringify(a));
+      assert.equal(a.rolledBack, true);
+    }
+    const cm = await c.call({ op: 'commit' }); // commit ends the aborted transaction, refused
+    assert.equal(cm.ok, false);
+    assert.equal(cm.rolledBack, true);
+    assert.deepEqual(await findWhere('post', 'title', tag, tapi), []);
+    // after that, lone steps again; and begin also ends an aborted transaction
+    ok(await c.step({ find: 'post', first: 1 }));
+    ok(await c.begin(5000));
+    const bad2 = await c.step({ get: 'post', id: 987654321 });
+    assert.equal(bad2.rolledBack, true);
+    ok(await c.begin(5000));
+    ok(await c.call({ op: 'rollback' }));
     await c.close();
   });
 
