@@ -507,6 +507,17 @@ static int step_once(sqlite3_stmt *stmt, int64_t *returned)
     return rc;
 }
 
+/* Prepares, binds and runs a write step's statement (RETURNING's one value
+ * into *returned when given); 0, or the failure in Tally's terms. */
+static int execute_step(tally_store *st, tally_plan *plan, const tally_step *s, int64_t *returned, tally_error *err)
+{
+    sqlite3_stmt *stmt = prepare_step(st, plan, s, err);
+    if (!stmt)
+        return -TALLY_INTERNAL;
+    int rc = step_once(stmt, returned);
+    return rc == SQLITE_DONE ? 0 : map_error(st, plan, s, rc, err);
+}
+
 static int64_t resolve_id(const tally_plan *plan, const tally_value *v)
 {
     tally_value r = tally_plan_resolve(plan, v);
@@ -575,16 +586,13 @@ static int run_list(tally_store *st, tally_plan *plan, const tally_step *s, tall
 static int run_create(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                       tally_error *err)
 {
-    sqlite3_stmt *stmt = prepare_step(st, plan, s, err);
-    if (!stmt)
-        return -TALLY_INTERNAL;
     /* An upsert that updates leaves last_insert_rowid alone; one that inserts
      * sets it to the new id, which is never 0: so clear it first. */
     sqlite3_set_last_insert_rowid(st->db, 0);
     int64_t id = 0;
-    int rc = step_once(stmt, &id);
-    if (rc != SQLITE_DONE)
-        return map_error(st, plan, s, rc, err);
+    int rc = execute_step(st, plan, s, &id, err);
+    if (rc)
+        return rc;
     if (s->op == TALLY_OP_CREATE)
         id = sqlite3_last_insert_rowid(st->db);
     else
@@ -595,12 +603,9 @@ static int run_create(tally_store *st, tally_plan *plan, const tally_step *s, ta
 static int run_update(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                       tally_error *err)
 {
-    sqlite3_stmt *stmt = prepare_step(st, plan, s, err);
-    if (!stmt)
-        return -TALLY_INTERNAL;
-    int rc = step_once(stmt, NULL);
-    if (rc != SQLITE_DONE)
-        return map_error(st, plan, s, rc, err);
+    int rc = execute_step(st, plan, s, NULL, err);
+    if (rc)
+        return rc;
     int64_t id = resolve_id(plan, &s->id);
     bool changed = sqlite3_changes(st->db) > 0;
     /* Read the record: after the change, or as it stood when the guard failed. */
@@ -616,15 +621,11 @@ static int run_update(tally_store *st, tally_plan *plan, const tally_step *s, ta
 static int run_update_many(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                            tally_error *err)
 {
-    sqlite3_stmt *stmt = prepare_step(st, plan, s, err);
-    if (!stmt)
-        return -TALLY_INTERNAL;
-    int rc = step_once(stmt, NULL);
-    if (rc == SQLITE_DONE) {
+    int code = execute_step(st, plan, s, NULL, err);
+    if (code == 0) {
         res->count = sqlite3_changes(st->db);
         return 0;
     }
-    int code = map_error(st, plan, s, rc, err);
     if (code != -TALLY_INVARIANT)
         return code;
     /* The statement changed nothing; count how many rows would have crossed. */
@@ -633,7 +634,7 @@ static int run_update_many(tally_store *st, tally_plan *plan, const tally_step *
     tally_sql_init(&q);
     tally_binds_init(&b);
     tally_sql_count_crossing(&q, &b, s);
-    stmt = prepare_bound(st, plan, &q, &b, err);
+    sqlite3_stmt *stmt = prepare_bound(st, plan, &q, &b, err);
     if (stmt && sqlite3_step(stmt) == SQLITE_ROW) {
         long long n = sqlite3_column_int64(stmt, 0);
         size_t len = strlen(err->message);
@@ -650,12 +651,9 @@ static int run_update_many(tally_store *st, tally_plan *plan, const tally_step *
 static int run_delete(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                       tally_error *err)
 {
-    sqlite3_stmt *stmt = prepare_step(st, plan, s, err);
-    if (!stmt)
-        return -TALLY_INTERNAL;
-    int rc = step_once(stmt, NULL);
-    if (rc != SQLITE_DONE)
-        return map_error(st, plan, s, rc, err);
+    int rc = execute_step(st, plan, s, NULL, err);
+    if (rc)
+        return rc;
     res->count = sqlite3_changes(st->db);
     if (s->op == TALLY_OP_DELETE_MANY)
         return 0;
