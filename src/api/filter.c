@@ -96,6 +96,18 @@ static int filter_value(filter_ctx *c, tally_type t, json_t *v, const char *path
     }
 }
 
+/* One node for n conditions that must all hold: the node itself when n is 1. */
+static void and_of(tally_filter *nodes, int n, tally_filter *out)
+{
+    if (n == 1) {
+        *out = nodes[0];
+        return;
+    }
+    out->kind = TALLY_FILTER_AND;
+    out->children = nodes;
+    out->nchildren = n;
+}
+
 /* {"op": value, ...} for one column: one CMP node, or an AND of several. */
 static int field_conditions(filter_ctx *c, int column, json_t *conds, const char *path, tally_filter *out)
 {
@@ -175,13 +187,7 @@ static int field_conditions(filter_ctx *c, int column, json_t *conds, const char
         if (filter_value(c, t, v, opath, &f->value))
             return -TALLY_BAD_REQUEST;
     }
-    if (n == 1) {
-        *out = nodes[0];
-    } else {
-        out->kind = TALLY_FILTER_AND;
-        out->children = nodes;
-        out->nchildren = n;
-    }
+    and_of(nodes, n, out);
     return 0;
 }
 
@@ -232,13 +238,7 @@ static int decode_node(filter_ctx *c, json_t *j, const char *path, int depth, ta
                 return -TALLY_BAD_REQUEST;
         }
     }
-    if (np == 1) {
-        *out = parts[0];
-    } else {
-        out->kind = TALLY_FILTER_AND;
-        out->children = parts;
-        out->nchildren = np;
-    }
+    and_of(parts, np, out);
     return 0;
 }
 
