@@ -144,14 +144,7 @@ static void op_begin(tally_ws *ws, const char *echo, json_t *msg)
     tally_error err;
     json_t *t = json_object_get(msg, "timeoutMs");
     uint64_t timeout = ws->api->max_txn_ms < 5000 ? ws->api->max_txn_ms : 5000;
-    if (ws->session && !ws->busy && tally_session_get_state(ws->session) == TALLY_SESSION_DONE)
-        drop_session(ws); /* it ended on the server's side: a new one may begin */
-    ws->aborted = NULL;             /* begin also ends an aborted transaction */
-    if (ws->session) {
-        tally_fail(&err, TALLY_CONFLICT, "op", "a transaction is already open on this connection; commit or roll it back first");
-        return send_error(ws, echo, &err, false);
-    }
-    if (t && (!json_is_integer(t) || json_integer_value(t) < 1)) {
+    if (t && (!json_is_integer(t) || json_integer_value(t) < 1)) { /* refused: nothing changes, an aborted one stays */
         tally_fail(&err, TALLY_BAD_REQUEST, "timeoutMs", "timeoutMs is a positive number of milliseconds");
         return send_error(ws, echo, &err, false);
     }
@@ -159,6 +152,14 @@ static void op_begin(tally_ws *ws, const char *echo, json_t *msg)
         timeout = (uint64_t)json_integer_value(t);
     else if (t)
         timeout = ws->api->max_txn_ms; /* capped by --max-txn-ms */
+    if (ws->session && !ws->busy && tally_session_get_state(ws->session) == TALLY_SESSION_DONE) {
+        drop_session(ws); /* it ended on the server's side (a timeout not yet reported) */
+        ws->aborted = "timeout";
+    }
+    if (ws->session) {
+        tally_fail(&err, TALLY_CONFLICT, "op", "a transaction is already open on this connection; commit or roll it back first");
+        return send_error(ws, echo, &err, false);
+    }
     ws->session = tally_session_new(ws->api->schema, timeout, ws->io.conn);
     tally_job *job = new_job(ws, TALLY_JOB_BEGIN, NULL, echo);
     if (tally_writer_submit(ws->api->writer, job) != 0) {
@@ -167,7 +168,8 @@ static void op_begin(tally_ws *ws, const char *echo, json_t *msg)
         tally_fail(&err, TALLY_OVERLOADED, NULL, "the server's write queue is full or it is stopping; retry later");
         return send_error(ws, echo, &err, false);
     }
-    ws->pending += 2; /* begin's answer, and the session's end event */
+    ws->aborted = NULL; /* a begin that is taken also ends an aborted transaction */
+    ws->pending += 2;   /* begin's answer, and the session's end event */
     ws->busy = true;
 }
 
