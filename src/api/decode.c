@@ -464,20 +464,31 @@ static int decode_bulk_filter(tally_plan *plan, tally_step *s, json_t *body, con
     return tally_decode_filter(plan, s->model, filter, "filter", &s->where, err);
 }
 
-static int check_keys(json_t *body, const char *const *allowed, const char *call, tally_error *err)
+static bool listed(const char *key, const char *const *names)
+{
+    for (; names && *names; names++)
+        if (strcmp(*names, key) == 0)
+            return true;
+    return false;
+}
+
+const char *tally_unknown_key(json_t *obj, const char *const *allowed, const char *const *also)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        if (!listed(key, allowed) && !listed(key, also))
+            return key;
+    }
+    return NULL;
+}
+
+int tally_decode_check_keys(json_t *body, const char *const *allowed, const char *call, tally_error *err)
 {
     if (!json_is_object(body))
         return tally_fail(err, TALLY_BAD_REQUEST, NULL, "the body of %s is a JSON object, not %s", call, json_kind(body));
-    const char *key;
-    json_t *v;
-    json_object_foreach(body, key, v) {
-        const char *const *a = allowed;
-        while (*a && strcmp(*a, key) != 0)
-            a++;
-        if (!*a)
-            return tally_fail(err, TALLY_BAD_REQUEST, key, "%s takes no '%s'", call, key);
-    }
-    return 0;
+    const char *key = tally_unknown_key(body, allowed, NULL);
+    return key ? tally_fail(err, TALLY_BAD_REQUEST, key, "%s takes no '%s'", call, key) : 0;
 }
 
 int tally_decode_update(tally_plan *plan, const tally_model *m, tally_value id, json_t *data, const char *data_path,
@@ -522,7 +533,7 @@ int tally_decode_patch(tally_plan *plan, const tally_model *m, tally_value id, j
 int tally_decode_update_many(tally_plan *plan, const tally_model *m, json_t *body, tally_error *err)
 {
     static const char *const keys[] = {"filter", "set", "_atomics", NULL};
-    if (check_keys(body, keys, "updateMany", err))
+    if (tally_decode_check_keys(body, keys, "updateMany", err))
         return -(int)err->code;
     tally_step *s = tally_plan_add_step(plan, TALLY_OP_UPDATE_MANY, m);
     if (decode_bulk_filter(plan, s, body, "updateMany", err))
@@ -547,7 +558,7 @@ int tally_decode_update_many(tally_plan *plan, const tally_model *m, json_t *bod
 int tally_decode_delete_many(tally_plan *plan, const tally_model *m, json_t *body, tally_error *err)
 {
     static const char *const keys[] = {"filter", NULL};
-    if (check_keys(body, keys, "deleteMany", err))
+    if (tally_decode_check_keys(body, keys, "deleteMany", err))
         return -(int)err->code;
     tally_step *s = tally_plan_add_step(plan, TALLY_OP_DELETE_MANY, m);
     if (decode_bulk_filter(plan, s, body, "deleteMany", err))
@@ -607,7 +618,7 @@ done:
 int tally_decode_upsert(tally_plan *plan, const tally_model *m, json_t *body, tally_error *err)
 {
     static const char *const keys[] = {"on", "create", "update", NULL};
-    if (check_keys(body, keys, "upsert", err))
+    if (tally_decode_check_keys(body, keys, "upsert", err))
         return -(int)err->code;
     json_t *on = json_object_get(body, "on"), *create = json_object_get(body, "create"),
            *update = json_object_get(body, "update");

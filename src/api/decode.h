@@ -46,6 +46,11 @@ int tally_decode_ref(tally_plan *plan, json_t *j, const char *path, tally_value 
 /* Whether a value of type `from` may stand where `to` is expected. */
 bool tally_ref_fits(tally_type from, tally_type to);
 
+/* The first key of obj that is in neither NULL-terminated list (also may be NULL), or NULL. */
+const char *tally_unknown_key(json_t *obj, const char *const *allowed, const char *const *also);
+/* 400 unless body is an object whose keys are all allowed ("<call> takes no 'x'"). */
+int tally_decode_check_keys(json_t *body, const char *const *allowed, const char *call, tally_error *err);
+
 /* A record id from a path segment: a positive decimal integer. */
 int tally_decode_id(const char *s, size_t len, int64_t *out);
 

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/decode.h"
+
 bool tally_valid_key(const char *s, size_t len)
 {
     if (len == 0 || len > TALLY_KEY_MAX)
@@ -39,20 +41,6 @@ static int number(json_t *body, const char *key, int64_t min, int64_t max, int64
     return 0;
 }
 
-static int check_keys(json_t *body, const char *const *allowed, const char *what, tally_error *err)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(body, key, v) {
-        const char *const *a = allowed;
-        while (*a && strcmp(*a, key))
-            a++;
-        if (!*a)
-            return tally_fail(err, TALLY_BAD_REQUEST, key, "%s takes no '%s'", what, key);
-    }
-    return 0;
-}
-
 int tally_decode_lock(tally_plan *plan, const char *name, size_t len, const char *op, json_t *body, tally_error *err)
 {
     static const struct {
@@ -73,7 +61,7 @@ int tally_decode_lock(tally_plan *plan, const char *name, size_t len, const char
                           "a lock name is 1 to 128 bytes of UTF-8 without control characters, URL-encoded in the path");
     if (!json_is_object(body))
         return tally_fail(err, TALLY_BAD_REQUEST, NULL, "the body is a JSON object such as {\"ttlMs\": 30000}");
-    if (check_keys(body, ops[k].keys, op, err))
+    if (tally_decode_check_keys(body, ops[k].keys, op, err))
         return -TALLY_BAD_REQUEST;
     tally_step *s = tally_plan_add_step(plan, ops[k].code, NULL);
     s->name = tally_arena_strndup(&plan->arena, name, len);
@@ -114,7 +102,7 @@ int tally_decode_limit(tally_plan *plan, const char *name, size_t name_len, cons
         return tally_fail(err, TALLY_BAD_REQUEST, "key",
                           "a limit key is 1 to 128 bytes of UTF-8 without control characters, URL-encoded in the path");
     static const char *const keys[] = {"cost", NULL};
-    if (body && (!json_is_object(body) || check_keys(body, keys, "a limit call", err)))
+    if (body && (!json_is_object(body) || tally_decode_check_keys(body, keys, "a limit call", err)))
         return json_is_object(body) ? -TALLY_BAD_REQUEST
                                     : tally_fail(err, TALLY_BAD_REQUEST, NULL, "the body is empty or {\"cost\": n}");
     tally_step *s = tally_plan_add_step(plan, TALLY_OP_LIMIT, NULL);

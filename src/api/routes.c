@@ -228,12 +228,10 @@ static int decode_find_body(tally_plan *plan, const tally_model *m, json_t *body
 {
     if (!json_is_object(body))
         return tally_fail(err, TALLY_BAD_REQUEST, NULL, "the body of find is an object: {\"filter\", \"sort\", \"first\", \"after\"}");
-    const char *key;
-    json_t *v;
-    json_object_foreach(body, key, v) {
-        if (strcmp(key, "filter") && strcmp(key, "sort") && strcmp(key, "first") && strcmp(key, "after"))
-            return tally_fail(err, TALLY_BAD_REQUEST, key, "find takes filter, sort, first and after, not '%s'", key);
-    }
+    static const char *const keys[] = {"filter", "sort", "first", "after", NULL};
+    const char *key = tally_unknown_key(body, keys, NULL);
+    if (key)
+        return tally_fail(err, TALLY_BAD_REQUEST, key, "find takes filter, sort, first and after, not '%s'", key);
     tally_step *s = tally_plan_add_step(plan, TALLY_OP_LIST, m);
     if (tally_decode_find(plan, s, json_object_get(body, "filter"), json_object_get(body, "sort"),
                           json_object_get(body, "first"), json_object_get(body, "after"), err))

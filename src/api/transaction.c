@@ -31,18 +31,9 @@ static json_t *pick(json_t *step, const char *const *keys)
 /* Refuses keys a step form does not take. */
 static int check_step_keys(json_t *step, const char *op, const char *const *allowed, tally_error *err)
 {
-    const char *key;
-    json_t *v;
-    json_object_foreach(step, key, v) {
-        if (strcmp(key, op) == 0 || strcmp(key, "as") == 0 || strcmp(key, "expect") == 0)
-            continue;
-        const char *const *a = allowed;
-        while (*a && strcmp(*a, key) != 0)
-            a++;
-        if (!*a)
-            return tally_fail(err, TALLY_BAD_REQUEST, key, "a %s step takes no '%s'", op, key);
-    }
-    return 0;
+    const char *const always[] = {op, "as", "expect", NULL};
+    const char *key = tally_unknown_key(step, allowed, always);
+    return key ? tally_fail(err, TALLY_BAD_REQUEST, key, "a %s step takes no '%s'", op, key) : 0;
 }
 
 static int step_id(tally_plan *plan, json_t *j, tally_value *out, tally_error *err)

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/decode.h"
 #include "api/render.h"
 #include "api/transaction.h"
 #include "core/buf.h"
@@ -266,13 +267,8 @@ void tally_ws_message(tally_ws *ws, const char *text, size_t len)
     char *echo = json_dumps(id ? id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
     json_t *op = json_object_get(msg, "op");
     const char *name = json_string_value(op);
-    const char *unknown = NULL;
-    const char *key;
-    json_t *v;
-    json_object_foreach(msg, key, v) {
-        if (strcmp(key, "id") && strcmp(key, "op") && strcmp(key, "step") && strcmp(key, "timeoutMs"))
-            unknown = key;
-    }
+    static const char *const keys[] = {"id", "op", "step", "timeoutMs", NULL};
+    const char *unknown = json_is_object(msg) ? tally_unknown_key(msg, keys, NULL) : NULL;
     if (len > ws->api->max_body) { /* parsed only to echo its id (the net layer caps what it reads) */
         tally_fail(&err, TALLY_PAYLOAD_TOO_LARGE, NULL,
                    "the message is %zu bytes; this server accepts at most %zu (--max-body)", len, ws->api->max_body);
