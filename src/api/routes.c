@@ -96,8 +96,8 @@ static int submit(route_ctx *c, tally_plan *plan)
     job->origin = c->req->origin;
     tally_op op = plan->steps[plan->answer_step].op;
     bool scan = !plan->writes && (op == TALLY_OP_LIST || op == TALLY_OP_LOCK_LIST);
-    if (!plan->writes && !scan) { /* point read: here, on this loop's own connection */
-        tally_read_here(c->req->local_store, job);
+    if (!plan->writes && !scan && tally_engine_read_here(c->req->local, job)) {
+        /* a point read answered in place, on this loop's own connection */
         c->resp->status = job->status;
         c->resp->body = job->body;
         c->resp->body_len = job->body_len;
@@ -115,7 +115,7 @@ static int submit(route_ctx *c, tally_plan *plan)
             return answer_error(c, &err);
         }
     }
-    int rc = plan->writes ? tally_writer_submit(c->api->writer, job) : tally_reader_submit(c->api->reader, job);
+    int rc = tally_engine_submit(c->api->engine, job);
     if (rc == 0)
         return TALLY_API_LATER;
     tally_job_free(job);
@@ -364,8 +364,7 @@ static int handle_primitive(route_ctx *c)
 static int handle_metrics(route_ctx *c)
 {
     c->resp->status = 200;
-    c->resp->body = tally_metrics_render(tally_writer_queue_depth(c->api->writer),
-                                         tally_reader_queue_depth(c->api->reader), &c->resp->body_len);
+    c->resp->body = tally_engine_metrics(c->api->engine, &c->resp->body_len);
     c->resp->content_type = "text/plain; version=0.0.4";
     return TALLY_API_NOW;
 }
@@ -466,3 +465,20 @@ int tally_api_handle(const tally_api *api, const tally_http_request *req, tally_
     }
     return route_api(&c);
 }
+
+int tally_api_local_open(const tally_api *api, tally_engine_local **out, tally_error *err)
+{
+    return tally_engine_local_open(api->engine, out, err);
+}
+
+void tally_api_local_close(tally_engine_local *local) { tally_engine_local_close(local); }
+
+tally_api_answer tally_api_job_answer(const tally_job *job)
+{
+    return (tally_api_answer){.status = job->status, .body = job->body, .body_len = job->body_len,
+                              .retry_after_s = job->retry_after_s};
+}
+
+void *tally_api_job_origin(const tally_job *job) { return job->origin; }
+
+void tally_api_job_release(tally_job *job) { tally_job_free(job); }

@@ -120,7 +120,7 @@ static void drop_session(tally_ws *ws)
 /* Hands a session job to the writer; false when the transaction is no longer open. */
 static bool push_session_job(tally_ws *ws, tally_job *job)
 {
-    if (tally_writer_session_push(ws->api->writer, job) == 0) {
+    if (tally_engine_submit(ws->api->engine, job) == 0) {
         ws->pending++;
         return true;
     }
@@ -163,7 +163,7 @@ static void op_begin(tally_ws *ws, const char *echo, json_t *msg)
     }
     ws->session = tally_session_new(ws->api->schema, timeout, ws->io.conn);
     tally_job *job = new_job(ws, TALLY_JOB_BEGIN, NULL, echo);
-    if (tally_writer_submit(ws->api->writer, job) != 0) {
+    if (tally_engine_submit(ws->api->engine, job) != 0) {
         tally_job_free(job);
         drop_session(ws);
         tally_fail(&err, TALLY_OVERLOADED, NULL, "the server's write queue is full or it is stopping; retry later");
@@ -185,7 +185,7 @@ static void op_lone_step(tally_ws *ws, const char *echo, json_t *step)
     }
     plan->answer_step = plan->nsteps - 1;
     tally_job *job = new_job(ws, TALLY_JOB_NORMAL, plan, echo);
-    int rc = plan->writes ? tally_writer_submit(ws->api->writer, job) : tally_reader_submit(ws->api->reader, job);
+    int rc = tally_engine_submit(ws->api->engine, job);
     if (rc != 0) {
         tally_job_free(job);
         tally_fail(&err, TALLY_OVERLOADED, NULL, "the server's queue is full or it is stopping; retry later");

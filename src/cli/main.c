@@ -1,13 +1,17 @@
 /*
  * main.c — the `tally` command: serve, check-schema, migrate.
  *
- *   tally serve --schema FILE --data DIR --listen HOST:PORT [options]
+ *   tally serve --schema FILE (--data DIR | --db URL) --listen HOST:PORT [options]
  *   tally check-schema FILE
- *   tally migrate --schema FILE --data DIR [--allow-destructive]
+ *   tally migrate --schema FILE (--data DIR | --db URL) [--allow-destructive]
  *
- * Start-up order for serve: schema, data folder lock (flock, so two servers
- * never share one SQLite file), writer connection (durability checked),
- * migration, writer and reader threads, then the HTTP loops.
+ * Every flag may also be given as an environment variable TALLY_<FLAG>
+ * (--db as TALLY_DB, --queue-timeout as TALLY_QUEUE_TIMEOUT); a flag on the
+ * command line wins.
+ *
+ * Start-up order for serve: schema, on SQLite the data folder lock (flock,
+ * so two servers never share one SQLite file), the engine (connections,
+ * durability checked, migration, workers), then the HTTP loops.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,14 +25,14 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "exec/engine.h"
 #include "net/server.h"
-#include "store/store.h"
 
 typedef struct options {
-    const char *schema, *data, *listen;
+    const char *schema, *data, *db, *listen;
     size_t max_body;
     long queue_timeout_ms, queue_max, batch_max;
-    int threads;
+    int threads, sessions;
     int max_txn_steps;
     long max_txn_ms;
     long idempotency_ttl_ms;
@@ -39,13 +43,16 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage:\n"
-            "  tally serve --schema FILE --data DIR --listen HOST:PORT [options]\n"
+            "  tally serve --schema FILE (--data DIR | --db URL) --listen HOST:PORT [options]\n"
             "  tally check-schema FILE\n"
-            "  tally migrate --schema FILE --data DIR [--allow-destructive]\n"
+            "  tally migrate --schema FILE (--data DIR | --db URL) [--allow-destructive]\n"
             "\n"
-            "serve options:\n"
-            "  --schema FILE          models to serve (JSON, see DESIGN.md section 2)\n"
-            "  --data DIR             data folder: tally.db and its WAL; created if missing, locked while served\n"
+            "serve options (each also as an environment variable: --db as TALLY_DB, --max-body as TALLY_MAX_BODY):\n"
+            "  --schema FILE          models to serve (JSON; see docs/schema in the README)\n"
+            "  --data DIR             SQLite: the data folder (tally.db and its WAL); created if missing, locked while\n"
+            "                         served\n"
+            "  --db URL               the database: sqlite:DIR (the same as --data DIR) or\n"
+            "                         postgresql://USER[:PASSWORD]@HOST:PORT/DB, shared by any number of servers\n"
             "  --listen HOST:PORT     address to serve HTTP on (default 127.0.0.1:8080; port 0 picks a free one)\n"
             "  --max-body BYTES       largest request body (default 1048576); larger ones get 413\n"
             "  --queue-timeout MS     a write waiting longer for the writer gets 503, unapplied (default 5000)\n"
@@ -56,8 +63,12 @@ static void usage(FILE *f)
             "  --max-txn-ms MS        longest an interactive (WebSocket) transaction may stay open (default 5000)\n"
             "  --idempotency-ttl-ms MS  how long Idempotency-Key answers are kept (default 86400000, 24 h)\n"
             "  --allow-destructive    let a migration drop models and fields the schema no longer has\n"
-            "  --durability-relaxed   synchronous=NORMAL: a power cut may lose the last commits (a crash of the\n"
-            "                         process still loses nothing); default is FULL, every answered write on disk\n");
+            "  --durability-relaxed   SQLite synchronous=NORMAL: a power cut may lose the last commits (a crash of\n"
+            "                         the process still loses nothing); PostgreSQL synchronous_commit=off: a crash\n"
+            "                         of the database server may lose the last commits. Default: every answered\n"
+            "                         write is on disk\n"
+            "  --sessions N           PostgreSQL: interactive transactions open at once, each on its own\n"
+            "                         connection (default 16); a begin past them waits up to --queue-timeout\n");
 }
 
 static long parse_long(const char *flag, const char *s, long min, long max)
@@ -72,12 +83,38 @@ static long parse_long(const char *flag, const char *s, long min, long max)
     return v;
 }
 
+enum { O_SCHEMA = 256, O_DATA, O_DB, O_SESSIONS, O_LISTEN, O_MAX_BODY, O_QTIMEOUT, O_QMAX, O_BATCH, O_THREADS,
+       O_DESTRUCTIVE, O_RELAXED, O_MAX_TXN_STEPS, O_MAX_TXN_MS, O_IDEM_TTL, O_HELP };
+
+/* Sets the option c (a getopt value) from text v (NULL for a switch). */
+static int apply_option(options *o, int c, const char *v)
+{
+    switch (c) {
+    case O_SCHEMA: o->schema = v; break;
+    case O_DATA: o->data = v; break;
+    case O_DB: o->db = v; break;
+    case O_SESSIONS: o->sessions = (int)parse_long("--sessions", v, 1, 10000); break;
+    case O_LISTEN: o->listen = v; break;
+    case O_MAX_BODY: o->max_body = (size_t)parse_long("--max-body", v, 1, 1L << 30); break;
+    case O_QTIMEOUT: o->queue_timeout_ms = parse_long("--queue-timeout", v, 1, 3600000); break;
+    case O_QMAX: o->queue_max = parse_long("--queue-max", v, 1, 10000000); break;
+    case O_BATCH: o->batch_max = parse_long("--batch-max", v, 1, 100000); break;
+    case O_THREADS: o->threads = (int)parse_long("--threads", v, 1, 256); break;
+    case O_DESTRUCTIVE: o->allow_destructive = true; break;
+    case O_RELAXED: o->relaxed = true; break;
+    case O_IDEM_TTL: o->idempotency_ttl_ms = parse_long("--idempotency-ttl-ms", v, 1000, 365L * 86400000); break;
+    case O_MAX_TXN_MS: o->max_txn_ms = parse_long("--max-txn-ms", v, 1, 3600000); break;
+    case O_MAX_TXN_STEPS: o->max_txn_steps = (int)parse_long("--max-txn-steps", v, 1, 100000); break;
+    default: return -1;
+    }
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, options *o)
 {
-    enum { O_SCHEMA = 256, O_DATA, O_LISTEN, O_MAX_BODY, O_QTIMEOUT, O_QMAX, O_BATCH, O_THREADS, O_DESTRUCTIVE,
-           O_RELAXED, O_MAX_TXN_STEPS, O_MAX_TXN_MS, O_IDEM_TTL, O_HELP };
     static const struct option longopts[] = {
         {"schema", required_argument, 0, O_SCHEMA},       {"data", required_argument, 0, O_DATA},
+        {"db", required_argument, 0, O_DB},               {"sessions", required_argument, 0, O_SESSIONS},
         {"listen", required_argument, 0, O_LISTEN},       {"max-body", required_argument, 0, O_MAX_BODY},
         {"queue-timeout", required_argument, 0, O_QTIMEOUT}, {"queue-max", required_argument, 0, O_QMAX},
         {"batch-max", required_argument, 0, O_BATCH},     {"threads", required_argument, 0, O_THREADS},
@@ -86,26 +123,35 @@ static int parse_args(int argc, char **argv, options *o)
         {"max-txn-ms", required_argument, 0, O_MAX_TXN_MS},
         {"idempotency-ttl-ms", required_argument, 0, O_IDEM_TTL},
         {"help", no_argument, 0, O_HELP},                 {0, 0, 0, 0}};
+    /* TALLY_<FLAG> first, so that the command line wins. */
+    for (const struct option *lo = longopts; lo->name; lo++) {
+        char env[64] = "TALLY_";
+        size_t n = strlen(env);
+        for (const char *p = lo->name; *p && n + 1 < sizeof env; p++)
+            env[n++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+        env[n] = '\0';
+        const char *v = getenv(env);
+        if (!v || lo->val == O_HELP)
+            continue;
+        if (lo->has_arg == no_argument && strcmp(v, "1") != 0 && strcmp(v, "true") != 0)
+            continue;
+        if (apply_option(o, lo->val, v) != 0)
+            return -1;
+    }
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case O_SCHEMA: o->schema = optarg; break;
-        case O_DATA: o->data = optarg; break;
-        case O_LISTEN: o->listen = optarg; break;
-        case O_MAX_BODY: o->max_body = (size_t)parse_long("--max-body", optarg, 1, 1L << 30); break;
-        case O_QTIMEOUT: o->queue_timeout_ms = parse_long("--queue-timeout", optarg, 1, 3600000); break;
-        case O_QMAX: o->queue_max = parse_long("--queue-max", optarg, 1, 10000000); break;
-        case O_BATCH: o->batch_max = parse_long("--batch-max", optarg, 1, 100000); break;
-        case O_THREADS: o->threads = (int)parse_long("--threads", optarg, 1, 256); break;
-        case O_DESTRUCTIVE: o->allow_destructive = true; break;
-        case O_RELAXED: o->relaxed = true; break;
-        case O_IDEM_TTL: o->idempotency_ttl_ms = parse_long("--idempotency-ttl-ms", optarg, 1000, 365L * 86400000); break;
-        case O_MAX_TXN_MS: o->max_txn_ms = parse_long("--max-txn-ms", optarg, 1, 3600000); break;
-        case O_MAX_TXN_STEPS: o->max_txn_steps = (int)parse_long("--max-txn-steps", optarg, 1, 100000); break;
-        case 'h':
-        case O_HELP: usage(stdout); exit(0);
-        default: usage(stderr); return -1;
+        if (c == 'h' || c == O_HELP) {
+            usage(stdout);
+            exit(0);
         }
+        if (apply_option(o, c, optarg) != 0) {
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tally: unexpected argument '%s'\n", argv[optind]);
+        return -1;
     }
     return 0;
 }
@@ -155,36 +201,45 @@ static int lock_data_dir(const char *dir)
     return fd; /* kept open: the lock lasts as long as the process */
 }
 
-typedef struct workers {
-    tally_writer *writer;
-    tally_reader *reader;
-} workers;
-
-static void drain(void *arg)
+/* The database the options name: db (a URL for the engine) and, on SQLite,
+ * the data folder that serve and migrate lock.  -1 after saying what is wrong. */
+static int resolve_db(const options *o, char *db, size_t cap, const char **sqlite_dir)
 {
-    workers *w = arg;
-    tally_writer_stop(w->writer);
-    tally_reader_stop(w->reader);
-}
-
-/* Opens the writer connection and migrates; shared by serve and migrate. */
-static int open_and_migrate(const options *o, const tally_schema *schema, char *db_path, size_t db_len,
-                            tally_store **out)
-{
-    tally_error err;
-    snprintf(db_path, db_len, "%s/tally.db", o->data);
-    tally_store_options so = {.role = TALLY_STORE_WRITER, .relaxed_durability = o->relaxed};
-    if (tally_store_open(db_path, schema, &so, out, &err)) {
-        fprintf(stderr, "tally: %s\n", err.message);
+    *sqlite_dir = NULL;
+    if (o->data && o->db) {
+        fprintf(stderr, "tally: give either --data DIR or --db URL, not both\n");
         return -1;
     }
-    if (tally_store_migrate(*out, o->allow_destructive, &err)) {
-        fprintf(stderr, "tally: schema change refused: %s\n", err.message);
-        tally_store_close(*out);
+    if (!o->data && !o->db) {
+        fprintf(stderr, "tally: --data DIR (SQLite) or --db URL (sqlite:DIR or postgresql://…) is required\n");
         return -1;
     }
+    const char *target;
+    if (o->db && tally_backend_for(o->db, &target) != &tally_sqlite_backend) {
+        snprintf(db, cap, "%s", o->db);
+        return 0;
+    }
+    *sqlite_dir = o->data ? o->data : target;
+    if (!**sqlite_dir) {
+        fprintf(stderr, "tally: --db sqlite:DIR needs a folder after 'sqlite:'\n");
+        return -1;
+    }
+    snprintf(db, cap, "%s/tally.db", *sqlite_dir);
     return 0;
 }
+
+static tally_engine_options engine_options(const options *o, const char *db)
+{
+    return (tally_engine_options){
+        .db = db, .relaxed_durability = o->relaxed, .allow_destructive = o->allow_destructive,
+        .writer = {.queue_max = (size_t)o->queue_max, .batch_max = (size_t)o->batch_max,
+                   .queue_timeout_ms = (uint64_t)o->queue_timeout_ms,
+                   .idempotency_ttl_ms = (uint64_t)o->idempotency_ttl_ms},
+        .sessions = o->sessions,
+    };
+}
+
+static void drain(void *arg) { tally_engine_stop(arg); }
 
 static int load_schema(const char *path, tally_schema **schema)
 {
@@ -203,48 +258,56 @@ static int load_schema(const char *path, tally_schema **schema)
 static int cmd_serve(options *o)
 {
     tally_schema *schema = NULL;
-    char host[256], db_path[PATH_MAX];
+    char host[256], db[PATH_MAX + 16];
+    const char *dir;
     int port;
-    if (!o->data) {
-        fprintf(stderr, "tally: --data DIR is required\n");
+    if (resolve_db(o, db, sizeof db, &dir))
         return 2;
-    }
     if (split_listen(o->listen ? o->listen : "127.0.0.1:8080", host, sizeof host, &port)) {
         fprintf(stderr, "tally: --listen takes HOST:PORT, such as 127.0.0.1:8080, not '%s'\n", o->listen);
         return 2;
     }
-    if (load_schema(o->schema, &schema) || lock_data_dir(o->data) < 0)
+    if (load_schema(o->schema, &schema) || (dir && lock_data_dir(dir) < 0))
         return 1;
-    tally_store *wstore, *rstore;
+    tally_engine *engine;
     tally_error err;
-    if (open_and_migrate(o, schema, db_path, sizeof db_path, &wstore))
-        return 1;
-    tally_store_options ro = {.role = TALLY_STORE_READER};
-    if (tally_store_open(db_path, schema, &ro, &rstore, &err)) {
+    tally_engine_options eo = engine_options(o, db);
+    if (tally_engine_open(schema, &eo, &engine, &err)) {
         fprintf(stderr, "tally: %s\n", err.message);
+        tally_schema_free(schema);
         return 1;
     }
-    workers w = {0};
-    tally_writer_options wo = {.queue_max = (size_t)o->queue_max, .batch_max = (size_t)o->batch_max,
-                               .queue_timeout_ms = (uint64_t)o->queue_timeout_ms,
-                               .idempotency_ttl_ms = (uint64_t)o->idempotency_ttl_ms};
-    if (tally_writer_start(wstore, &wo, &w.writer, &err) || tally_reader_start(rstore, 10000, &w.reader, &err)) {
-        fprintf(stderr, "tally: %s\n", err.message);
-        return 1;
-    }
-    tally_api api = {.schema = schema, .writer = w.writer, .reader = w.reader, .max_body = o->max_body,
+    tally_api api = {.schema = schema, .engine = engine, .max_body = o->max_body,
                      .max_txn_steps = o->max_txn_steps, .max_txn_ms = (uint64_t)o->max_txn_ms};
     tally_server_options so = {.host = host, .port = port, .threads = o->threads, .api = &api,
-                               .db_path = db_path, .schema = schema, .drain = drain, .drain_arg = &w};
+                               .drain = drain, .drain_arg = engine};
     int rc = tally_server_run(&so, &err);
     if (rc)
         fprintf(stderr, "tally: %s\n", err.message);
-    drain(&w);
-    tally_writer_free(w.writer); /* closes the writer connection: SQLite checkpoints on close */
-    tally_reader_free(w.reader);
+    tally_engine_close(engine);
     tally_schema_free(schema);
     if (rc == 0)
         fprintf(stderr, "tally: stopped cleanly\n");
+    return rc ? 1 : 0;
+}
+
+static int cmd_migrate(options *o)
+{
+    tally_schema *schema;
+    char db[PATH_MAX + 16];
+    const char *dir;
+    tally_error err;
+    if (resolve_db(o, db, sizeof db, &dir))
+        return 2;
+    if (load_schema(o->schema, &schema) || (dir && lock_data_dir(dir) < 0))
+        return 1;
+    tally_engine_options eo = engine_options(o, db);
+    int rc = tally_engine_migrate(schema, &eo, &err);
+    if (rc)
+        fprintf(stderr, "tally: %s\n", err.message);
+    else
+        printf("tally: the database matches %s\n", o->schema);
+    tally_schema_free(schema);
     return rc ? 1 : 0;
 }
 
@@ -269,24 +332,12 @@ int main(int argc, char **argv)
         tally_schema_free(schema);
         return 0;
     }
+    if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0) {
+        fprintf(stderr, "tally: unknown command '%s'\n", cmd);
+        usage(stderr);
+        return 2;
+    }
     if (parse_args(argc - 1, argv + 1, &o))
         return 2;
-    if (strcmp(cmd, "serve") == 0)
-        return cmd_serve(&o);
-    if (strcmp(cmd, "migrate") == 0) {
-        tally_schema *schema;
-        tally_store *st;
-        char db_path[PATH_MAX];
-        if (!o.data || load_schema(o.schema, &schema) || lock_data_dir(o.data) < 0)
-            return o.data ? 1 : (fprintf(stderr, "tally: --data DIR is required\n"), 2);
-        if (open_and_migrate(&o, schema, db_path, sizeof db_path, &st))
-            return 1;
-        tally_store_close(st);
-        tally_schema_free(schema);
-        printf("tally: %s matches %s\n", db_path, o.schema);
-        return 0;
-    }
-    fprintf(stderr, "tally: unknown command '%s'\n", cmd);
-    usage(stderr);
-    return 2;
+    return strcmp(cmd, "serve") == 0 ? cmd_serve(&o) : cmd_migrate(&o);
 }

@@ -12,6 +12,7 @@
 #define TALLY_CORE_ERROR_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /*     name                 status  generic text */
@@ -53,6 +54,10 @@ typedef struct tally_error {
     char path[256];    /* where in the request ("email", "_atomics.stock"), or "" */
     int step;          /* in a transaction: the 0-based index of the failing step, else -1 */
     char step_as[64];  /* that step's "as" name, or "" */
+    /* The database gave up on the transaction for a reason that running it
+     * again may cure (PostgreSQL serialization failure 40001, deadlock 40P01):
+     * set beside CONFLICT; cleared by tally_fail and tally_error_clear. */
+    bool rerun;
 } tally_error;
 
 /* The code's name ("NOT_FOUND"), HTTP status (404) and generic text. */

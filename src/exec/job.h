@@ -16,7 +16,7 @@
 
 #include "core/error.h"
 #include "core/plan.h"
-#include "store/store.h"
+#include "store/backend.h"
 
 typedef struct tally_job tally_job;
 struct tally_session;

@@ -4,13 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "store/sync_vfs.h"
 
 tally_metrics tally_metrics_global;
 
 #define GET(name) ((unsigned long long)atomic_load_explicit(&tally_metrics_global.name, memory_order_relaxed))
 
-char *tally_metrics_render(size_t write_queue_depth, size_t read_queue_depth, size_t *len)
+char *tally_metrics_render(const tally_backend_ops *backend, size_t write_queue_depth, size_t read_queue_depth,
+                           size_t open_sessions, size_t *len)
 {
     char *out = NULL;
     size_t n = 0;
@@ -24,8 +24,6 @@ char *tally_metrics_render(size_t write_queue_depth, size_t read_queue_depth, si
             "# TYPE tally_batches_total counter\ntally_batches_total %llu\n"
             "# HELP tally_failed_batches_total Batches the database aborted or could not commit.\n"
             "# TYPE tally_failed_batches_total counter\ntally_failed_batches_total %llu\n"
-            "# HELP tally_fsyncs_total fsync/fdatasync calls SQLite made (counted by a VFS shim).\n"
-            "# TYPE tally_fsyncs_total counter\ntally_fsyncs_total %llu\n"
             "# HELP tally_checkpoints_total WAL checkpoints run by the writer between batches.\n"
             "# TYPE tally_checkpoints_total counter\ntally_checkpoints_total %llu\n"
             "# HELP tally_reads_total Read requests answered.\n"
@@ -37,10 +35,16 @@ char *tally_metrics_render(size_t write_queue_depth, size_t read_queue_depth, si
             "# HELP tally_queue_depth Writes waiting for the writer.\n"
             "# TYPE tally_queue_depth gauge\ntally_queue_depth %zu\n"
             "# HELP tally_read_queue_depth Reads waiting for the reader.\n"
-            "# TYPE tally_read_queue_depth gauge\ntally_read_queue_depth %zu\n",
+            "# TYPE tally_read_queue_depth gauge\ntally_read_queue_depth %zu\n"
+            "# HELP tally_open_sessions Interactive transactions open or waiting for a connection of their own.\n"
+            "# TYPE tally_open_sessions gauge\ntally_open_sessions %zu\n"
+            "# HELP tally_backend_info The storage backend serving this database.\n"
+            "# TYPE tally_backend_info gauge\ntally_backend_info{backend=\"%s\"} 1\n",
             GET(writes), GET(write_errors), GET(batches), GET(failed_batches),
-            (unsigned long long)tally_sync_vfs_count(), GET(checkpoints), GET(reads), GET(rejected), GET(max_batch),
-            write_queue_depth, read_queue_depth);
+            GET(checkpoints), GET(reads), GET(rejected), GET(max_batch), write_queue_depth, read_queue_depth,
+            open_sessions, backend->name);
+    if (backend->metrics)
+        backend->metrics(f); /* the backend's own counters (SQLite: fsyncs seen by its VFS shim) */
     fclose(f);
     *len = n;
     return out;

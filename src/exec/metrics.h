@@ -1,8 +1,8 @@
 /*
  * metrics.h — process-wide counters for GET /metrics (Prometheus text).
  * Updated with relaxed atomics by the workers; read by any thread.
- * `tally_fsyncs_total` is not counted here but by the VFS shim
- * (store/sync_vfs.h), which sees every real sync SQLite asks for.
+ * A backend adds its own lines (SQLite's `tally_fsyncs_total` is counted by
+ * its VFS shim, which sees every real sync SQLite asks for).
  */
 #ifndef TALLY_EXEC_METRICS_H
 #define TALLY_EXEC_METRICS_H
@@ -10,6 +10,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "store/backend.h"
 
 typedef struct tally_metrics {
     atomic_uint_least64_t writes;          /* write requests applied and committed */
@@ -26,7 +28,9 @@ extern tally_metrics tally_metrics_global;
 
 #define TALLY_METRIC_ADD(name, n) atomic_fetch_add_explicit(&tally_metrics_global.name, (n), memory_order_relaxed)
 
-/* Prometheus text for every counter plus the given gauges; malloc'ed, *len set. */
-char *tally_metrics_render(size_t write_queue_depth, size_t read_queue_depth, size_t *len);
+/* Prometheus text for every counter plus the given gauges and the backend's
+ * own lines; malloc'ed, *len set. */
+char *tally_metrics_render(const tally_backend_ops *backend, size_t write_queue_depth, size_t read_queue_depth,
+                           size_t open_sessions, size_t *len);
 
 #endif

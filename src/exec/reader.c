@@ -11,10 +11,16 @@
 
 #define READER_BATCH 64
 
-struct tally_reader {
-    tally_store *store;
-    tally_queue queue;
+typedef struct reader_thread {
+    struct tally_reader *r;
+    tally_store *store; /* owned */
     pthread_t thread;
+} reader_thread;
+
+struct tally_reader {
+    tally_queue queue; /* shared by every thread: whichever is free takes the next reads */
+    reader_thread *threads;
+    int n, started;
     bool stopped; /* touched only by the thread that starts and stops */
 };
 
@@ -29,27 +35,38 @@ void tally_read_here(tally_store *store, tally_job *job)
 
 static void *reader_main(void *arg)
 {
-    tally_reader *r = arg;
+    reader_thread *t = arg;
     size_t n;
     tally_job *batch;
-    while ((batch = tally_queue_pop_batch(&r->queue, READER_BATCH, &n)) != NULL)
+    /* With several threads, each takes a few reads at a time so that the others get some. */
+    size_t most = t->r->n > 1 ? 4 : READER_BATCH;
+    while ((batch = tally_queue_pop_batch(&t->r->queue, most, &n)) != NULL)
         for (tally_job *job = batch, *next; job; job = next) {
             next = job->next;
-            tally_read_here(r->store, job);
+            tally_read_here(t->store, job);
             job->complete(job);
         }
     return NULL;
 }
 
-int tally_reader_start(tally_store *store, size_t queue_max, tally_reader **out, tally_error *err)
+int tally_reader_start(tally_store **stores, int n, size_t queue_max, tally_reader **out, tally_error *err)
 {
     tally_reader *r = calloc(1, sizeof *r);
-    r->store = store;
+    if (!r)
+        abort();
+    r->n = n;
+    r->threads = calloc((size_t)n, sizeof *r->threads);
     tally_queue_init(&r->queue, queue_max ? queue_max : 10000);
-    if (pthread_create(&r->thread, NULL, reader_main, r) != 0) {
-        tally_queue_destroy(&r->queue);
-        free(r);
-        return tally_fail(err, TALLY_INTERNAL, NULL, "cannot start the reader thread");
+    for (int i = 0; i < n; i++) {
+        r->threads[i].r = r;
+        r->threads[i].store = stores[i];
+    }
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&r->threads[i].thread, NULL, reader_main, &r->threads[i]) != 0) {
+            tally_reader_free(r);
+            return tally_fail(err, TALLY_INTERNAL, NULL, "cannot start the reader threads");
+        }
+        r->started++;
     }
     *out = r;
     return 0;
@@ -69,7 +86,8 @@ void tally_reader_stop(tally_reader *r)
         return;
     r->stopped = true;
     tally_queue_close(&r->queue);
-    pthread_join(r->thread, NULL);
+    for (int i = 0; i < r->started; i++)
+        pthread_join(r->threads[i].thread, NULL);
 }
 
 void tally_reader_free(tally_reader *r)
@@ -78,6 +96,8 @@ void tally_reader_free(tally_reader *r)
         return;
     tally_reader_stop(r);
     tally_queue_destroy(&r->queue);
-    tally_store_close(r->store);
+    for (int i = 0; i < r->n; i++)
+        tally_store_close(r->threads[i].store);
+    free(r->threads);
     free(r);
 }

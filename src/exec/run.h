@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "core/plan.h"
-#include "store/store.h"
+#include "store/backend.h"
 
 /* Returns 0, or -code with err filled and plan->failed_step set; in a
  * transaction err->step names the client's step.  The caller rolls back. */

@@ -3,6 +3,9 @@
 
 #include <stdlib.h>
 
+#include "exec/job.h"
+#include "exec/queue.h"
+
 tally_session *tally_session_new(const tally_schema *schema, uint64_t timeout_ms, void *origin)
 {
     tally_session *s = calloc(1, sizeof *s);
@@ -43,6 +46,27 @@ int tally_session_leave_waiting(tally_session *s, tally_session_state to)
     int rc = s->state == TALLY_SESSION_WAITING ? 0 : -1;
     if (rc == 0)
         s->state = to;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int tally_session_activate(tally_session *s, struct tally_queue *calls)
+{
+    pthread_mutex_lock(&s->mu);
+    int rc = s->state == TALLY_SESSION_WAITING ? 0 : -1;
+    if (rc == 0) {
+        s->calls = calls;
+        s->state = TALLY_SESSION_ACTIVE;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int tally_session_push(tally_job *job)
+{
+    tally_session *s = job->session;
+    pthread_mutex_lock(&s->mu);
+    int rc = s->state == TALLY_SESSION_ACTIVE && tally_queue_push(s->calls, job) == 0 ? 0 : -1;
     pthread_mutex_unlock(&s->mu);
     return rc;
 }

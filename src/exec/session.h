@@ -41,6 +41,7 @@ typedef struct tally_session {
     uint64_t timeout_ms;       /* from activation */
     tally_plan *plan;          /* the steps so far; see above for ownership */
     void *origin;              /* the connection, for the timeout event */
+    struct tally_queue *calls; /* the runner's queue its steps go to; set when it becomes ACTIVE */
 } tally_session;
 
 /* A new session (refs 1, WAITING) with an empty transaction plan. */
@@ -51,6 +52,15 @@ void tally_session_unref(tally_session *s);
 tally_session_state tally_session_get_state(tally_session *s);
 /* WAITING -> to, atomically; returns 0, or -1 if the state was something else. */
 int tally_session_leave_waiting(tally_session *s, tally_session_state to);
+/* WAITING -> ACTIVE with its calls going to `calls` (the runner's queue);
+ * 0, or -1 if the state was something else (the client left meanwhile). */
+int tally_session_activate(tally_session *s, struct tally_queue *calls);
+/* Hands a step, commit or rollback job to the runner serving its session:
+ * 0, or -1 when the session is not ACTIVE (the job stays the caller's).
+ * Checked and pushed under the session's lock, so the runner cannot end the
+ * session in between and leave the job behind. */
+struct tally_job;
+int tally_session_push(struct tally_job *job);
 /* Marks the session DONE with a reason; returns the state it had. */
 tally_session_state tally_session_finish(tally_session *s, const char *reason);
 

@@ -15,6 +15,9 @@
 #include "exec/queue.h"
 #include "exec/run.h"
 #include "exec/session.h"
+#include "exec/session_run.h"
+
+#define WRITER_RERUNS 3 /* runs of a job the database asked to run again, after the first */
 
 struct tally_writer {
     tally_store *store;
@@ -99,6 +102,14 @@ static job_outcome run_job(tally_writer *w, tally_job *job)
         return JOB_BROKEN;
     }
     job->rc = tally_run_plan(w->store, job->plan, &job->err);
+    /* The database gave up on it for a reason a second run may cure (a
+     * PostgreSQL deadlock or serialization failure against another
+     * connection): run it again, invisibly, a few times. */
+    for (int again = 0; job->rc != 0 && job->err.rerun && again < WRITER_RERUNS; again++) {
+        if (!tally_store_in_transaction(w->store) || tally_store_rollback_to(w->store, &err))
+            return JOB_BROKEN;
+        job->rc = tally_run_plan(w->store, job->plan, &job->err);
+    }
     if (job->rc != 0) {
         if (!tally_store_in_transaction(w->store) || tally_store_rollback_to(w->store, &err))
             return JOB_BROKEN;
@@ -253,129 +264,6 @@ static uint64_t tend_waiters(tally_writer *w)
     return next_due;
 }
 
-/* ---- interactive transactions ------------------------------------------------ */
-
-/* Ends the session's transaction on the database and refuses whatever of it is still queued. */
-static void end_session(tally_writer *w, tally_session *s, bool commit, tally_error *err, int *rc)
-{
-    *rc = 0;
-    if (commit && tally_store_commit(w->store, err) != 0) {
-        *rc = -(int)err->code;
-        commit = false;
-    }
-    if (!commit)
-        tally_store_rollback(w->store);
-    else
-        TALLY_METRIC_ADD(batches, 1);
-}
-
-/*
- * BEGIN waits for the running batch's COMMIT (the caller commits it first),
- * then owns the write connection: only this session's steps run until it
- * commits, rolls back, or its timeout passes.  Other writes wait in the queue.
- */
-/* Every session ends with one EVENT job back to its connection (silent unless
- * it timed out), so the connection knows the writer is done with it. */
-static void end_event(tally_session *s, void (*render)(tally_job *), void (*complete)(tally_job *), bool timeout)
-{
-    tally_job *event = tally_job_new(NULL);
-    event->kind = TALLY_JOB_EVENT;
-    event->session = s;
-    tally_session_ref(s);
-    event->origin = s->origin;
-    event->render = render;
-    event->complete = complete;
-    event->rc = timeout ? -TALLY_TIMEOUT : 0;
-    render(event);
-    complete(event);
-}
-
-/* Runs the session's calls until it commits, rolls back or times out; returns true on a timeout. */
-static bool serve_session(tally_writer *w, tally_session *s)
-{
-    tally_error err;
-    uint64_t deadline = tally_clock_ns() + s->timeout_ms * 1000000u;
-    for (;;) {
-        tally_job *job = tally_queue_pop_until(&w->session_queue, deadline);
-        if (!job) { /* timeout: roll back; the end event tells the client */
-            tally_session_finish(s, "timeout");
-            tally_store_rollback(w->store);
-            return true;
-        }
-        int rc = 0;
-        bool done = true;
-        switch (job->kind) {
-        case TALLY_JOB_STEP:
-            s->plan->now_ms = tally_now_ms();
-            job->rc = tally_run_plan_from(w->store, s->plan, job->from_step, &job->err);
-            done = job->rc != 0; /* a failing step rolls the whole transaction back */
-            if (done) {
-                tally_session_finish(s, "a step failed");
-                end_session(w, s, false, &err, &rc);
-            }
-            break;
-        case TALLY_JOB_COMMIT:
-            tally_session_finish(s, "committed");
-            end_session(w, s, true, &err, &rc);
-            if (rc) {
-                job->rc = rc;
-                job->err = err;
-            }
-            break;
-        default: /* ROLLBACK */
-            tally_session_finish(s, "rolled back");
-            end_session(w, s, false, &err, &rc);
-            break;
-        }
-        job->render(job);
-        job->complete(job);
-        if (done)
-            return false;
-    }
-}
-
-/*
- * BEGIN waits for the running batch's COMMIT (the caller commits it first),
- * then owns the write connection: only this session's steps run until it
- * commits, rolls back, or its timeout passes.  Other writes wait in the queue.
- */
-static void run_session(tally_writer *w, tally_job *begin)
-{
-    tally_session *s = begin->session;
-    tally_session_ref(s); /* ours until the end event is out */
-    /* begin is the loop's again (and may be freed) once completed: keep what the end event needs. */
-    void (*render)(tally_job *) = begin->render, (*complete)(tally_job *) = begin->complete;
-    tally_error err;
-    bool timed_out = false;
-    if (begin->deadline_ns && tally_clock_ns() > begin->deadline_ns) {
-        tally_session_leave_waiting(s, TALLY_SESSION_DONE);
-        fail_job(begin, TALLY_OVERLOADED, "begin waited in the queue past --queue-timeout; retry later");
-        begin->complete(begin);
-    } else if (tally_session_leave_waiting(s, TALLY_SESSION_ACTIVE) != 0) { /* the client left meanwhile */
-        begin->rc = 0;
-        begin->render(begin);
-        begin->complete(begin);
-    } else if (tally_store_begin(w->store, &err) != 0) {
-        tally_session_finish(s, "failed");
-        fail_job(begin, TALLY_UNAVAILABLE, "the database could not begin the transaction; retry");
-        begin->complete(begin);
-    } else {
-        begin->rc = 0;
-        begin->render(begin);
-        begin->complete(begin);
-        timed_out = serve_session(w, s);
-    }
-    /* A job pushed while the session was ending (a rollback from a dropped
-     * connection, a step racing the timeout) is answered, not left behind. */
-    tally_job *late;
-    while ((late = tally_queue_pop_until(&w->session_queue, 0)) != NULL) {
-        fail_job(late, TALLY_CONFLICT, "the transaction has already ended; nothing of it was applied");
-        late->complete(late);
-    }
-    end_event(s, render, complete, timed_out);
-    tally_session_unref(s);
-}
-
 /* Runs popped jobs in order: plain writes as group-commit batches, a BEGIN as a session between them. */
 static void run_jobs(tally_writer *w, tally_job *list)
 {
@@ -395,7 +283,7 @@ static void run_jobs(tally_writer *w, tally_job *list)
             tally_job *begin = list;
             list = list->next;
             begin->next = NULL;
-            run_session(w, begin);
+            tally_session_run(w->store, &w->session_queue, begin);
         }
     }
 }
@@ -427,7 +315,7 @@ static void *writer_main(void *arg)
         if (batch)
             run_jobs(w, batch);
         due = tally_lock_waits_any(&w->waits) ? tend_waiters(w) : 0;
-        if (tally_store_maybe_checkpoint(w->store))
+        if (tally_store_maintain(w->store))
             TALLY_METRIC_ADD(checkpoints, 1);
         maybe_sweep(w);
     }
@@ -444,8 +332,11 @@ int tally_writer_start(tally_store *store, const tally_writer_options *opt, tall
     tally_writer *w = calloc(1, sizeof *w);
     w->store = store;
     w->opt = *opt;
-    if (!w->opt.batch_max)
-        w->opt.batch_max = 256;
+    /* A batch is one transaction: the backend says how many requests fit
+     * (PostgreSQL: its savepoint budget). */
+    size_t most = (size_t)tally_store_caps(store)->batch_max;
+    if (!w->opt.batch_max || w->opt.batch_max > most)
+        w->opt.batch_max = most;
     if (!w->opt.queue_max)
         w->opt.queue_max = 10000;
     if (!w->opt.idempotency_ttl_ms)
@@ -477,17 +368,6 @@ int tally_writer_submit(tally_writer *w, tally_job *job)
 }
 
 size_t tally_writer_queue_depth(tally_writer *w) { return tally_queue_depth(&w->queue); }
-
-int tally_writer_session_push(tally_writer *w, tally_job *job)
-{
-    tally_session *s = job->session;
-    /* Under the session's lock, so that the writer cannot end the session
-     * between the check and the push and leave the job behind. */
-    pthread_mutex_lock(&s->mu);
-    int rc = s->state == TALLY_SESSION_ACTIVE && tally_queue_push(&w->session_queue, job) == 0 ? 0 : -1;
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
 
 void tally_writer_stop(tally_writer *w)
 {

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "exec/job.h"
-#include "store/store.h"
+#include "store/backend.h"
 
 typedef struct tally_writer tally_writer;
 
@@ -33,10 +33,9 @@ int tally_writer_start(tally_store *store, const tally_writer_options *opt, tall
 int tally_writer_submit(tally_writer *w, tally_job *job);
 size_t tally_writer_queue_depth(tally_writer *w);
 /* Interactive transactions: a BEGIN job goes through tally_writer_submit
- * (it queues behind the writes before it); the session's STEP, COMMIT and
- * ROLLBACK jobs go here, and are taken only while the session is ACTIVE.
- * Returns 0, or -1 when the session is not active (the job stays the caller's). */
-int tally_writer_session_push(tally_writer *w, tally_job *job);
+ * when the backend's sessions own the writer (SQLite): it queues behind the
+ * writes before it, and its calls go to the writer's session queue through
+ * tally_session_push while it is ACTIVE. */
 /* Refuses new jobs (submit answers -TALLY_OVERLOADED from now on), runs and
  * completes every queued one, and joins the thread.  Safe to call twice. */
 void tally_writer_stop(tally_writer *w);

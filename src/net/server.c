@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 #include "api/ws.h"
-#include "store/store.h"
 
 typedef struct server server;
 
@@ -40,7 +39,7 @@ typedef struct loop_thread {
     h2o_multithread_receiver_t ws_rx;   /* answers for WebSocket connections */
     uv_async_t wake;                    /* commands from the main thread */
     atomic_int command;                 /* CMD_* */
-    tally_store *store;                 /* this loop's read-only connection */
+    tally_engine_local *local;          /* this loop's in-place read context (opaque; NULL if none) */
 } loop_thread;
 
 enum { CMD_NONE, CMD_CLOSE_LISTENER, CMD_STOP };
@@ -120,7 +119,7 @@ static void on_guard_dispose(void *arg)
 /* Worker thread: the job's outcome is final; post it to the loop that owns the request. */
 static void on_job_complete(tally_job *job)
 {
-    pending *p = job->origin;
+    pending *p = tally_api_job_origin(job);
     p->job = job;
     h2o_multithread_send_message(&p->thread->done_rx, &p->msg);
 }
@@ -135,10 +134,10 @@ static void on_answers(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages)
         pending *p = (pending *)msg;
         if (p->req) {
             p->guard->p = NULL;
-            send_answer(p->req, p->job->status, "application/json", NULL, p->job->retry_after_s, p->job->body,
-                        p->job->body_len);
+            tally_api_answer a = tally_api_job_answer(p->job);
+            send_answer(p->req, a.status, "application/json", NULL, a.retry_after_s, a.body, a.body_len);
         }
-        tally_job_free(p->job);
+        tally_api_job_release(p->job);
         free(p);
         atomic_fetch_sub(&t->srv->inflight, 1);
     }
@@ -192,7 +191,7 @@ static void ws_send(void *arg, const char *text, size_t len)
 /* Worker thread: a job of a WebSocket connection is done; post it to the connection's loop. */
 static void ws_job_complete(tally_job *job)
 {
-    ws_conn *c = job->origin;
+    ws_conn *c = tally_api_job_origin(job);
     ws_answer *a = calloc(1, sizeof *a); /* an unlinked message is all zeroes */
     if (!a)
         abort();
@@ -208,7 +207,7 @@ static void on_ws_answers(h2o_multithread_receiver_t *rx, h2o_linklist_t *messag
         h2o_linklist_unlink(&msg->link);
         ws_answer *a = (ws_answer *)msg;
         tally_job *job = a->job;
-        ws_conn *c = job->origin;
+        ws_conn *c = tally_api_job_origin(job);
         free(a);
         c->depth++;
         if (tally_ws_job_done(c->ws, job)) {
@@ -281,7 +280,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         .body = req->entity.base, .body_len = req->entity.base ? req->entity.len : 0,
         .idem_key = idem >= 0 ? req->headers.entries[idem].value.base : NULL,
         .idem_key_len = idem >= 0 ? req->headers.entries[idem].value.len : 0,
-        .local_store = t->store, .complete = on_job_complete, .origin = p,
+        .local = t->local, .complete = on_job_complete, .origin = p,
     };
     tally_http_response resp;
     atomic_fetch_add(&srv->inflight, 1);
@@ -406,8 +405,7 @@ int tally_server_run(const tally_server_options *opt, tally_error *err)
             rc = t->listen_fd;
             goto stop;
         }
-        tally_store_options so = {.role = TALLY_STORE_READER};
-        if ((rc = tally_store_open(opt->db_path, opt->schema, &so, &t->store, err)))
+        if ((rc = tally_api_local_open(opt->api, &t->local, err)))
             goto stop;
         uv_loop_init(&t->loop);
         h2o_context_init(&t->ctx, &t->loop, &srv.config);
@@ -447,7 +445,7 @@ stop:
     for (int i = 0; i < started; i++)
         pthread_join(srv.threads[i].tid, NULL);
     for (int i = 0; i < srv.nthreads; i++)
-        tally_store_close(srv.threads[i].store);
+        tally_api_local_close(srv.threads[i].local);
     free(srv.threads);
     return rc;
 }

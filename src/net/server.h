@@ -1,6 +1,7 @@
 /*
  * server.h — the HTTP front: h2o on libuv, one event loop per thread, each
- * with its own listening socket (SO_REUSEPORT) and its own read-only store.
+ * with its own listening socket (SO_REUSEPORT) and its own in-place read
+ * context from the API layer (opaque: net/ holds no database handle).
  *
  * A loop thread never waits on the writer: a write becomes a job, and its
  * answer comes back through the loop's h2o_multithread queue.  If the client
@@ -20,8 +21,6 @@ typedef struct tally_server_options {
     int port;                  /* 0 picks a free one */
     int threads;               /* event loops; 0 = one per core */
     const tally_api *api;      /* borrowed */
-    const char *db_path;       /* for each loop's read-only connection */
-    const tally_schema *schema;
     /* Called once on SIGINT/SIGTERM after the listeners are closed: stop the
      * workers so that every queued job is run and answered. */
     void (*drain)(void *arg);

@@ -19,7 +19,7 @@
 
 #include "core/schema.h"
 #include "exec/writer.h"
-#include "store/store.h"
+#include "store/backend.h"
 #include "shop_json.h"
 #include "writer_util.h"
 

@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store/sync_vfs.h"
+#include "store/sqlite/sync_vfs.h"
 #include "test_util.h"
 
 static char g_dir[PATH_MAX];

@@ -29,7 +29,7 @@
 #include "api/transaction.h"
 #include "core/schema.h"
 #include "exec/run.h"
-#include "store/store.h"
+#include "store/backend.h"
 #include "shop_json.h"
 #include "test_util.h"
 

@@ -36,8 +36,8 @@
 #include "exec/metrics.h"
 #include "exec/run.h"
 #include "exec/writer.h"
-#include "store/store.h"
-#include "store/sync_vfs.h"
+#include "store/backend.h"
+#include "store/sqlite/sync_vfs.h"
 #include "writer_util.h"
 
 static void sleep_ms(int ms)

@@ -23,7 +23,7 @@
 #include "api/render.h"
 #include "exec/run.h"
 #include "exec/writer.h"
-#include "store/store.h"
+#include "store/backend.h"
 #include "shop_json.h"
 #include "test_util.h"
 

@@ -16,9 +16,9 @@
 #include <string.h>
 
 #include "store/sql.h"
-#include "store/sqlite_internal.h"
+#include "store/sqlite/internal.h"
 
-static int table_exists(tally_store *st, const char *name)
+static int table_exists(tally_sqlite *st, const char *name)
 {
     sqlite3_stmt *stmt;
     sqlite3_prepare_v2(st->db, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1", -1, &stmt, NULL);
@@ -46,7 +46,7 @@ static void alter_default(tally_sql *q, const tally_field *f)
     }
 }
 
-static int record_field(tally_store *st, const tally_model *m, const tally_field *f, tally_error *err)
+static int record_field(tally_sqlite *st, const tally_model *m, const tally_field *f, tally_error *err)
 {
     tally_sql def;
     tally_sql_init(&def);
@@ -70,7 +70,7 @@ static int record_field(tally_store *st, const tally_model *m, const tally_field
     return 0;
 }
 
-static int exec_sql(tally_store *st, tally_sql *q, tally_error *err)
+static int exec_sql(tally_sqlite *st, tally_sql *q, tally_error *err)
 {
     int rc = tally_sqlite_exec(st, q->s, err);
     tally_sql_free(q);
@@ -90,7 +90,7 @@ static reason reason_of(const tally_error *err)
     return r;
 }
 
-static int add_unique(tally_store *st, const tally_model *m, int field, int key, tally_error *err)
+static int add_unique(tally_sqlite *st, const tally_model *m, int field, int key, tally_error *err)
 {
     tally_sql q;
     tally_sql_init(&q);
@@ -103,7 +103,7 @@ static int add_unique(tally_store *st, const tally_model *m, int field, int key,
                       key < 0 ? m->fields[field].name : "the compound key", why.text);
 }
 
-static int create_model(tally_store *st, const tally_model *m, tally_error *err)
+static int create_model(tally_sqlite *st, const tally_model *m, tally_error *err)
 {
     tally_sql q;
     tally_sql_init(&q);
@@ -119,7 +119,7 @@ static int create_model(tally_store *st, const tally_model *m, tally_error *err)
     return 0;
 }
 
-static int add_field(tally_store *st, const tally_model *m, const tally_field *f, tally_error *err)
+static int add_field(tally_sqlite *st, const tally_model *m, const tally_field *f, tally_error *err)
 {
     tally_sql q;
     tally_sql_init(&q);
@@ -165,7 +165,7 @@ static char *dup_column(sqlite3_stmt *stmt, int c)
  * DROP INDEX / DROP COLUMN ("database table is locked") while a statement
  * over the schema is still stepping.  Returns the count, or -code.
  */
-static int read_stored(tally_store *st, const char *model, stored_field **out, tally_error *err)
+static int read_stored(tally_sqlite *st, const char *model, stored_field **out, tally_error *err)
 {
     sqlite3_stmt *stmt;
     const char *sql = model ? "SELECT field, type, def, uniq FROM tally_fields WHERE model = ?1"
@@ -204,7 +204,7 @@ static int read_stored(tally_store *st, const char *model, stored_field **out, t
 }
 
 /* Removes a row of tally_fields (a field, or with field NULL every field of a model). */
-static int forget_stored(tally_store *st, const char *model, const char *field, tally_error *err)
+static int forget_stored(tally_sqlite *st, const char *model, const char *field, tally_error *err)
 {
     sqlite3_stmt *stmt;
     const char *sql = field ? "DELETE FROM tally_fields WHERE model = ?1 AND field = ?2"
@@ -226,7 +226,7 @@ static int forget_stored(tally_store *st, const char *model, const char *field, 
  * (its own unique index, and any compound key left in place after it left
  * the schema: SQLite cannot drop an indexed column), its column, its record.
  */
-static int drop_field(tally_store *st, const tally_model *m, const char *name, tally_error *err)
+static int drop_field(tally_sqlite *st, const tally_model *m, const char *name, tally_error *err)
 {
     tally_sql q;
     tally_sql_init(&q);
@@ -263,7 +263,7 @@ static int drop_field(tally_store *st, const tally_model *m, const char *name, t
 }
 
 /* Compares the stored fields of one model with the schema's. */
-static int migrate_model(tally_store *st, const tally_model *m, bool allow_destructive, tally_error *err)
+static int migrate_model(tally_sqlite *st, const tally_model *m, bool allow_destructive, tally_error *err)
 {
     if (!table_exists(st, m->name))
         return create_model(st, m, err);
@@ -336,7 +336,7 @@ static int migrate_model(tally_store *st, const tally_model *m, bool allow_destr
 }
 
 /* Models stored before but gone from the schema. */
-static int dropped_models(tally_store *st, bool allow_destructive, tally_error *err)
+static int dropped_models(tally_sqlite *st, bool allow_destructive, tally_error *err)
 {
     stored_field *rows;
     int nrows = read_stored(st, NULL, &rows, err);
@@ -373,8 +373,9 @@ static int dropped_models(tally_store *st, bool allow_destructive, tally_error *
     return rc;
 }
 
-int tally_store_migrate(tally_store *st, bool allow_destructive, tally_error *err)
+int tally_sqlite_migrate(tally_store *base, bool allow_destructive, tally_error *err)
 {
+    tally_sqlite *st = tally_sqlite_of(base);
     /* Foreign keys are checked per statement; switch them off so that models
      * can be created in any order and tables dropped, then check at the end. */
     if (tally_sqlite_exec(st, "PRAGMA foreign_keys=OFF", err) || tally_sqlite_exec(st, "BEGIN IMMEDIATE", err))

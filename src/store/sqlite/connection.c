@@ -1,5 +1,6 @@
 /*
- * sqlite.c — the SQLite backend of store.h.
+ * connection.c — the SQLite backend's ops table (store/backend.h): opening a
+ * connection, transactions, and running each step of a plan.
  *
  * Durability: WAL with synchronous=FULL, checked at open (a connection that
  * does not report them refuses to start).  Checkpoints are the writer's job
@@ -12,14 +13,14 @@
  * RETURNING here (DESIGN.md §4).  Statements are prepared once per SQL text
  * and kept in a per-connection cache.
  */
-#include "store/sqlite_internal.h"
+#include "store/sqlite/internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/sql.h"
-#include "store/sync_vfs.h"
+#include "store/sqlite/sync_vfs.h"
 
 #define WAL_CHECKPOINT_FRAMES 4000 /* about 16 MB of 4 KB pages */
 
@@ -56,13 +57,13 @@ static void fn_sub(sqlite3_context *ctx, int argc, sqlite3_value **argv) { (void
 static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
 {
     (void)db; (void)name;
-    ((tally_store *)arg)->wal_frames = frames;
+    ((tally_sqlite *)arg)->wal_frames = frames;
     return SQLITE_OK;
 }
 
 /* ---- connection --------------------------------------------------------- */
 
-int tally_sqlite_exec(tally_store *st, const char *sql, tally_error *err)
+int tally_sqlite_exec(tally_sqlite *st, const char *sql, tally_error *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -73,7 +74,7 @@ int tally_sqlite_exec(tally_store *st, const char *sql, tally_error *err)
     return 0;
 }
 
-static int pragma_text(tally_store *st, const char *sql, char *out, size_t outlen)
+static int pragma_text(tally_sqlite *st, const char *sql, char *out, size_t outlen)
 {
     sqlite3_stmt *stmt;
     out[0] = '\0';
@@ -86,20 +87,23 @@ static int pragma_text(tally_store *st, const char *sql, char *out, size_t outle
     return rc == SQLITE_ROW ? 0 : -1;
 }
 
-static sqlite3_stmt *prepare_fixed(tally_store *st, const char *sql)
+static sqlite3_stmt *prepare_fixed(tally_sqlite *st, const char *sql)
 {
     sqlite3_stmt *stmt = NULL;
     sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL);
     return stmt;
 }
 
-int tally_store_open(const char *path, const tally_schema *schema, const tally_store_options *opt,
-                     tally_store **out, tally_error *err)
+static void sqlite_close(tally_store *base);
+
+static int sqlite_open(const char *path, const tally_schema *schema, const tally_store_options *opt,
+                       tally_store **out, tally_error *err)
 {
     *out = NULL;
     if (tally_sync_vfs_register() != SQLITE_OK)
         return tally_fail(err, TALLY_INTERNAL, NULL, "cannot register the SQLite VFS shim");
-    tally_store *st = calloc(1, sizeof *st);
+    tally_sqlite *st = calloc(1, sizeof *st);
+    st->base.ops = &tally_sqlite_backend;
     st->schema = schema;
     st->role = opt->role;
     int flags = SQLITE_OPEN_NOMUTEX |
@@ -148,15 +152,16 @@ int tally_store_open(const char *path, const tally_schema *schema, const tally_s
     st->rollback_to = prepare_fixed(st, "ROLLBACK TO r");
     st->begin = prepare_fixed(st, "BEGIN IMMEDIATE");
     st->commit = prepare_fixed(st, "COMMIT");
-    *out = st;
+    *out = &st->base;
     return 0;
 fail:
-    tally_store_close(st);
+    sqlite_close(&st->base);
     return -(int)err->code;
 }
 
-void tally_store_close(tally_store *st)
+static void sqlite_close(tally_store *base)
 {
+    tally_sqlite *st = tally_sqlite_of(base);
     if (!st)
         return;
     for (int i = 0; i < TALLY_STMT_CACHE; i++)
@@ -183,7 +188,7 @@ static uint64_t hash_text(const char *s)
     return h;
 }
 
-static void cache_clear(tally_store *st)
+static void cache_clear(tally_sqlite *st)
 {
     for (int i = 0; i < TALLY_STMT_CACHE; i++)
         if (st->cache[i].sql) {
@@ -195,7 +200,7 @@ static void cache_clear(tally_store *st)
 }
 
 /* Returns a reset statement for sql, preparing and caching it on first use. */
-sqlite3_stmt *tally_sqlite_stmt(tally_store *st, const char *sql, tally_error *err)
+sqlite3_stmt *tally_sqlite_stmt(tally_sqlite *st, const char *sql, tally_error *err)
 {
     size_t i = hash_text(sql) & (TALLY_STMT_CACHE - 1);
     for (; st->cache[i].sql; i = (i + 1) & (TALLY_STMT_CACHE - 1))
@@ -218,7 +223,7 @@ sqlite3_stmt *tally_sqlite_stmt(tally_store *st, const char *sql, tally_error *e
 
 /* ---- transactions --------------------------------------------------------- */
 
-static int step_fixed(tally_store *st, sqlite3_stmt *stmt, tally_error *err)
+static int step_fixed(tally_sqlite *st, sqlite3_stmt *stmt, tally_error *err)
 {
     int rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
@@ -227,21 +232,23 @@ static int step_fixed(tally_store *st, sqlite3_stmt *stmt, tally_error *err)
     return 0;
 }
 
-int tally_store_begin(tally_store *st, tally_error *err) { return step_fixed(st, st->begin, err); }
-int tally_store_commit(tally_store *st, tally_error *err) { return step_fixed(st, st->commit, err); }
-int tally_store_savepoint(tally_store *st, tally_error *err) { return step_fixed(st, st->savepoint, err); }
-int tally_store_release(tally_store *st, tally_error *err) { return step_fixed(st, st->release, err); }
-int tally_store_rollback_to(tally_store *st, tally_error *err) { return step_fixed(st, st->rollback_to, err); }
-int tally_store_rollback(tally_store *st)
+static int sqlite_begin(tally_store *st, tally_error *err) { return step_fixed(tally_sqlite_of(st), tally_sqlite_of(st)->begin, err); }
+static int sqlite_commit(tally_store *st, tally_error *err) { return step_fixed(tally_sqlite_of(st), tally_sqlite_of(st)->commit, err); }
+static int sqlite_savepoint(tally_store *st, tally_error *err) { return step_fixed(tally_sqlite_of(st), tally_sqlite_of(st)->savepoint, err); }
+static int sqlite_release(tally_store *st, tally_error *err) { return step_fixed(tally_sqlite_of(st), tally_sqlite_of(st)->release, err); }
+static int sqlite_rollback_to(tally_store *st, tally_error *err) { return step_fixed(tally_sqlite_of(st), tally_sqlite_of(st)->rollback_to, err); }
+static void sqlite_rollback(tally_store *st)
 {
-    if (!sqlite3_get_autocommit(st->db))
-        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-    return 0;
+    sqlite3 *db = tally_sqlite_of(st)->db;
+    if (!sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 }
-bool tally_store_in_transaction(tally_store *st) { return !sqlite3_get_autocommit(st->db); }
+static bool sqlite_in_transaction(tally_store *st) { return !sqlite3_get_autocommit(tally_sqlite_of(st)->db); }
 
-int tally_store_maybe_checkpoint(tally_store *st)
+/* Between batches: a passive checkpoint once the WAL has grown past its limit. */
+static int sqlite_maintain(tally_store *base)
 {
+    tally_sqlite *st = tally_sqlite_of(base);
     if (st->wal_frames < WAL_CHECKPOINT_FRAMES)
         return 0;
     int log = 0, done = 0;
@@ -309,7 +316,7 @@ static const char *column_path(tally_plan *plan, const tally_step *s, const char
 }
 
 /* *n = the number of rows of `table` whose `column` equals v (error paths only). */
-static int count_where(tally_store *st, tally_plan *plan, const char *table, const char *column, const tally_value *v,
+static int count_where(tally_sqlite *st, tally_plan *plan, const char *table, const char *column, const tally_value *v,
                        long long *n, tally_error *err)
 {
     tally_sql q;
@@ -332,7 +339,7 @@ static int count_where(tally_store *st, tally_plan *plan, const char *table, con
 
 /* Which linked record of a create/update is missing, looked up after a
  * foreign-key failure (same transaction, so the answer is exact). */
-static int missing_link(tally_store *st, tally_plan *plan, const tally_step *s, tally_error *err)
+static int missing_link(tally_sqlite *st, tally_plan *plan, const tally_step *s, tally_error *err)
 {
     for (int i = 0; i < s->nsets; i++) {
         int c = s->sets[i].column;
@@ -356,7 +363,7 @@ static int missing_link(tally_store *st, tally_plan *plan, const tally_step *s, 
 }
 
 /* Which model still points at the record a delete could not remove. */
-static int referenced_by(tally_store *st, tally_plan *plan, const tally_step *s, tally_error *err)
+static int referenced_by(tally_sqlite *st, tally_plan *plan, const tally_step *s, tally_error *err)
 {
     tally_value idv = tally_plan_resolve(plan, &s->id); /* s->id may be a REF */
     long long id = idv.kind == TALLY_VALUE_INT ? (long long)idv.u.i : 0;
@@ -380,7 +387,7 @@ static int referenced_by(tally_store *st, tally_plan *plan, const tally_step *s,
 }
 
 /* Maps a failed statement to Tally's error table with a message for a person. */
-static int map_error(tally_store *st, tally_plan *plan, const tally_step *s, int rc, tally_error *err)
+static int map_error(tally_sqlite *st, tally_plan *plan, const tally_step *s, int rc, tally_error *err)
 {
     const char *msg = sqlite3_errmsg(st->db);
     const tally_model *m = s->model;
@@ -464,7 +471,7 @@ static int map_error(tally_store *st, tally_plan *plan, const tally_step *s, int
 /* ---- steps ---------------------------------------------------------------- */
 
 /* Prepares (or finds cached) the statement for q and binds every value of b. */
-static sqlite3_stmt *prepare_bound(tally_store *st, tally_plan *plan, tally_sql *q, tally_binds *b, tally_error *err)
+static sqlite3_stmt *prepare_bound(tally_sqlite *st, tally_plan *plan, tally_sql *q, tally_binds *b, tally_error *err)
 {
     sqlite3_stmt *stmt = tally_sqlite_stmt(st, q->s, err);
     if (stmt)
@@ -476,7 +483,7 @@ static sqlite3_stmt *prepare_bound(tally_store *st, tally_plan *plan, tally_sql 
 }
 
 /* The statement of a record step, built for its shape and bound to its values. */
-static sqlite3_stmt *prepare_step(tally_store *st, tally_plan *plan, const tally_step *s, tally_error *err)
+static sqlite3_stmt *prepare_step(tally_sqlite *st, tally_plan *plan, const tally_step *s, tally_error *err)
 {
     tally_sql q;
     tally_binds b;
@@ -509,7 +516,7 @@ static int step_once(sqlite3_stmt *stmt, int64_t *returned)
 
 /* Prepares, binds and runs a write step's statement (RETURNING's one value
  * into *returned when given); 0, or the failure in Tally's terms. */
-static int execute_step(tally_store *st, tally_plan *plan, const tally_step *s, int64_t *returned, tally_error *err)
+static int execute_step(tally_sqlite *st, tally_plan *plan, const tally_step *s, int64_t *returned, tally_error *err)
 {
     sqlite3_stmt *stmt = prepare_step(st, plan, s, err);
     if (!stmt)
@@ -534,7 +541,7 @@ static int not_found(tally_error *err, const tally_step *s, int64_t id)
 }
 
 /* Reads one record by id into out.  Returns 0, or -code (NOT_FOUND when there is no such record). */
-static int read_by_id(tally_store *st, tally_plan *plan, const tally_step *s, int64_t id, tally_record *out,
+static int read_by_id(tally_sqlite *st, tally_plan *plan, const tally_step *s, int64_t id, tally_record *out,
                       tally_error *err)
 {
     tally_sql q;
@@ -556,12 +563,12 @@ static int read_by_id(tally_store *st, tally_plan *plan, const tally_step *s, in
     return map_error(st, plan, s, rc, err);
 }
 
-static int run_get(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err)
+static int run_get(tally_sqlite *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err)
 {
     return read_by_id(st, plan, s, resolve_id(plan, &s->id), &res->record, err);
 }
 
-static int run_list(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
+static int run_list(tally_sqlite *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                     tally_error *err)
 {
     sqlite3_stmt *stmt = prepare_step(st, plan, s, err);
@@ -583,7 +590,7 @@ static int run_list(tally_store *st, tally_plan *plan, const tally_step *s, tall
     return 0;
 }
 
-static int run_create(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
+static int run_create(tally_sqlite *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                       tally_error *err)
 {
     /* An upsert that updates leaves last_insert_rowid alone; one that inserts
@@ -600,7 +607,7 @@ static int run_create(tally_store *st, tally_plan *plan, const tally_step *s, ta
     return read_by_id(st, plan, s, id, &res->record, err);
 }
 
-static int run_update(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
+static int run_update(tally_sqlite *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                       tally_error *err)
 {
     int rc = execute_step(st, plan, s, NULL, err);
@@ -618,7 +625,7 @@ static int run_update(tally_store *st, tally_plan *plan, const tally_step *s, ta
     return 0;
 }
 
-static int run_update_many(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
+static int run_update_many(tally_sqlite *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                            tally_error *err)
 {
     int code = execute_step(st, plan, s, NULL, err);
@@ -648,7 +655,7 @@ static int run_update_many(tally_store *st, tally_plan *plan, const tally_step *
     return code;
 }
 
-static int run_delete(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
+static int run_delete(tally_sqlite *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
                       tally_error *err)
 {
     int rc = execute_step(st, plan, s, NULL, err);
@@ -664,8 +671,9 @@ static int run_delete(tally_store *st, tally_plan *plan, const tally_step *s, ta
     return res->count ? 0 : not_found(err, s, res->id);
 }
 
-int tally_store_run_step(tally_store *st, tally_plan *plan, int i, tally_error *err)
+static int sqlite_run_step(tally_store *base, tally_plan *plan, int i, tally_error *err)
 {
+    tally_sqlite *st = tally_sqlite_of(base);
     const tally_step *s = &plan->steps[i];
     tally_step_result *res = &plan->results[i];
     switch (s->op) {
@@ -681,3 +689,34 @@ int tally_store_run_step(tally_store *st, tally_plan *plan, int i, tally_error *
     default: return tally_sqlite_lock(st, plan, s, res, err);
     }
 }
+
+static void sqlite_metrics(FILE *f)
+{
+    fprintf(f, "# HELP tally_fsyncs_total fsync/fdatasync calls SQLite made (counted by a VFS shim).\n"
+               "# TYPE tally_fsyncs_total counter\ntally_fsyncs_total %llu\n",
+            (unsigned long long)tally_sync_vfs_count());
+}
+
+/* One writer connection owns every write: an interactive transaction runs on it
+ * too; point reads run in place on each loop's own read-only WAL connection. */
+const tally_backend_ops tally_sqlite_backend = {
+    .name = "sqlite",
+    .caps = {.lanes = 1, .batch_max = 256, .reads_in_place = true, .session_owns_writer = true,
+             .locks_what_it_reads = false, .cross_server_wakeups = false},
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .migrate = tally_sqlite_migrate,
+    .begin = sqlite_begin,
+    .commit = sqlite_commit,
+    .rollback = sqlite_rollback,
+    .savepoint = sqlite_savepoint,
+    .release = sqlite_release,
+    .rollback_to = sqlite_rollback_to,
+    .in_transaction = sqlite_in_transaction,
+    .run_step = sqlite_run_step,
+    .idem_get = tally_sqlite_idem_get,
+    .idem_put = tally_sqlite_idem_put,
+    .sweep = tally_sqlite_sweep,
+    .maintain = sqlite_maintain,
+    .metrics = sqlite_metrics,
+};

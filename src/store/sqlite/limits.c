@@ -10,9 +10,9 @@
  */
 #include <math.h>
 
-#include "store/sqlite_internal.h"
+#include "store/sqlite/internal.h"
 
-int tally_sqlite_limit(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err)
+int tally_sqlite_limit(tally_sqlite *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err)
 {
     const tally_limit *l = s->limit;
     double t = (double)l->period_ms * 1000.0 / (double)l->rate; /* emission interval, µs */

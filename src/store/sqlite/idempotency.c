@@ -8,10 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/sqlite_internal.h"
+#include "store/sqlite/internal.h"
 
-int tally_store_idem_get(tally_store *st, const tally_idem_key *k, tally_idem_answer *out, tally_error *err)
+int tally_sqlite_idem_get(tally_store *base, const tally_idem_key *k, tally_idem_answer *out, tally_error *err)
 {
+    tally_sqlite *st = tally_sqlite_of(base);
     sqlite3_stmt *stmt = tally_sqlite_stmt(
         st, "SELECT hash, status, body FROM tally_idempotency WHERE method = ?1 AND path = ?2 AND key = ?3", err);
     if (!stmt)
@@ -38,9 +39,10 @@ int tally_store_idem_get(tally_store *st, const tally_idem_key *k, tally_idem_an
     return found;
 }
 
-int tally_store_idem_put(tally_store *st, const tally_idem_key *k, int status, const char *body, size_t len,
+int tally_sqlite_idem_put(tally_store *base, const tally_idem_key *k, int status, const char *body, size_t len,
                          int64_t now_ms, tally_error *err)
 {
+    tally_sqlite *st = tally_sqlite_of(base);
     sqlite3_stmt *stmt = tally_sqlite_stmt(st,
                                            "INSERT INTO tally_idempotency (method, path, key, hash, status, body, "
                                            "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -63,8 +65,9 @@ int tally_store_idem_put(tally_store *st, const tally_idem_key *k, int status, c
     return 0;
 }
 
-int tally_store_sweep(tally_store *st, int64_t now_ms, int64_t idem_ttl_ms)
+int tally_sqlite_sweep(tally_store *base, int64_t now_ms, int64_t idem_ttl_ms)
 {
+    tally_sqlite *st = tally_sqlite_of(base);
     /* Bounded deletes, so one sweep never holds the writer for long. */
     sqlite3_stmt *a = tally_sqlite_stmt(st,
                                         "DELETE FROM tally_limits WHERE rowid IN (SELECT rowid FROM tally_limits "

@@ -4,7 +4,7 @@
  * Every method forwards to the wrapped VFS or file; only xSync (counts),
  * xOpen (wraps) and xFileControl(SQLITE_FCNTL_VFSNAME) (names the shim) add
  * anything. */
-#include "store/sync_vfs.h"
+#include "store/sqlite/sync_vfs.h"
 
 #include <pthread.h>
 #include <sqlite3.h>

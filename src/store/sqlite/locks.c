@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "store/sqlite_internal.h"
+#include "store/sqlite/internal.h"
 
 /* 128 random bits as 32 hex characters: unguessable, so only the holder can use it. */
 static void new_token(char out[33])
@@ -34,7 +34,7 @@ static void finish(sqlite3_stmt *stmt)
     sqlite3_clear_bindings(stmt);
 }
 
-static int db_error(tally_store *st, tally_error *err)
+static int db_error(tally_sqlite *st, tally_error *err)
 {
     return tally_fail(err, TALLY_UNAVAILABLE, NULL, "the database could not run the lock operation (%s); retry",
                       sqlite3_errmsg(st->db));
@@ -47,7 +47,7 @@ static int lost(const tally_step *s, tally_error *err)
                       (int)s->name_len, s->name);
 }
 
-static int acquire(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err)
+static int acquire(tally_sqlite *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err)
 {
     sqlite3_stmt *stmt = tally_sqlite_stmt(
         st,
@@ -90,7 +90,7 @@ static int acquire(tally_store *st, tally_plan *plan, const tally_step *s, tally
 }
 
 /* renew, release, checkLock: name + token + an unexpired lease. */
-static int holder_op(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err)
+static int holder_op(tally_sqlite *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err)
 {
     const char *sql =
         s->op == TALLY_OP_LOCK_RENEW
@@ -120,7 +120,7 @@ static int holder_op(tally_store *st, tally_plan *plan, const tally_step *s, tal
     return held ? 0 : lost(s, err);
 }
 
-static int list(tally_store *st, tally_plan *plan, tally_step_result *res, tally_error *err)
+static int list(tally_sqlite *st, tally_plan *plan, tally_step_result *res, tally_error *err)
 {
     sqlite3_stmt *stmt = tally_sqlite_stmt(
         st, "SELECT name, fence, expires_at FROM tally_locks WHERE expires_at > ?1 ORDER BY name LIMIT 1000", err);
@@ -145,7 +145,7 @@ static int list(tally_store *st, tally_plan *plan, tally_step_result *res, tally
     return rc == SQLITE_DONE ? 0 : db_error(st, err);
 }
 
-int tally_sqlite_lock(tally_store *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err)
+int tally_sqlite_lock(tally_sqlite *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err)
 {
     switch (s->op) {
     case TALLY_OP_LOCK_ACQUIRE: return acquire(st, plan, s, res, err);

@@ -1,0 +1,174 @@
+/* engine.c — one open database and its workers; see engine.h. */
+#include "exec/engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec/metrics.h"
+#include "exec/reader.h"
+#include "exec/run.h"
+#include "exec/session.h"
+#include "exec/session_pool.h"
+
+struct tally_engine {
+    const tally_schema *schema;
+    const tally_backend_ops *ops;
+    char *db;                       /* the URL, owned (runners reconnect with it) */
+    tally_store_options store_opt;
+    tally_writer *writer;
+    tally_reader *reader;
+    tally_session_pool *sessions;   /* NULL where sessions own the writer */
+};
+
+struct tally_engine_local {
+    tally_store *store; /* a read-only connection of a backend that reads in place */
+};
+
+static int open_writer(const tally_schema *schema, const tally_engine_options *opt, tally_store **out,
+                       tally_error *err)
+{
+    tally_store_options so = {.role = TALLY_STORE_WRITER, .relaxed_durability = opt->relaxed_durability};
+    if (tally_store_open(opt->db, schema, &so, out, err))
+        return -(int)err->code;
+    if (tally_store_migrate(*out, opt->allow_destructive, err)) {
+        tally_error why = *err;
+        tally_fail(err, why.code, NULL, "schema change refused: %s", why.message);
+        tally_store_close(*out);
+        *out = NULL;
+        return -(int)err->code;
+    }
+    return 0;
+}
+
+int tally_engine_migrate(const tally_schema *schema, const tally_engine_options *opt, tally_error *err)
+{
+    tally_store *st;
+    if (open_writer(schema, opt, &st, err))
+        return -(int)err->code;
+    tally_store_close(st);
+    return 0;
+}
+
+int tally_engine_open(const tally_schema *schema, const tally_engine_options *opt, tally_engine **out,
+                      tally_error *err)
+{
+    *out = NULL;
+    tally_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        abort();
+    const char *target;
+    e->schema = schema;
+    e->ops = tally_backend_for(opt->db, &target);
+    e->db = strdup(opt->db);
+    e->store_opt = (tally_store_options){.relaxed_durability = opt->relaxed_durability};
+    const tally_backend_caps *caps = &e->ops->caps;
+    tally_store *wstore = NULL;
+    if (open_writer(schema, opt, &wstore, err))
+        goto fail;
+    if (tally_writer_start(wstore, &opt->writer, &e->writer, err)) {
+        tally_store_close(wstore);
+        goto fail;
+    }
+    int nreaders = opt->readers > 0 ? opt->readers : caps->reads_in_place ? 1 : 2;
+    tally_store *rstores[16];
+    if (nreaders > 16)
+        nreaders = 16;
+    tally_store_options ro = {.role = TALLY_STORE_READER, .relaxed_durability = opt->relaxed_durability};
+    for (int i = 0; i < nreaders; i++)
+        if (tally_store_open(e->db, schema, &ro, &rstores[i], err)) {
+            while (i-- > 0)
+                tally_store_close(rstores[i]);
+            goto fail;
+        }
+    if (tally_reader_start(rstores, nreaders, 10000, &e->reader, err))
+        goto fail;
+    if (!caps->session_owns_writer) {
+        uint64_t wait = opt->begin_wait_ms ? opt->begin_wait_ms
+                                           : opt->writer.queue_timeout_ms ? opt->writer.queue_timeout_ms : 5000;
+        if (tally_session_pool_start(e->db, schema, &e->store_opt, opt->sessions > 0 ? opt->sessions : 16, wait,
+                                     &e->sessions, err))
+            goto fail;
+    }
+    *out = e;
+    return 0;
+fail:
+    tally_engine_close(e);
+    return -(int)err->code;
+}
+
+const tally_backend_ops *tally_engine_backend(const tally_engine *e) { return e->ops; }
+
+int tally_engine_submit(tally_engine *e, tally_job *job)
+{
+    switch (job->kind) {
+    case TALLY_JOB_BEGIN:
+        return e->sessions ? tally_session_pool_submit(e->sessions, job) : tally_writer_submit(e->writer, job);
+    case TALLY_JOB_STEP:
+    case TALLY_JOB_COMMIT:
+    case TALLY_JOB_ROLLBACK:
+        return tally_session_push(job);
+    default:
+        return job->plan->writes ? tally_writer_submit(e->writer, job) : tally_reader_submit(e->reader, job);
+    }
+}
+
+int tally_engine_local_open(tally_engine *e, tally_engine_local **out, tally_error *err)
+{
+    *out = NULL;
+    if (!e->ops->caps.reads_in_place)
+        return 0;
+    tally_engine_local *l = calloc(1, sizeof *l);
+    if (!l)
+        abort();
+    tally_store_options ro = {.role = TALLY_STORE_READER};
+    if (tally_store_open(e->db, e->schema, &ro, &l->store, err)) {
+        free(l);
+        return -(int)err->code;
+    }
+    *out = l;
+    return 0;
+}
+
+void tally_engine_local_close(tally_engine_local *l)
+{
+    if (!l)
+        return;
+    tally_store_close(l->store);
+    free(l);
+}
+
+bool tally_engine_read_here(tally_engine_local *l, tally_job *job)
+{
+    if (!l)
+        return false;
+    tally_read_here(l->store, job);
+    return true;
+}
+
+char *tally_engine_metrics(tally_engine *e, size_t *len)
+{
+    return tally_metrics_render(e->ops, tally_writer_queue_depth(e->writer), tally_reader_queue_depth(e->reader),
+                                e->sessions ? tally_session_pool_busy(e->sessions) : 0, len);
+}
+
+void tally_engine_stop(tally_engine *e)
+{
+    if (!e)
+        return;
+    /* Sessions first: a commit still to come may be waited on by writes. */
+    tally_session_pool_stop(e->sessions);
+    tally_writer_stop(e->writer);
+    tally_reader_stop(e->reader);
+}
+
+void tally_engine_close(tally_engine *e)
+{
+    if (!e)
+        return;
+    tally_engine_stop(e);
+    tally_session_pool_free(e->sessions);
+    tally_writer_free(e->writer); /* closes the writer connection: SQLite checkpoints on close */
+    tally_reader_free(e->reader);
+    free(e->db);
+    free(e);
+}

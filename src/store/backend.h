@@ -1,0 +1,175 @@
+/*
+ * backend.h — the storage seam: one database connection (a tally_store) and
+ * the table of operations a backend implements for it, chosen at run time by
+ * the database URL (in the way sqlite3_vfs is a table of file operations).
+ *
+ *   a folder path or sqlite:PATH   SQLite   (store/sqlite/, the embedded default)
+ *   postgresql://… or postgres://… PostgreSQL (store/postgres/)
+ *
+ * A tally_store is one connection, used by one thread at a time (the writer,
+ * a reader, a session runner, or a loop thread for in-place point reads).
+ * It knows SQL and nothing of JSON or HTTP: it runs the steps of a plan and
+ * fills the plan's results, copying every value it returns into the plan's
+ * arena.  exec/ sees only this header: no backend's symbols, and what differs
+ * between backends is stated as capabilities (tally_backend_caps) rather than
+ * assumed.
+ *
+ * Every backend's store struct begins with `tally_store` (its ops pointer),
+ * so the dispatch functions below work on any of them.
+ */
+#ifndef TALLY_STORE_BACKEND_H
+#define TALLY_STORE_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/error.h"
+#include "core/plan.h"
+#include "core/schema.h"
+
+typedef struct tally_store tally_store;
+typedef struct tally_backend_ops tally_backend_ops;
+
+/* The common head of every backend's connection struct. */
+struct tally_store {
+    const tally_backend_ops *ops;
+};
+
+typedef enum tally_store_role {
+    TALLY_STORE_WRITER,  /* read-write; runs migrations; owns checkpoints (SQLite) */
+    TALLY_STORE_READER,  /* read-only: reads that never wait on the writer */
+    TALLY_STORE_SESSION, /* read-write, for one interactive transaction at a time (PostgreSQL) */
+} tally_store_role;
+
+typedef struct tally_store_options {
+    tally_store_role role;
+    /* Durability: false (the default) demands every commit on disk before it
+     * is answered and refuses to start otherwise (SQLite: WAL + synchronous=
+     * FULL; PostgreSQL: fsync on, synchronous_commit=on).  true is the opt-in
+     * relaxed mode (SQLite synchronous=NORMAL; PostgreSQL synchronous_commit=
+     * off), which may lose the last commits on a power cut or server crash. */
+    bool relaxed_durability;
+} tally_store_options;
+
+/* What a backend can do, so that exec/ decides by stating rather than by assuming. */
+typedef struct tally_backend_caps {
+    int lanes;                 /* writer connections (group-commit batches in parallel) a server uses */
+    int batch_max;             /* requests one batch may hold at most (PostgreSQL: its savepoint budget) */
+    bool reads_in_place;       /* a point read may run on the loop thread's own connection without
+                                  blocking it (SQLite WAL: microseconds, no network) */
+    bool session_owns_writer;  /* an interactive transaction runs on the writer's connection (SQLite,
+                                  one writer) rather than on its own connection from a pool */
+    bool locks_what_it_reads;  /* get/find inside a transaction take row locks (FOR UPDATE) */
+    bool cross_server_wakeups; /* lock waiters may be woken by another server's release */
+} tally_backend_caps;
+
+/* Idempotency keys: what identifies a request and what it answered. */
+typedef struct tally_idem_key {
+    const char *method, *path, *key; /* the key is scoped by method and path */
+    unsigned char hash[32];          /* SHA-256 of the body */
+} tally_idem_key;
+
+typedef struct tally_idem_answer {
+    bool same_body;
+    int status;
+    char *body; /* malloc'ed, the caller's */
+    size_t len;
+} tally_idem_answer;
+
+/*
+ * The operations.  Every function returns 0 or a negative tally_code with
+ * err filled (code, a message for a person, a path), unless said otherwise.
+ * Ownership: open hands a new store to the caller, who ends it with close;
+ * the schema is borrowed and must outlive the store.  Plans are borrowed for
+ * the call; results go into the plan's arena.
+ */
+struct tally_backend_ops {
+    const char *name; /* "sqlite", "postgresql" */
+    tally_backend_caps caps;
+
+    /* target: a database file (SQLite) or a connection URL (PostgreSQL). */
+    int (*open)(const char *target, const tally_schema *schema, const tally_store_options *opt, tally_store **out,
+                tally_error *err);
+    void (*close)(tally_store *st);
+
+    /* Creates or extends the tables to match the schema (writer only).  A
+     * destructive change (a dropped model or field) is refused unless
+     * allow_destructive; a changed type or changed options always are. */
+    int (*migrate)(tally_store *st, bool allow_destructive, tally_error *err);
+
+    /* Transactions and one level of savepoint (writer, session). */
+    int (*begin)(tally_store *st, tally_error *err);
+    int (*commit)(tally_store *st, tally_error *err);
+    void (*rollback)(tally_store *st); /* ends an open transaction, if any; never fails */
+    int (*savepoint)(tally_store *st, tally_error *err);
+    int (*release)(tally_store *st, tally_error *err);
+    int (*rollback_to)(tally_store *st, tally_error *err);
+    /* False when the database has ended the open transaction on its own (I/O
+     * error, disk full, connection lost, an aborted PostgreSQL transaction):
+     * nothing of the batch may then be answered as applied. */
+    bool (*in_transaction)(tally_store *st);
+
+    /* Runs plan step i, filling plan->results[i] (made by the caller with
+     * tally_plan_prepare_results).  exec/run.h runs whole plans with this.
+     * A step that fails leaves the transaction usable after rollback_to. */
+    int (*run_step)(tally_store *st, tally_plan *plan, int i, tally_error *err);
+
+    /* Idempotency-Key answers (inside the request's savepoint).  idem_get
+     * returns 1 and fills out when the key was stored, 0 when not, or -code. */
+    int (*idem_get)(tally_store *st, const tally_idem_key *k, tally_idem_answer *out, tally_error *err);
+    int (*idem_put)(tally_store *st, const tally_idem_key *k, int status, const char *body, size_t len,
+                    int64_t now_ms, tally_error *err);
+    /* Inside a transaction, between batches: deletes spent rate-limit rows
+     * and idempotency answers older than idem_ttl_ms.  0 or -1. */
+    int (*sweep)(tally_store *st, int64_t now_ms, int64_t idem_ttl_ms);
+
+    /* Writer, between batches: housekeeping the backend needs (SQLite: a
+     * passive WAL checkpoint past a size).  Returns 1 when it did some. */
+    int (*maintain)(tally_store *st);
+
+    /* Appends the backend's own Prometheus lines to f (SQLite: fsyncs
+     * counted by its VFS shim).  Any thread; may be NULL. */
+    void (*metrics)(FILE *f);
+};
+
+extern const tally_backend_ops tally_sqlite_backend;
+extern const tally_backend_ops tally_postgres_backend;
+
+/*
+ * The backend a database URL names, and the target to open with it:
+ * "postgresql://…"/"postgres://…" is PostgreSQL (the URL itself);
+ * "sqlite:PATH" or a bare PATH is SQLite (PATH).  *target points into url.
+ */
+const tally_backend_ops *tally_backend_for(const char *url, const char **target);
+
+/* Opens a connection for url with the backend it names. */
+int tally_store_open(const char *url, const tally_schema *schema, const tally_store_options *opt, tally_store **out,
+                     tally_error *err);
+
+/* Dispatch: the same calls on whichever backend st belongs to. */
+static inline void tally_store_close(tally_store *st) { if (st) st->ops->close(st); }
+static inline const tally_backend_caps *tally_store_caps(const tally_store *st) { return &st->ops->caps; }
+static inline int tally_store_migrate(tally_store *st, bool allow_destructive, tally_error *err)
+{ return st->ops->migrate(st, allow_destructive, err); }
+static inline int tally_store_begin(tally_store *st, tally_error *err) { return st->ops->begin(st, err); }
+static inline int tally_store_commit(tally_store *st, tally_error *err) { return st->ops->commit(st, err); }
+static inline int tally_store_rollback(tally_store *st) { st->ops->rollback(st); return 0; }
+static inline int tally_store_savepoint(tally_store *st, tally_error *err) { return st->ops->savepoint(st, err); }
+static inline int tally_store_release(tally_store *st, tally_error *err) { return st->ops->release(st, err); }
+static inline int tally_store_rollback_to(tally_store *st, tally_error *err) { return st->ops->rollback_to(st, err); }
+static inline bool tally_store_in_transaction(tally_store *st) { return st->ops->in_transaction(st); }
+static inline int tally_store_run_step(tally_store *st, tally_plan *plan, int i, tally_error *err)
+{ return st->ops->run_step(st, plan, i, err); }
+static inline int tally_store_idem_get(tally_store *st, const tally_idem_key *k, tally_idem_answer *out,
+                                       tally_error *err)
+{ return st->ops->idem_get(st, k, out, err); }
+static inline int tally_store_idem_put(tally_store *st, const tally_idem_key *k, int status, const char *body,
+                                       size_t len, int64_t now_ms, tally_error *err)
+{ return st->ops->idem_put(st, k, status, body, len, now_ms, err); }
+static inline int tally_store_sweep(tally_store *st, int64_t now_ms, int64_t idem_ttl_ms)
+{ return st->ops->sweep(st, now_ms, idem_ttl_ms); }
+static inline int tally_store_maintain(tally_store *st) { return st->ops->maintain ? st->ops->maintain(st) : 0; }
+
+#endif
