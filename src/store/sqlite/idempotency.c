@@ -1,5 +1,5 @@
 /*
- * sqlite_idempotency.c — stored answers for Idempotency-Key retries, and the
+ * idempotency.c — SQLite stored answers for Idempotency-Key retries, and the
  * sweep of expired keys and spent rate-limit rows.
  *   tally_idempotency(method, path, key, hash, status, body, created_at)
  * The writer looks a key up and stores the answer inside the request's own

@@ -1,5 +1,5 @@
 /*
- * sqlite_locks.c — leases with fencing tokens in one table:
+ * locks.c — SQLite leases with fencing tokens in one table:
  *   tally_locks(name PRIMARY KEY, fence, token, expires_at)
  * A grant is one upsert that takes the row only if its lease has ended
  * (expires_at <= now), bumping the fence; the row is never deleted, so a
