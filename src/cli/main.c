@@ -27,9 +27,10 @@
 #include "api/api.h"
 #include "exec/engine.h"
 #include "net/server.h"
+#include "store/copy.h"
 
 typedef struct options {
-    const char *schema, *data, *db, *listen;
+    const char *schema, *data, *db, *listen, *from, *to;
     size_t max_body;
     long queue_timeout_ms, queue_max, batch_max;
     int threads, sessions;
@@ -46,6 +47,8 @@ static void usage(FILE *f)
             "  tally serve --schema FILE (--data DIR | --db URL) --listen HOST:PORT [options]\n"
             "  tally check-schema FILE\n"
             "  tally migrate --schema FILE (--data DIR | --db URL) [--allow-destructive]\n"
+            "  tally copy --schema FILE --from DIR --to postgresql://…   (SQLite data folder into an empty\n"
+            "                         PostgreSQL database: records with their ids, fences, limits, stored answers)\n"
             "\n"
             "serve options (each also as an environment variable: --db as TALLY_DB, --max-body as TALLY_MAX_BODY):\n"
             "  --schema FILE          models to serve (JSON; see docs/schema in the README)\n"
@@ -83,7 +86,7 @@ static long parse_long(const char *flag, const char *s, long min, long max)
     return v;
 }
 
-enum { O_SCHEMA = 256, O_DATA, O_DB, O_SESSIONS, O_LISTEN, O_MAX_BODY, O_QTIMEOUT, O_QMAX, O_BATCH, O_THREADS,
+enum { O_SCHEMA = 256, O_DATA, O_DB, O_FROM, O_TO, O_SESSIONS, O_LISTEN, O_MAX_BODY, O_QTIMEOUT, O_QMAX, O_BATCH, O_THREADS,
        O_DESTRUCTIVE, O_RELAXED, O_MAX_TXN_STEPS, O_MAX_TXN_MS, O_IDEM_TTL, O_HELP };
 
 /* Sets the option c (a getopt value) from text v (NULL for a switch). */
@@ -93,6 +96,8 @@ static int apply_option(options *o, int c, const char *v)
     case O_SCHEMA: o->schema = v; break;
     case O_DATA: o->data = v; break;
     case O_DB: o->db = v; break;
+    case O_FROM: o->from = v; break;
+    case O_TO: o->to = v; break;
     case O_SESSIONS: o->sessions = (int)parse_long("--sessions", v, 1, 10000); break;
     case O_LISTEN: o->listen = v; break;
     case O_MAX_BODY: o->max_body = (size_t)parse_long("--max-body", v, 1, 1L << 30); break;
@@ -115,6 +120,7 @@ static int parse_args(int argc, char **argv, options *o)
     static const struct option longopts[] = {
         {"schema", required_argument, 0, O_SCHEMA},       {"data", required_argument, 0, O_DATA},
         {"db", required_argument, 0, O_DB},               {"sessions", required_argument, 0, O_SESSIONS},
+        {"from", required_argument, 0, O_FROM},           {"to", required_argument, 0, O_TO},
         {"listen", required_argument, 0, O_LISTEN},       {"max-body", required_argument, 0, O_MAX_BODY},
         {"queue-timeout", required_argument, 0, O_QTIMEOUT}, {"queue-max", required_argument, 0, O_QMAX},
         {"batch-max", required_argument, 0, O_BATCH},     {"threads", required_argument, 0, O_THREADS},
@@ -311,6 +317,34 @@ static int cmd_migrate(options *o)
     return rc ? 1 : 0;
 }
 
+static int cmd_copy(options *o)
+{
+    tally_schema *schema;
+    if (!o->from || !o->to) {
+        fprintf(stderr, "tally: copy needs --from DIR (the SQLite data folder) and --to postgresql://…\n");
+        return 2;
+    }
+    if (load_schema(o->schema, &schema))
+        return 1;
+    char file[PATH_MAX + 16];
+    const char *target;
+    tally_backend_for(o->from, &target); /* --from sqlite:DIR or DIR */
+    snprintf(file, sizeof file, "%s/tally.db", target);
+    tally_copy_counts n;
+    tally_error err;
+    int rc = tally_copy_sqlite_to_postgres(file, o->to, schema, &n, &err);
+    char where[300];
+    tally_url_redact(o->to, where, sizeof where);
+    if (rc)
+        fprintf(stderr, "tally: copy failed, nothing was copied: %s\n", err.message);
+    else
+        printf("tally: copied %lld record(s), %lld lock(s), %lld rate-limit state(s) and %lld stored answer(s) "
+               "from %s to %s\n", (long long)n.records, (long long)n.locks, (long long)n.limits,
+               (long long)n.answers, target, where);
+    tally_schema_free(schema);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -332,12 +366,14 @@ int main(int argc, char **argv)
         tally_schema_free(schema);
         return 0;
     }
-    if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0) {
+    if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 && strcmp(cmd, "copy") != 0) {
         fprintf(stderr, "tally: unknown command '%s'\n", cmd);
         usage(stderr);
         return 2;
     }
     if (parse_args(argc - 1, argv + 1, &o))
         return 2;
+    if (strcmp(cmd, "copy") == 0)
+        return cmd_copy(&o);
     return strcmp(cmd, "serve") == 0 ? cmd_serve(&o) : cmd_migrate(&o);
 }

@@ -99,9 +99,10 @@ void tally_session_run(tally_store *store, tally_queue *calls, tally_job *begin)
     void (*render)(tally_job *) = begin->render, (*complete)(tally_job *) = begin->complete;
     tally_error err;
     bool timed_out = false;
-    if (begin->deadline_ns && tally_clock_ns() > begin->deadline_ns) {
+    if (begin->deadline_ns && tally_clock_ns() >= begin->deadline_ns) {
         tally_session_leave_waiting(s, TALLY_SESSION_DONE);
-        fail_job(begin, TALLY_OVERLOADED, "begin waited in the queue past --queue-timeout; retry later");
+        fail_job(begin, TALLY_OVERLOADED, "begin waited past --queue-timeout for its turn (other transactions held "
+                 "the writer or every transaction connection); nothing began, retry later");
         begin->complete(begin);
     } else if (tally_session_activate(s, calls) != 0) { /* the client left meanwhile */
         begin->rc = 0;
@@ -120,7 +121,7 @@ void tally_session_run(tally_store *store, tally_queue *calls, tally_job *begin)
     /* A job pushed while the session was ending (a rollback from a dropped
      * connection, a step racing the timeout) is answered, not left behind. */
     tally_job *late;
-    while ((late = tally_queue_pop_until(calls, 0)) != NULL) {
+    while (calls && (late = tally_queue_pop_until(calls, 0)) != NULL) {
         fail_job(late, TALLY_CONFLICT, "the transaction has already ended; nothing of it was applied");
         late->complete(late);
     }

@@ -21,7 +21,8 @@
  * its deadline), then the session's steps, commit or rollback as they arrive
  * on calls, until it ends or its timeout passes (rolled back).  Returns when
  * the transaction is over on the database.  Borrowed: store, calls.  A NULL
- * store (the runner could not connect) answers the begin 503 UNAVAILABLE. */
+ * store (the runner could not connect) answers the begin 503 UNAVAILABLE;
+ * calls may be NULL only for a begin already past its deadline (refused). */
 void tally_session_run(tally_store *store, tally_queue *calls, tally_job *begin);
 
 #endif

@@ -144,6 +144,10 @@ extern const tally_backend_ops tally_postgres_backend;
  */
 const tally_backend_ops *tally_backend_for(const char *url, const char **target);
 
+/* url without a password (postgresql://user:secret@host/db -> postgresql://user@host/db,
+ * password=… in a query string dropped), for messages and logs; truncated to cap. */
+void tally_url_redact(const char *url, char *out, size_t cap);
+
 /* Opens a connection for url with the backend it names. */
 int tally_store_open(const char *url, const tally_schema *schema, const tally_store_options *opt, tally_store **out,
                      tally_error *err);

@@ -1,0 +1,113 @@
+/*
+ * internal.h — what the files of the PostgreSQL backend share: the
+ * connection struct, the query helper (values only as bound parameters),
+ * reading binary results, and the error mapper.  Not for other layers: exec/
+ * sees only store/backend.h and tally_postgres_backend.
+ *
+ *   connection.c   open/close, session settings, transactions, the ops table, the query helper
+ *   errors.c       SQLSTATE and diagnostics -> Tally's errors (pure: no I/O)
+ *   steps.c        record steps (get, list, create, upsert, update, updateMany, delete, deleteMany)
+ *   migrate.c      tables, indexes, SQL functions, under an advisory lock
+ *   locks.c        leases with fencing tokens
+ *   limits.c       GCRA rate limits
+ *   idempotency.c  stored answers for Idempotency-Key, and the sweep
+ */
+#ifndef TALLY_STORE_POSTGRES_INTERNAL_H
+#define TALLY_STORE_POSTGRES_INTERNAL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/backend.h"
+
+/* Type OIDs of the values Tally binds and reads (pg_type.h is server-side). */
+enum {
+    TALLY_PG_BOOL = 16, TALLY_PG_BYTEA = 17, TALLY_PG_INT8 = 20, TALLY_PG_INT2 = 21, TALLY_PG_INT4 = 23,
+    TALLY_PG_TEXT = 25, TALLY_PG_FLOAT4 = 700, TALLY_PG_FLOAT8 = 701, TALLY_PG_VARCHAR = 1043,
+};
+
+/* Advisory lock keys: migrations (one server at a time), sweeps (likewise). */
+#define TALLY_PG_MIGRATE_LOCK 0x74616c6c796d6967LL /* "tallymig" */
+#define TALLY_PG_SWEEP_LOCK 0x74616c6c79737770LL   /* "tallyswp" */
+
+typedef struct tally_pg {
+    tally_store base;           /* first: the dispatch of backend.h */
+    PGconn *conn;               /* owned */
+    const tally_schema *schema; /* borrowed */
+    tally_store_role role;
+    bool relaxed;
+    bool txn;                   /* a BEGIN of ours is open */
+    int depth;                  /* savepoints open (SAVEPOINT minus RELEASE) */
+    char where[512];            /* the URL without its password, for messages */
+} tally_pg;
+
+/* What PostgreSQL said about a failed statement (pointers into the PGresult, or NULL). */
+typedef struct tally_pg_diag {
+    const char *sqlstate;   /* "23514" ..., or NULL when no answer came (connection lost) */
+    const char *message;    /* primary message */
+    const char *constraint; /* PG_DIAG_CONSTRAINT_NAME */
+    const char *column;     /* PG_DIAG_COLUMN_NAME */
+    const char *table;      /* PG_DIAG_TABLE_NAME */
+    bool lost;              /* the connection is gone */
+} tally_pg_diag;
+
+/*
+ * Runs sql with n values bound as $1..$n (REFs resolved through plan, which
+ * may be NULL when there are none), binary results.  0 with *out the result
+ * (PGRES_TUPLES_OK / PGRES_COMMAND_OK), or -1 with *out the failed result or
+ * NULL; either way the caller PQclears *out.  diag, if not NULL, is filled on
+ * failure (pointing into *out).
+ */
+int tally_pg_query(tally_pg *st, const tally_plan *plan, const char *sql, const tally_value *v, int n, PGresult **out,
+                   tally_pg_diag *diag);
+/* The same, with as[i] (when not 0) the type of value i: TALLY_PG_BYTEA sends a
+ * TEXT value's bytes as they are (lock names and limit keys from a URL path
+ * need not be UTF-8). */
+int tally_pg_query_as(tally_pg *st, const tally_plan *plan, const char *sql, const tally_value *v, int n,
+                      const Oid *as, PGresult **out, tally_pg_diag *diag);
+/* Runs SQL text with no parameters and no rows wanted (several statements allowed).
+ * On failure err (if not NULL) is INTERNAL "PostgreSQL: <message> (in: <sql>)": for migrations. */
+int tally_pg_exec(tally_pg *st, const char *sql, tally_error *err);
+/* Fills diag from a failed result (NULL: no answer). */
+void tally_pg_diag_of(tally_pg *st, const PGresult *res, tally_pg_diag *diag);
+
+/* Reading binary results. */
+int64_t tally_pg_int(const PGresult *res, int row, int c);
+double tally_pg_float(const PGresult *res, int row, int c);
+/* One record of model m from result row `row` (columns in model order, from
+ * column `first`), every value copied into arena. */
+void tally_pg_read_record(const PGresult *res, int row, int first, const tally_model *m, tally_arena *arena,
+                          tally_record *out);
+
+/* Whether reads should lock what they read (inside a transaction, not a reader). */
+bool tally_pg_locking(const tally_pg *st);
+
+/*
+ * The error mapper (errors.c): the failure of step s in Tally's terms, with
+ * the SQLite backend's messages and paths.  Pure: it runs no statement (the
+ * transaction is aborted by then).  For a delete, the caller has already
+ * looked for restricting links before running it.
+ */
+int tally_pg_map_error(tally_plan *plan, const tally_step *s, const tally_pg_diag *d, tally_error *err);
+/* A failure outside a record step (locks, limits, idempotency, transactions):
+ * connection loss -> UNAVAILABLE, 40001/40P01 -> CONFLICT with rerun, else
+ * UNAVAILABLE "the database could not <what>; retry". */
+int tally_pg_fail(const tally_pg_diag *d, const char *what, tally_error *err);
+/* Logs a failure the person will not see in detail (server log, stderr). */
+void tally_pg_log(const tally_pg_diag *d, const char *sql);
+
+/* Step kinds by file. */
+int tally_pg_record_step(tally_pg *st, tally_plan *plan, int i, tally_error *err);
+int tally_pg_lock(tally_pg *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err);
+int tally_pg_limit(tally_pg *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err);
+int tally_pg_migrate(tally_store *base, bool allow_destructive, tally_error *err);
+int tally_pg_idem_get(tally_store *base, const tally_idem_key *k, tally_idem_answer *out, tally_error *err);
+int tally_pg_idem_put(tally_store *base, const tally_idem_key *k, int status, const char *body, size_t len,
+                      int64_t now_ms, tally_error *err);
+int tally_pg_sweep(tally_store *base, int64_t now_ms, int64_t idem_ttl_ms);
+
+/* The URL with any password removed (user:pw@ -> user@, password=... -> password=***). */
+void tally_pg_redact_url(const char *url, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,433 @@
+/* Unit tests for the PostgreSQL backend against a real PostgreSQL: set
+ * TALLY_TEST_PG_URL=postgresql://USER@HOST:PORT/DB (a database the user may
+ * CREATE DATABASE from); without it every test is skipped with a message.
+ * Each run makes a fresh database tally_unit_<pid> and drops it after.
+ * Covered: open (and a refused one naming the URL without its password),
+ * migrate (twice: idempotent), every step kind (get, list with a cursor,
+ * create, upsert both ways, update with a guard that holds and one that
+ * does not, not found, updateMany with its crossing count, delete with a
+ * restricting link, deleteMany, locks acquire/renew/check/release/list, a
+ * GCRA limit allowed then refused), errors by SQLSTATE (unique, missing
+ * link, overflow), transactions (savepoints rescue a failed step; without
+ * one in_transaction turns false and COMMIT fails), the savepoint budget
+ * (batch_max writing savepoints in one transaction), idempotency answers and
+ * the sweep. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exec/run.h"
+#include "sql_util.h"
+#include "store/backend.h"
+
+static const char PG_SCHEMA[] =
+    "{\"models\": {"
+    " \"customer\": {\"fields\": {\"name\": {\"type\": \"string\", \"required\": true},"
+    "   \"email\": {\"type\": \"string\", \"unique\": true}, \"orderCount\": {\"type\": \"integer\", \"default\": 0}}},"
+    " \"product\": {\"fields\": {\"sku\": {\"type\": \"string\", \"required\": true, \"unique\": true},"
+    "   \"stock\": {\"type\": \"integer\", \"default\": 0, \"min\": 0}, \"price\": {\"type\": \"float\"}}},"
+    " \"event\": {\"fields\": {\"seats\": {\"type\": \"integer\", \"default\": 0, \"min\": 0}}},"
+    " \"ticket\": {\"fields\": {\"event\": {\"type\": \"belongsTo\", \"model\": \"event\", \"required\": true}}}"
+    "}, \"limits\": {\"login\": {\"rate\": 2, \"periodMs\": 60000, \"burst\": 2}}}";
+
+static char url[512];
+static tally_schema *schema;
+static tally_store *st;
+
+static bool have_pg(void) { return url[0] != '\0'; }
+
+#define NEED_PG()                                                                                                 \
+    do {                                                                                                          \
+        if (!have_pg())                                                                                           \
+            skip();                                                                                               \
+    } while (0)
+
+static void admin(const char *base, const char *sql)
+{
+    PGconn *c = PQconnectdb(base);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("cannot connect to %s: %s", base, PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (setup(NULL) || parse_schema(PG_SCHEMA, &schema))
+        return -1;
+    const char *base = getenv("TALLY_TEST_PG_URL");
+    if (!base || !*base) {
+        fprintf(stderr, "test_pg_db: TALLY_TEST_PG_URL is not set, so the PostgreSQL tests are skipped "
+                        "(set it to postgresql://USER@HOST:PORT/DB to run them)\n");
+        return 0;
+    }
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE tally_unit_%d", (int)getpid());
+    admin(base, sql);
+    /* The same URL, with the new database as its path. */
+    const char *auth = strstr(base, "://");
+    auth = auth ? auth + 3 : base;
+    size_t host_end = strcspn(auth, "/?");
+    const char *query = strchr(auth, '?');
+    snprintf(url, sizeof url, "%.*s/tally_unit_%d%s", (int)(auth - base + (long)host_end), base, (int)getpid(),
+             query ? query : "");
+    tally_store_options opt = {.role = TALLY_STORE_WRITER};
+    tally_error err;
+    if (tally_store_open(url, schema, &opt, &st, &err) || tally_store_migrate(st, false, &err)) {
+        fprintf(stderr, "test_pg_db: %s\n", err.message);
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    tally_store_close(st);
+    if (have_pg()) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS tally_unit_%d WITH (FORCE)", (int)getpid());
+        admin(getenv("TALLY_TEST_PG_URL"), sql);
+    }
+    tally_schema_free(schema);
+    return teardown(NULL);
+}
+
+/* Runs every step of plan on st; the return code of the first failure. */
+static int run(tally_plan *plan, tally_error *err)
+{
+    plan->now_ms = 1700000000000;
+    tally_error_clear(err);
+    return tally_run_plan(st, plan, err);
+}
+
+static int64_t create(const char *model, const char *sq)
+{
+    tally_plan *plan = decode(schema, model, 0, sq);
+    tally_error err;
+    if (run(plan, &err))
+        fail_msg("create %s: %s", model, err.message);
+    int64_t id = plan->results[plan->answer_step].record.cols[TALLY_COL_ID].u.i;
+    tally_plan_free(plan);
+    return id;
+}
+
+static void test_open_refused(void **state)
+{
+    (void)state;
+    NEED_PG();
+    tally_store *bad;
+    tally_error err;
+    tally_store_options opt = {.role = TALLY_STORE_READER};
+    assert_int_equal(tally_store_open("postgresql://ada:hunter2@127.0.0.1:1/nowhere", schema, &opt, &bad, &err),
+                     -TALLY_UNAVAILABLE);
+    assert_null(bad);
+    assert_null(strstr(err.message, "hunter2"));
+    assert_non_null(strstr(err.message, "postgresql://ada@127.0.0.1:1/nowhere"));
+    /* Migrating again changes nothing. */
+    assert_int_equal(tally_store_migrate(st, false, &err), 0);
+}
+
+static void test_records(void **state)
+{
+    (void)state;
+    NEED_PG();
+    tally_error err;
+    int64_t a = create("product", "{'sku': 'apple', 'stock': 10, 'price': 0.5}");
+    int64_t b = create("product", "{'sku': 'pear', 'stock': 1}");
+    assert_true(b > a);
+    /* get */
+    tally_plan *plan = tally_plan_new(schema);
+    tally_step *s = tally_plan_add_step(plan, TALLY_OP_GET, M(schema, "product"));
+    s->path = "";
+    s->id = tally_value_int(a);
+    assert_int_equal(run(plan, &err), 0);
+    tally_value *cols = plan->results[0].record.cols;
+    assert_int_equal(cols[0].u.i, a);
+    assert_int_equal(cols[col(M(schema, "product"), "stock")].u.i, 10);
+    assert_int_equal(cols[col(M(schema, "product"), "price")].kind, TALLY_VALUE_FLOAT);
+    assert_true(cols[col(M(schema, "product"), "sku")].kind == TALLY_VALUE_TEXT &&
+                memcmp(cols[col(M(schema, "product"), "sku")].u.text.ptr, "apple", 5) == 0);
+    tally_plan_free(plan);
+    /* list: a page of 1, then the next after its cursor */
+    plan = tally_plan_new(schema);
+    s = list_step(plan, M(schema, "product"), NULL);
+    s->first = 1;
+    assert_int_equal(run(plan, &err), 0);
+    assert_int_equal(plan->results[0].nrecords, 1);
+    assert_true(plan->results[0].has_next);
+    tally_plan_free(plan);
+    plan = tally_plan_new(schema);
+    s = list_step(plan, M(schema, "product"), NULL);
+    s->first = 5;
+    s->after = tally_arena_alloc(&plan->arena, sizeof *s->after);
+    s->after[0] = tally_value_int(a);
+    assert_int_equal(run(plan, &err), 0);
+    assert_int_equal(plan->results[0].nrecords, 1);
+    assert_false(plan->results[0].has_next);
+    assert_int_equal(plan->results[0].records[0].cols[0].u.i, b);
+    tally_plan_free(plan);
+    /* update with atomics; an invariant; a guard that fails with the current record; not found */
+    plan = decode(schema, "product", a, "{'_atomics': {'stock': [{'increment': 5}, {'decrement': 2}]}}");
+    assert_int_equal(run(plan, &err), 0);
+    assert_int_equal(plan->results[0].record.cols[col(M(schema, "product"), "stock")].u.i, 13);
+    tally_plan_free(plan);
+    plan = decode(schema, "product", a, "{'_atomics': {'stock': {'decrement': 100}}}");
+    assert_int_equal(run(plan, &err), -TALLY_INVARIANT);
+    assert_string_equal(err.path, "_atomics.stock");
+    assert_string_equal(err.message, "stock would go below its min of 0; nothing was changed");
+    tally_plan_free(plan);
+    plan = decode(schema, "product", a, "{'_where': {'stock': {'greaterThan': 100}}, '_atomics': {'stock': {'decrement': 1}}}");
+    assert_int_equal(run(plan, &err), -TALLY_GUARD_FAILED);
+    assert_int_equal(plan->results[0].record.cols[col(M(schema, "product"), "stock")].u.i, 13);
+    tally_plan_free(plan);
+    plan = decode(schema, "product", 999999, "{'stock': 1}");
+    assert_int_equal(run(plan, &err), -TALLY_NOT_FOUND);
+    assert_string_equal(err.message, "product 999999 does not exist");
+    tally_plan_free(plan);
+    /* an integer field compared with a float past 2^53 stays exact */
+    plan = decode(schema, "product", a, "{'stock': 9007199254740993}");
+    assert_int_equal(run(plan, &err), 0);
+    tally_plan_free(plan);
+    plan = decode(schema, "product", a, "{'_where': {'stock': {'greaterThan': 9007199254740992.0}}, 'sku': 'apple2'}");
+    assert_int_equal(run(plan, &err), 0);
+    tally_plan_free(plan);
+    plan = decode(schema, "product", a, "{'_atomics': {'stock': {'increment': 9223372036854775807}}}");
+    assert_int_equal(run(plan, &err), -TALLY_OVERFLOW);
+    assert_string_equal(err.path, "_atomics.stock");
+    tally_plan_free(plan);
+    /* unique */
+    plan = decode(schema, "product", 0, "{'sku': 'pear'}");
+    assert_int_equal(run(plan, &err), -TALLY_UNIQUE_VIOLATION);
+    assert_string_equal(err.path, "sku");
+    tally_plan_free(plan);
+}
+
+static tally_plan *bulk(bool update, const char *model, const char *sq)
+{
+    json_t *body = J(sq);
+    tally_plan *plan = tally_plan_new(schema);
+    tally_error err;
+    int rc = update ? tally_decode_update_many(plan, M(schema, model), body, &err)
+                    : tally_decode_delete_many(plan, M(schema, model), body, &err);
+    json_decref(body);
+    if (rc < 0)
+        fail_msg("refused: %s", err.message);
+    return plan;
+}
+
+static void test_bulk_upsert_links(void **state)
+{
+    (void)state;
+    NEED_PG();
+    tally_error err;
+    create("event", "{'seats': 1}");
+    create("event", "{'seats': 5}");
+    tally_plan *plan = bulk(true, "event", "{'filter': {}, '_atomics': {'seats': {'decrement': 2}}}");
+    assert_int_equal(run(plan, &err), -TALLY_INVARIANT);
+    assert_string_equal(err.message, "seats would go below its min of 0; nothing was changed (1 matching row would cross it)");
+    tally_plan_free(plan);
+    plan = bulk(true, "event", "{'filter': {}, '_atomics': {'seats': {'increment': 1}}}");
+    assert_int_equal(run(plan, &err), 0);
+    assert_int_equal(plan->results[0].count, 2);
+    tally_plan_free(plan);
+    /* upsert: inserts, then updates */
+    for (int i = 0; i < 2; i++) {
+        json_t *body = J("{'on': 'email', 'create': {'name': 'A', 'email': 'a@x'}, "
+                         "'update': {'_atomics': {'orderCount': {'increment': 1}}}}");
+        plan = tally_plan_new(schema);
+        assert_true(tally_decode_upsert(plan, M(schema, "customer"), body, &err) >= 0);
+        json_decref(body);
+        assert_int_equal(run(plan, &err), 0);
+        assert_int_equal(plan->results[0].created, i == 0);
+        assert_int_equal(plan->results[0].record.cols[col(M(schema, "customer"), "orderCount")].u.i, i);
+        tally_plan_free(plan);
+    }
+    /* links: a missing one, a restricting one, then deleteMany */
+    int64_t ev = create("event", "{}");
+    create("ticket", "{'event': {'_link': 1}}");
+    char body[64];
+    snprintf(body, sizeof body, "{'event': %lld}", (long long)ev);
+    create("ticket", body);
+    plan = decode(schema, "ticket", 0, "{'event': 424242}");
+    assert_int_equal(run(plan, &err), -TALLY_VALIDATION);
+    assert_string_equal(err.message, "event: there is no event with id 424242 to link to; create it first or link an existing one");
+    tally_plan_free(plan);
+    plan = tally_plan_new(schema);
+    tally_step *d = tally_plan_add_step(plan, TALLY_OP_DELETE, M(schema, "event"));
+    d->path = "";
+    d->id = tally_value_int(ev);
+    assert_int_equal(run(plan, &err), -TALLY_CONFLICT);
+    assert_non_null(strstr(err.message, "is still linked from 1 ticket record(s) (field 'event', onDelete restrict)"));
+    tally_plan_free(plan);
+    plan = bulk(false, "ticket", "{'filter': {}}");
+    assert_int_equal(run(plan, &err), 0);
+    assert_int_equal(plan->results[0].count, 2);
+    tally_plan_free(plan);
+    plan = tally_plan_new(schema);
+    d = tally_plan_add_step(plan, TALLY_OP_DELETE, M(schema, "event"));
+    d->path = "";
+    d->id = tally_value_int(ev);
+    assert_int_equal(run(plan, &err), 0);
+    assert_int_equal(plan->results[0].id, ev);
+    assert_int_equal(run(plan, &err), -TALLY_NOT_FOUND);
+    tally_plan_free(plan);
+}
+
+static tally_step *lock_step(tally_plan *plan, tally_op op, const char *name, const char *token, int64_t ttl)
+{
+    tally_step *s = tally_plan_add_step(plan, op, NULL);
+    s->path = "";
+    s->name = name;
+    s->name_len = strlen(name);
+    s->token = token;
+    s->ttl_ms = ttl;
+    return s;
+}
+
+static void test_locks_and_limits(void **state)
+{
+    (void)state;
+    NEED_PG();
+    tally_error err;
+    tally_plan *plan = tally_plan_new(schema);
+    lock_step(plan, TALLY_OP_LOCK_ACQUIRE, "job", NULL, 10000);
+    assert_int_equal(run(plan, &err), 0);
+    char token[33];
+    memcpy(token, plan->results[0].token, sizeof token);
+    assert_int_equal(strlen(token), 32);
+    int64_t fence = plan->results[0].fence;
+    assert_int_equal(run(plan, &err), -TALLY_LOCKED); /* held */
+    tally_plan_free(plan);
+    const tally_op ops[] = {TALLY_OP_LOCK_RENEW, TALLY_OP_LOCK_CHECK, TALLY_OP_LOCK_LIST, TALLY_OP_LOCK_RELEASE};
+    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
+        plan = tally_plan_new(schema);
+        lock_step(plan, ops[i], "job", token, 20000);
+        assert_int_equal(run(plan, &err), 0);
+        if (ops[i] == TALLY_OP_LOCK_LIST) {
+            assert_int_equal(plan->results[0].nlocks, 1);
+            assert_int_equal(plan->results[0].locks[0].fence, fence);
+        } else {
+            assert_int_equal(plan->results[0].fence, fence);
+        }
+        tally_plan_free(plan);
+    }
+    plan = tally_plan_new(schema);
+    lock_step(plan, TALLY_OP_LOCK_RELEASE, "job", token, 0);
+    assert_int_equal(run(plan, &err), -TALLY_LOCK_LOST);
+    tally_plan_free(plan);
+    /* The fence only grows; a name need not be UTF-8. */
+    plan = tally_plan_new(schema);
+    lock_step(plan, TALLY_OP_LOCK_ACQUIRE, "job", NULL, 1000);
+    lock_step(plan, TALLY_OP_LOCK_ACQUIRE, "\xed\xa0\x80", NULL, 1000);
+    assert_int_equal(run(plan, &err), 0);
+    assert_int_equal(plan->results[0].fence, fence + 1);
+    tally_plan_free(plan);
+    /* GCRA: burst 2, then refused with a retry time. */
+    for (int i = 0; i < 3; i++) {
+        plan = tally_plan_new(schema);
+        tally_step *s = lock_step(plan, TALLY_OP_LIMIT, "user-1", NULL, 0);
+        s->limit = tally_schema_limit(schema, "login", 5);
+        s->cost = 1;
+        int rc = run(plan, &err);
+        assert_int_equal(rc, i < 2 ? 0 : -TALLY_RATE_LIMITED);
+        assert_int_equal(plan->results[0].allowed, i < 2);
+        assert_int_equal(plan->results[0].remaining, i == 0 ? 1 : 0);
+        if (i == 2)
+            assert_int_equal(plan->results[0].retry_after_ms, 30000);
+        tally_plan_free(plan);
+    }
+}
+
+static void test_transactions(void **state)
+{
+    (void)state;
+    NEED_PG();
+    tally_error err;
+    int64_t p = create("product", "{'sku': 'tx', 'stock': 0}");
+    /* A failed step inside a savepoint: the transaction goes on after ROLLBACK TO. */
+    assert_int_equal(tally_store_begin(st, &err), 0);
+    assert_int_equal(tally_store_savepoint(st, &err), 0);
+    tally_plan *plan = decode(schema, "product", p, "{'_atomics': {'stock': {'decrement': 1}}}");
+    assert_int_equal(run(plan, &err), -TALLY_INVARIANT);
+    assert_true(tally_store_in_transaction(st));
+    assert_int_equal(tally_store_rollback_to(st, &err), 0);
+    assert_int_equal(tally_store_release(st, &err), 0);
+    tally_plan_free(plan);
+    /* The savepoint budget: batch_max writing savepoints in one transaction. */
+    int n = tally_store_caps(st)->batch_max;
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(tally_store_savepoint(st, &err), 0);
+        plan = decode(schema, "product", p, "{'_atomics': {'stock': {'increment': 1}}}");
+        assert_int_equal(run(plan, &err), 0);
+        tally_plan_free(plan);
+        assert_int_equal(tally_store_release(st, &err), 0);
+    }
+    assert_int_equal(tally_store_commit(st, &err), 0);
+    assert_false(tally_store_in_transaction(st));
+    plan = tally_plan_new(schema);
+    tally_step *g = tally_plan_add_step(plan, TALLY_OP_GET, M(schema, "product"));
+    g->path = "";
+    g->id = tally_value_int(p);
+    assert_int_equal(run(plan, &err), 0);
+    assert_int_equal(plan->results[0].record.cols[col(M(schema, "product"), "stock")].u.i, n);
+    tally_plan_free(plan);
+    /* Without a savepoint a failure ends the transaction: not in_transaction, and COMMIT fails. */
+    assert_int_equal(tally_store_begin(st, &err), 0);
+    plan = decode(schema, "product", p, "{'_atomics': {'stock': {'decrement': 1000}}}");
+    assert_int_equal(run(plan, &err), -TALLY_INVARIANT);
+    tally_plan_free(plan);
+    assert_false(tally_store_in_transaction(st));
+    assert_int_equal(tally_store_commit(st, &err), -TALLY_UNAVAILABLE);
+    tally_store_rollback(st);
+    assert_false(tally_store_in_transaction(st));
+}
+
+static void test_idempotency_and_sweep(void **state)
+{
+    (void)state;
+    NEED_PG();
+    tally_error err;
+    tally_idem_key k = {.method = "POST", .path = "/api/x", .key = "k1"};
+    memset(k.hash, 7, sizeof k.hash);
+    tally_idem_answer a = {0};
+    assert_int_equal(tally_store_begin(st, &err), 0);
+    assert_int_equal(tally_store_idem_get(st, &k, &a, &err), 0);
+    assert_int_equal(tally_store_idem_put(st, &k, 201, "{\"id\":1}\0x", 10, 1000, &err), 0);
+    assert_int_equal(tally_store_commit(st, &err), 0);
+    assert_int_equal(tally_store_idem_get(st, &k, &a, &err), 1);
+    assert_true(a.same_body);
+    assert_int_equal(a.status, 201);
+    assert_int_equal(a.len, 10);
+    assert_memory_equal(a.body, "{\"id\":1}\0x", 10);
+    free(a.body);
+    k.hash[0] = 8;
+    assert_int_equal(tally_store_idem_get(st, &k, &a, &err), 1);
+    assert_false(a.same_body);
+    free(a.body);
+    /* The sweep removes answers older than the ttl. */
+    assert_int_equal(tally_store_begin(st, &err), 0);
+    assert_int_equal(tally_store_sweep(st, 5000, 1000), 0);
+    assert_int_equal(tally_store_commit(st, &err), 0);
+    assert_int_equal(tally_store_idem_get(st, &k, &a, &err), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_refused),   cmocka_unit_test(test_records),
+        cmocka_unit_test(test_bulk_upsert_links), cmocka_unit_test(test_locks_and_limits),
+        cmocka_unit_test(test_transactions),   cmocka_unit_test(test_idempotency_and_sweep),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
