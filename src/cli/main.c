@@ -51,7 +51,7 @@ static void usage(FILE *f)
             "                         PostgreSQL database: records with their ids, fences, limits, stored answers)\n"
             "\n"
             "serve options (each also as an environment variable: --db as TALLY_DB, --max-body as TALLY_MAX_BODY):\n"
-            "  --schema FILE          models to serve (JSON; see docs/schema in the README)\n"
+            "  --schema FILE          models to serve (JSON; see the README, section Schema)\n"
             "  --data DIR             SQLite: the data folder (tally.db and its WAL); created if missing, locked while\n"
             "                         served\n"
             "  --db URL               the database: sqlite:DIR (the same as --data DIR) or\n"

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "store/sql.h"
+#include "store/step_errors.h"
 #include "store/sqlite/sync_vfs.h"
 
 #define WAL_CHECKPOINT_FRAMES 4000 /* about 16 MB of 4 KB pages */
@@ -295,26 +296,6 @@ static void read_record(sqlite3_stmt *stmt, const tally_model *m, tally_arena *a
 
 /* ---- errors ------------------------------------------------------------- */
 
-static const char *join_path(tally_plan *plan, const tally_step *s, const char *field)
-{
-    if (!s->path[0])
-        return field;
-    return tally_arena_printf(&plan->arena, "%s.%s", s->path, field);
-}
-
-/* Where a failure on column c points: "_atomics.c" when the step changed c
- * with _atomics, else the field's own name (under the step's path). */
-static const char *column_path(tally_plan *plan, const tally_step *s, const char *field)
-{
-    int fi = tally_model_field(s->model, field, strlen(field));
-    for (int i = 0; fi >= 0 && i < s->natomics; i++)
-        if (s->atomics[i].column == s->model->fields[fi].column) {
-            bool upsert = s->op == TALLY_OP_UPSERT;
-            return join_path(plan, s, tally_arena_printf(&plan->arena, "%s_atomics.%s", upsert ? "update." : "", field));
-        }
-    return join_path(plan, s, field);
-}
-
 /* *n = the number of rows of `table` whose `column` equals v (error paths only). */
 static int count_where(tally_sqlite *st, tally_plan *plan, const char *table, const char *column, const tally_value *v,
                        long long *n, tally_error *err)
@@ -354,7 +335,7 @@ static int missing_link(tally_sqlite *st, tally_plan *plan, const tally_step *s,
         if (n == 0) {
             /* A REF may stand for a count, or a step with no record: resolve it as it was bound. */
             tally_value v = tally_plan_resolve(plan, &s->sets[i].value);
-            return tally_fail(err, TALLY_VALIDATION, join_path(plan, s, f->name),
+            return tally_fail(err, TALLY_VALIDATION, tally_step_join_path(plan, s, f->name),
                               "%s: there is no %s with id %lld to link to; create it first or link an existing one",
                               f->name, f->target, v.kind == TALLY_VALUE_INT ? (long long)v.u.i : 0LL);
         }
@@ -393,11 +374,11 @@ static int map_error(tally_sqlite *st, tally_plan *plan, const tally_step *s, in
     const tally_model *m = s->model;
     int col;
     if (sscanf(msg, "tally:overflow:%d", &col) == 1 && col < m->ncolumns)
-        return tally_fail(err, TALLY_OVERFLOW, column_path(plan, s, tally_model_column_name(m, col)),
+        return tally_fail(err, TALLY_OVERFLOW, tally_step_column_path(plan, s, tally_model_column_name(m, col)),
                           "%s: the result would not fit a signed 64-bit integer; nothing was changed",
                           tally_model_column_name(m, col));
     if (sscanf(msg, "tally:null:%d", &col) == 1 && col < m->ncolumns)
-        return tally_fail(err, TALLY_VALIDATION, column_path(plan, s, tally_model_column_name(m, col)),
+        return tally_fail(err, TALLY_VALIDATION, tally_step_column_path(plan, s, tally_model_column_name(m, col)),
                           "%s is not set, so it cannot be incremented or decremented; set it to a number first",
                           tally_model_column_name(m, col));
     /* ON DELETE RESTRICT fails with SQLITE_CONSTRAINT_TRIGGER, not _FOREIGNKEY: go by the message. */
@@ -416,7 +397,7 @@ static int map_error(tally_sqlite *st, tally_plan *plan, const tally_step *s, in
                     snprintf(bound, sizeof bound, "%lld", (long long)b->u.i);
                 else
                     snprintf(bound, sizeof bound, "%g", b->u.f);
-                return tally_fail(err, TALLY_INVARIANT, column_path(plan, s, field),
+                return tally_fail(err, TALLY_INVARIANT, tally_step_column_path(plan, s, field),
                                   "%s would go %s its %s of %s; nothing was changed", field,
                                   strcmp(kind, "min") == 0 ? "below" : "above", kind, bound);
             }
@@ -439,7 +420,7 @@ static int map_error(tally_sqlite *st, tally_plan *plan, const tally_step *s, in
                 break;
             p = end + 2;
         }
-        return tally_fail(err, TALLY_UNIQUE_VIOLATION, join_path(plan, s, fields),
+        return tally_fail(err, TALLY_UNIQUE_VIOLATION, tally_step_join_path(plan, s, fields),
                           "another %s already has this %s (%s must be unique); choose another value", m->name,
                           strchr(fields, ',') ? "combination of values" : "value", fields);
     }
@@ -453,7 +434,7 @@ static int map_error(tally_sqlite *st, tally_plan *plan, const tally_step *s, in
     case SQLITE_CONSTRAINT_NOTNULL: {
         const char *dot = strrchr(msg, '.');
         const char *field = dot ? dot + 1 : "";
-        return tally_fail(err, TALLY_VALIDATION, join_path(plan, s, field), "%s is required and cannot be null",
+        return tally_fail(err, TALLY_VALIDATION, tally_step_join_path(plan, s, field), "%s is required and cannot be null",
                           field);
     }
     case SQLITE_CONSTRAINT_DATATYPE:
@@ -525,21 +506,6 @@ static int execute_step(tally_sqlite *st, tally_plan *plan, const tally_step *s,
     return rc == SQLITE_DONE ? 0 : map_error(st, plan, s, rc, err);
 }
 
-static int64_t resolve_id(const tally_plan *plan, const tally_value *v)
-{
-    tally_value r = tally_plan_resolve(plan, v);
-    return r.kind == TALLY_VALUE_INT ? r.u.i : 0; /* no record has id 0: an unset reference is not found */
-}
-
-static int not_found(tally_error *err, const tally_step *s, int64_t id)
-{
-    if (s->link)
-        return tally_fail(err, TALLY_VALIDATION, s->path, "there is no %s with id %lld to link; create it first or "
-                          "link an existing one", s->model->name, (long long)id);
-    return tally_fail(err, TALLY_NOT_FOUND, s->path[0] ? s->path : NULL, "%s %lld does not exist", s->model->name,
-                      (long long)id);
-}
-
 /* Reads one record by id into out.  Returns 0, or -code (NOT_FOUND when there is no such record). */
 static int read_by_id(tally_sqlite *st, tally_plan *plan, const tally_step *s, int64_t id, tally_record *out,
                       tally_error *err)
@@ -559,13 +525,13 @@ static int read_by_id(tally_sqlite *st, tally_plan *plan, const tally_step *s, i
     if (rc == SQLITE_ROW)
         return 0;
     if (rc == SQLITE_DONE)
-        return not_found(err, s, id);
+        return tally_step_not_found(err, s, id);
     return map_error(st, plan, s, rc, err);
 }
 
 static int run_get(tally_sqlite *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err)
 {
-    return read_by_id(st, plan, s, resolve_id(plan, &s->id), &res->record, err);
+    return read_by_id(st, plan, s, tally_step_id(plan, &s->id), &res->record, err);
 }
 
 static int run_list(tally_sqlite *st, tally_plan *plan, const tally_step *s, tally_step_result *res,
@@ -613,7 +579,7 @@ static int run_update(tally_sqlite *st, tally_plan *plan, const tally_step *s, t
     int rc = execute_step(st, plan, s, NULL, err);
     if (rc)
         return rc;
-    int64_t id = resolve_id(plan, &s->id);
+    int64_t id = tally_step_id(plan, &s->id);
     bool changed = sqlite3_changes(st->db) > 0;
     /* Read the record: after the change, or as it stood when the guard failed. */
     if ((rc = read_by_id(st, plan, s, id, &res->record, err)) != 0)
@@ -664,11 +630,11 @@ static int run_delete(tally_sqlite *st, tally_plan *plan, const tally_step *s, t
     res->count = sqlite3_changes(st->db);
     if (s->op == TALLY_OP_DELETE_MANY)
         return 0;
-    res->id = resolve_id(plan, &s->id);
+    res->id = tally_step_id(plan, &s->id);
     /* A later transaction step may reference "name.id" of a delete. */
     res->record.cols = tally_arena_zalloc(&plan->arena, sizeof *res->record.cols);
     res->record.cols[TALLY_COL_ID] = tally_value_int(res->id);
-    return res->count ? 0 : not_found(err, s, res->id);
+    return res->count ? 0 : tally_step_not_found(err, s, res->id);
 }
 
 static int sqlite_run_step(tally_store *base, tally_plan *plan, int i, tally_error *err)
