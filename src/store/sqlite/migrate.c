@@ -1,25 +1,22 @@
 /*
- * migrate.c — makes the SQLite tables match the schema at start-up.
- *
- * What each table was made from is kept in tally_fields (model, field, type,
- * column definition, unique).  On start: a new model is created, a new field
- * is added (ALTER TABLE ADD COLUMN, with its default filled into existing
- * rows), a field that became unique gets its index.  Destructive changes are
- * refused with a message that says what and why: a model or field that the
- * schema no longer has (allowed with --allow-destructive, which drops it), a
- * changed type or changed options of an existing field (never: SQLite cannot
- * change a column's constraints in place; add a new field instead).
- * Everything runs in one transaction: a refused migration changes nothing.
+ * migrate.c — the SQLite side of a migration (store/migration.h decides
+ * what changes; this runs it): tally_fields in the database itself, STRICT
+ * tables, ALTER TABLE ADD/DROP COLUMN, unique indexes.  Foreign keys are off
+ * for the migration and every table changes in one transaction, so a
+ * refused migration changes nothing.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/migration.h"
 #include "store/sql.h"
 #include "store/sqlite/internal.h"
 
-static int table_exists(tally_sqlite *st, const char *name)
+static int table_exists(void *conn, const char *name, tally_error *err)
 {
+    (void)err;
+    tally_sqlite *st = conn;
     sqlite3_stmt *stmt;
     sqlite3_prepare_v2(st->db, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1", -1, &stmt, NULL);
     sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
@@ -46,8 +43,9 @@ static void alter_default(tally_sql *q, const tally_field *f)
     }
 }
 
-static int record_field(tally_sqlite *st, const tally_model *m, const tally_field *f, tally_error *err)
+static int record_field(void *conn, const tally_model *m, const tally_field *f, tally_error *err)
 {
+    tally_sqlite *st = conn;
     tally_sql def;
     tally_sql_init(&def);
     tally_sql_column_def(&def, m, f, 0);
@@ -77,49 +75,33 @@ static int exec_sql(tally_sqlite *st, tally_sql *q, tally_error *err)
     return rc;
 }
 
-/* The reason a step failed, copied out of err before err is filled again
- * (err->message must not be both the output and an argument of tally_fail). */
-typedef struct reason {
-    char text[sizeof ((tally_error *)0)->message];
-} reason;
+static void column_def(tally_sql *q, const tally_model *m, const tally_field *f) { tally_sql_column_def(q, m, f, 0); }
 
-static reason reason_of(const tally_error *err)
-{
-    reason r;
-    snprintf(r.text, sizeof r.text, "%s", err ? err->message : "");
-    return r;
-}
-
-static int add_unique(tally_sqlite *st, const tally_model *m, int field, int key, tally_error *err)
+static int add_unique(void *conn, const tally_model *m, int field, int key, tally_error *err)
 {
     tally_sql q;
     tally_sql_init(&q);
     tally_sql_unique_index(&q, m, field, key);
-    if (exec_sql(st, &q, err) == 0)
-        return 0;
-    reason why = reason_of(err);
-    return tally_fail(err, TALLY_BAD_REQUEST, NULL,
-                      "model '%s': cannot make %s unique: the stored records already hold duplicates (%s)", m->name,
-                      key < 0 ? m->fields[field].name : "the compound key", why.text);
+    return exec_sql(conn, &q, err);
 }
 
-static int create_model(tally_sqlite *st, const tally_model *m, tally_error *err)
+static int drop_unique(void *conn, const tally_model *m, int field, tally_error *err)
+{
+    tally_sql q;
+    tally_sql_init(&q);
+    tally_sql_addf(&q, "DROP INDEX IF EXISTS \"u:%s:%s\"", m->name, m->fields[field].name);
+    return exec_sql(conn, &q, err);
+}
+
+static int create_table(void *conn, const tally_model *m, tally_error *err)
 {
     tally_sql q;
     tally_sql_init(&q);
     tally_sql_create_table(&q, m);
-    if (exec_sql(st, &q, err))
-        return -TALLY_INTERNAL;
-    for (int i = 0; i < m->nfields; i++) {
-        if (m->fields[i].column < 0)
-            continue;
-        if (record_field(st, m, &m->fields[i], err) || (m->fields[i].unique && add_unique(st, m, i, -1, err)))
-            return -(int)err->code;
-    }
-    return 0;
+    return exec_sql(conn, &q, err);
 }
 
-static int add_field(tally_sqlite *st, const tally_model *m, const tally_field *f, tally_error *err)
+static int add_column(void *conn, const tally_model *m, const tally_field *f, tally_error *err)
 {
     tally_sql q;
     tally_sql_init(&q);
@@ -128,28 +110,16 @@ static int add_field(tally_sqlite *st, const tally_model *m, const tally_field *
     tally_sql_add(&q, " ADD COLUMN ");
     tally_sql_column_def(&q, m, f, 1);
     alter_default(&q, f);
-    if (exec_sql(st, &q, err)) {
-        reason why = reason_of(err);
-        return tally_fail(err, TALLY_BAD_REQUEST, NULL, "model '%s', field '%s': cannot add the field: %s", m->name,
-                          f->name, why.text);
-    }
-    return record_field(st, m, f, err);
+    return exec_sql(conn, &q, err);
 }
 
-/* One row of tally_fields, copied out of its statement. */
-typedef struct stored_field {
-    char *name, *type, *def;
-    int uniq;
-} stored_field;
-
-static void free_stored(stored_field *rows, int n)
+static int drop_table(void *conn, const char *model, tally_error *err)
 {
-    for (int i = 0; i < n; i++) {
-        free(rows[i].name);
-        free(rows[i].type);
-        free(rows[i].def);
-    }
-    free(rows);
+    tally_sql q;
+    tally_sql_init(&q);
+    tally_sql_add(&q, "DROP TABLE ");
+    tally_sql_name(&q, model);
+    return exec_sql(conn, &q, err);
 }
 
 static char *dup_column(sqlite3_stmt *stmt, int c)
@@ -165,8 +135,9 @@ static char *dup_column(sqlite3_stmt *stmt, int c)
  * DROP INDEX / DROP COLUMN ("database table is locked") while a statement
  * over the schema is still stepping.  Returns the count, or -code.
  */
-static int read_stored(tally_sqlite *st, const char *model, stored_field **out, tally_error *err)
+static int read_stored(void *conn, const char *model, tally_stored_field **out, tally_error *err)
 {
+    tally_sqlite *st = conn;
     sqlite3_stmt *stmt;
     const char *sql = model ? "SELECT field, type, def, uniq FROM tally_fields WHERE model = ?1"
                             : "SELECT DISTINCT model FROM tally_fields";
@@ -175,17 +146,17 @@ static int read_stored(tally_sqlite *st, const char *model, stored_field **out, 
         return tally_fail(err, TALLY_INTERNAL, NULL, "cannot read tally_fields: %s", sqlite3_errmsg(st->db));
     if (model)
         sqlite3_bind_text(stmt, 1, model, -1, SQLITE_STATIC);
-    stored_field *rows = NULL;
+    tally_stored_field *rows = NULL;
     int n = 0, cap = 0, rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
-            stored_field *grown = realloc(rows, (size_t)cap * sizeof *rows);
+            tally_stored_field *grown = realloc(rows, (size_t)cap * sizeof *rows);
             if (!grown)
                 abort();
             rows = grown;
         }
-        stored_field *r = &rows[n++];
+        tally_stored_field *r = &rows[n++];
         memset(r, 0, sizeof *r);
         r->name = dup_column(stmt, 0);
         if (model) {
@@ -196,7 +167,7 @@ static int read_stored(tally_sqlite *st, const char *model, stored_field **out, 
     }
     sqlite3_finalize(stmt);
     if (rc != SQLITE_DONE) {
-        free_stored(rows, n);
+        tally_stored_fields_free(rows, n);
         return tally_fail(err, TALLY_INTERNAL, NULL, "cannot read tally_fields: %s", sqlite3_errstr(rc));
     }
     *out = rows;
@@ -204,8 +175,9 @@ static int read_stored(tally_sqlite *st, const char *model, stored_field **out, 
 }
 
 /* Removes a row of tally_fields (a field, or with field NULL every field of a model). */
-static int forget_stored(tally_sqlite *st, const char *model, const char *field, tally_error *err)
+static int forget_stored(void *conn, const char *model, const char *field, tally_error *err)
 {
+    tally_sqlite *st = conn;
     sqlite3_stmt *stmt;
     const char *sql = field ? "DELETE FROM tally_fields WHERE model = ?1 AND field = ?2"
                             : "DELETE FROM tally_fields WHERE model = ?1";
@@ -222,12 +194,13 @@ static int forget_stored(tally_sqlite *st, const char *model, const char *field,
 }
 
 /*
- * Drops a stored field the schema no longer has: every index over its column
+ * A stored field's column: every index over it first
  * (its own unique index, and any compound key left in place after it left
- * the schema: SQLite cannot drop an indexed column), its column, its record.
+ * the schema: SQLite cannot drop an indexed column), then the column.
  */
-static int drop_field(tally_sqlite *st, const tally_model *m, const char *name, tally_error *err)
+static int drop_column(void *conn, const tally_model *m, const char *name, tally_error *err)
 {
+    tally_sqlite *st = conn;
     tally_sql q;
     tally_sql_init(&q);
     sqlite3_stmt *stmt;
@@ -254,124 +227,23 @@ static int drop_field(tally_sqlite *st, const tally_model *m, const char *name, 
     tally_sql_name(&q, m->name);
     tally_sql_add(&q, " DROP COLUMN ");
     tally_sql_name(&q, name);
-    if (exec_sql(st, &q, err)) {
-        reason why = reason_of(err);
-        return tally_fail(err, TALLY_BAD_REQUEST, NULL, "model '%s', field '%s': cannot drop the field: %s", m->name,
-                          name, why.text);
-    }
-    return forget_stored(st, m->name, name, err);
+    return exec_sql(st, &q, err);
 }
 
-/* Compares the stored fields of one model with the schema's. */
-static int migrate_model(tally_sqlite *st, const tally_model *m, bool allow_destructive, tally_error *err)
-{
-    if (!table_exists(st, m->name))
-        return create_model(st, m, err);
-    stored_field *rows;
-    int nrows = read_stored(st, m->name, &rows, err);
-    if (nrows < 0)
-        return nrows;
-    int rc = 0;
-    bool *seen = calloc((size_t)m->nfields + 1, sizeof *seen);
-    for (int i = 0; rc == 0 && i < nrows; i++) {
-        const char *name = rows[i].name, *type = rows[i].type, *olddef = rows[i].def;
-        int olduniq = rows[i].uniq;
-        /* A stored name is an identifier (it came from a checked schema); anything else is not ours to drop. */
-        if (!tally_is_identifier(name, strlen(name))) {
-            rc = tally_fail(err, TALLY_INTERNAL, NULL, "model '%s': tally_fields holds a field named '%.64s', which "
-                            "is not an identifier", m->name, name);
-            break;
-        }
-        int fi = tally_model_field(m, name, strlen(name));
-        if (fi < 0 || m->fields[fi].column < 0) {
-            if (!allow_destructive) {
-                rc = tally_fail(err, TALLY_BAD_REQUEST, NULL,
-                                "model '%s', field '%s': the field is stored but no longer in the schema; removing it "
-                                "would delete its data. Put it back, or start with --allow-destructive to drop it",
-                                m->name, name);
-                break;
-            }
-            rc = drop_field(st, m, name, err);
-            continue;
-        }
-        const tally_field *f = &m->fields[fi];
-        seen[fi] = true;
-        if (strcmp(type, tally_type_name(f->type)) != 0) {
-            rc = tally_fail(err, TALLY_BAD_REQUEST, NULL,
-                            "model '%s', field '%s': the type changed from %s to %s; stored values would not fit. "
-                            "Keep the type, or add a field with a new name", m->name, name, type,
-                            tally_type_name(f->type));
-            break;
-        }
-        tally_sql def;
-        tally_sql_init(&def);
-        tally_sql_column_def(&def, m, f, 0);
-        bool same = strcmp(def.s, olddef) == 0;
-        tally_sql_free(&def);
-        if (!same) {
-            rc = tally_fail(err, TALLY_BAD_REQUEST, NULL,
-                            "model '%s', field '%s': its stored constraints (required, min, max, model, onDelete) "
-                            "differ from the schema's, and they cannot be changed in place. Keep them, or add a "
-                            "field with a new name", m->name, name);
-            break;
-        }
-        if (f->unique && !olduniq)
-            rc = add_unique(st, m, fi, -1, err) || record_field(st, m, f, err) ? -(int)err->code : 0;
-        else if (!f->unique && olduniq) {
-            tally_sql q;
-            tally_sql_init(&q);
-            tally_sql_addf(&q, "DROP INDEX IF EXISTS \"u:%s:%s\"", m->name, name);
-            rc = exec_sql(st, &q, err) || record_field(st, m, f, err) ? -(int)err->code : 0;
-        }
-    }
-    free_stored(rows, nrows);
-    for (int fi = 0; rc == 0 && fi < m->nfields; fi++)
-        if (!seen[fi] && m->fields[fi].column >= 0) {
-            rc = add_field(st, m, &m->fields[fi], err);
-            if (rc == 0 && m->fields[fi].unique)
-                rc = add_unique(st, m, fi, -1, err);
-        }
-    free(seen);
-    return rc;
-}
-
-/* Models stored before but gone from the schema. */
-static int dropped_models(tally_sqlite *st, bool allow_destructive, tally_error *err)
-{
-    stored_field *rows;
-    int nrows = read_stored(st, NULL, &rows, err);
-    if (nrows < 0)
-        return nrows;
-    int rc = 0;
-    for (int i = 0; rc == 0 && i < nrows; i++) {
-        const char *name = rows[i].name;
-        if (tally_schema_model(st->schema, name, strlen(name)))
-            continue;
-        if (!tally_is_identifier(name, strlen(name))) {
-            rc = tally_fail(err, TALLY_INTERNAL, NULL, "tally_fields holds a model named '%.64s', which is not an "
-                            "identifier", name);
-            break;
-        }
-        if (!allow_destructive) {
-            rc = tally_fail(err, TALLY_BAD_REQUEST, NULL,
-                            "model '%s': the model is stored but no longer in the schema; removing it would delete "
-                            "its records. Put it back, or start with --allow-destructive to drop it", name);
-            break;
-        }
-        tally_sql q;
-        tally_sql_init(&q);
-        tally_sql_add(&q, "DROP TABLE ");
-        tally_sql_name(&q, name);
-        if (exec_sql(st, &q, err)) {
-            reason why = reason_of(err);
-            rc = tally_fail(err, TALLY_BAD_REQUEST, NULL, "model '%s': cannot drop the model: %s", name, why.text);
-            break;
-        }
-        rc = forget_stored(st, name, NULL, err);
-    }
-    free_stored(rows, nrows);
-    return rc;
-}
+static const tally_migration_ops SQLITE_MIGRATION = {
+    .table_exists = table_exists,
+    .read_stored = read_stored,
+    .record_field = record_field,
+    .forget_stored = forget_stored,
+    .column_def = column_def,
+    .create_table = create_table,
+    .link_model = NULL, /* REFERENCES are part of CREATE TABLE; foreign keys are off while migrating */
+    .add_column = add_column,
+    .drop_column = drop_column,
+    .drop_table = drop_table,
+    .add_unique = add_unique,
+    .drop_unique = drop_unique,
+};
 
 int tally_sqlite_migrate(tally_store *base, bool allow_destructive, tally_error *err)
 {
@@ -399,13 +271,7 @@ int tally_sqlite_migrate(tally_store *base, bool allow_destructive, tally_error 
                                "CREATE INDEX IF NOT EXISTS tally_idempotency_created ON tally_idempotency (created_at)",
                                err);
     if (rc == 0)
-        rc = dropped_models(st, allow_destructive, err);
-    for (int i = 0; rc == 0 && i < st->schema->nmodels; i++) {
-        const tally_model *m = &st->schema->models[i];
-        rc = migrate_model(st, m, allow_destructive, err);
-        for (int k = 0; rc == 0 && k < m->nuniques; k++)
-            rc = add_unique(st, m, -1, k, err);
-    }
+        rc = tally_migration_apply(&SQLITE_MIGRATION, st, st->schema, allow_destructive, err);
     if (rc == 0)
         rc = tally_sqlite_exec(st, "COMMIT", err);
     if (rc)

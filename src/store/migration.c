@@ -1,0 +1,212 @@
+/* migration.c — the decisions of a migration and their messages; see migration.h. */
+#include "store/migration.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void tally_stored_fields_free(tally_stored_field *rows, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(rows[i].name);
+        free(rows[i].type);
+        free(rows[i].def);
+    }
+    free(rows);
+}
+
+/* The database's reason, copied out of err before err is filled again
+ * (err->message must not be both the output and an argument of tally_fail). */
+typedef struct reason {
+    char text[sizeof ((tally_error *)0)->message];
+} reason;
+
+static reason reason_of(const tally_error *err)
+{
+    reason r;
+    snprintf(r.text, sizeof r.text, "%s", err->message);
+    return r;
+}
+
+static int add_unique(const tally_migration_ops *ops, void *conn, const tally_model *m, int field, int key,
+                      tally_error *err)
+{
+    if (ops->add_unique(conn, m, field, key, err) == 0)
+        return 0;
+    reason why = reason_of(err);
+    return tally_fail(err, TALLY_BAD_REQUEST, NULL,
+                      "model '%s': cannot make %s unique: the stored records already hold duplicates (%s)", m->name,
+                      key < 0 ? m->fields[field].name : "the compound key", why.text);
+}
+
+static int create_model(const tally_migration_ops *ops, void *conn, const tally_model *m, tally_error *err)
+{
+    if (ops->create_table(conn, m, err))
+        return -TALLY_INTERNAL;
+    for (int i = 0; i < m->nfields; i++) {
+        if (m->fields[i].column < 0)
+            continue;
+        if (ops->record_field(conn, m, &m->fields[i], err) ||
+            (m->fields[i].unique && add_unique(ops, conn, m, i, -1, err)))
+            return -(int)err->code;
+    }
+    return 0;
+}
+
+static int add_field(const tally_migration_ops *ops, void *conn, const tally_model *m, const tally_field *f,
+                     tally_error *err)
+{
+    if (ops->add_column(conn, m, f, err)) {
+        reason why = reason_of(err);
+        return tally_fail(err, TALLY_BAD_REQUEST, NULL, "model '%s', field '%s': cannot add the field: %s", m->name,
+                          f->name, why.text);
+    }
+    if (ops->record_field(conn, m, f, err))
+        return -(int)err->code;
+    return f->unique ? add_unique(ops, conn, m, f - m->fields, -1, err) : 0;
+}
+
+static int drop_field(const tally_migration_ops *ops, void *conn, const tally_model *m, const char *name,
+                      tally_error *err)
+{
+    if (ops->drop_column(conn, m, name, err)) {
+        reason why = reason_of(err);
+        return tally_fail(err, TALLY_BAD_REQUEST, NULL, "model '%s', field '%s': cannot drop the field: %s", m->name,
+                          name, why.text);
+    }
+    return ops->forget_stored(conn, m->name, name, err);
+}
+
+/* One stored field against the schema's field of that name (fi, or -1 when gone). */
+static int compare_field(const tally_migration_ops *ops, void *conn, const tally_model *m, const tally_stored_field *row,
+                         int fi, bool allow_destructive, tally_error *err)
+{
+    const char *name = row->name;
+    if (fi < 0 || m->fields[fi].column < 0) {
+        if (!allow_destructive)
+            return tally_fail(err, TALLY_BAD_REQUEST, NULL,
+                              "model '%s', field '%s': the field is stored but no longer in the schema; removing it "
+                              "would delete its data. Put it back, or start with --allow-destructive to drop it",
+                              m->name, name);
+        return drop_field(ops, conn, m, name, err);
+    }
+    const tally_field *f = &m->fields[fi];
+    if (strcmp(row->type, tally_type_name(f->type)) != 0)
+        return tally_fail(err, TALLY_BAD_REQUEST, NULL,
+                          "model '%s', field '%s': the type changed from %s to %s; stored values would not fit. "
+                          "Keep the type, or add a field with a new name", m->name, name, row->type,
+                          tally_type_name(f->type));
+    tally_sql def;
+    tally_sql_init(&def);
+    ops->column_def(&def, m, f);
+    bool same = strcmp(def.s, row->def) == 0;
+    tally_sql_free(&def);
+    if (!same)
+        return tally_fail(err, TALLY_BAD_REQUEST, NULL,
+                          "model '%s', field '%s': its stored constraints (required, min, max, model, onDelete) "
+                          "differ from the schema's, and they cannot be changed in place. Keep them, or add a "
+                          "field with a new name", m->name, name);
+    if (f->unique && !row->uniq)
+        return add_unique(ops, conn, m, fi, -1, err) || ops->record_field(conn, m, f, err) ? -(int)err->code : 0;
+    if (!f->unique && row->uniq)
+        return ops->drop_unique(conn, m, fi, err) || ops->record_field(conn, m, f, err) ? -(int)err->code : 0;
+    return 0;
+}
+
+/* Compares the stored fields of an existing model with the schema's. */
+static int migrate_model(const tally_migration_ops *ops, void *conn, const tally_model *m, bool allow_destructive,
+                         tally_error *err)
+{
+    tally_stored_field *rows;
+    int nrows = ops->read_stored(conn, m->name, &rows, err);
+    if (nrows < 0)
+        return nrows;
+    int rc = 0;
+    bool *seen = calloc((size_t)m->nfields + 1, sizeof *seen);
+    if (!seen)
+        abort();
+    for (int i = 0; rc == 0 && i < nrows; i++) {
+        const char *name = rows[i].name;
+        /* A stored name is an identifier (it came from a checked schema); anything else is not ours to drop. */
+        if (!tally_is_identifier(name, strlen(name))) {
+            rc = tally_fail(err, TALLY_INTERNAL, NULL, "model '%s': tally_fields holds a field named '%.64s', which "
+                            "is not an identifier", m->name, name);
+            break;
+        }
+        int fi = tally_model_field(m, name, strlen(name));
+        if (fi >= 0)
+            seen[fi] = true;
+        rc = compare_field(ops, conn, m, &rows[i], fi, allow_destructive, err);
+    }
+    tally_stored_fields_free(rows, nrows);
+    for (int fi = 0; rc == 0 && fi < m->nfields; fi++)
+        if (!seen[fi] && m->fields[fi].column >= 0)
+            rc = add_field(ops, conn, m, &m->fields[fi], err);
+    free(seen);
+    return rc;
+}
+
+/* Models stored before but gone from the schema. */
+static int dropped_models(const tally_migration_ops *ops, void *conn, const tally_schema *schema,
+                          bool allow_destructive, tally_error *err)
+{
+    tally_stored_field *rows;
+    int nrows = ops->read_stored(conn, NULL, &rows, err);
+    if (nrows < 0)
+        return nrows;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < nrows; i++) {
+        const char *name = rows[i].name;
+        if (tally_schema_model(schema, name, strlen(name)))
+            continue;
+        if (!tally_is_identifier(name, strlen(name))) {
+            rc = tally_fail(err, TALLY_INTERNAL, NULL, "tally_fields holds a model named '%.64s', which is not an "
+                            "identifier", name);
+            break;
+        }
+        if (!allow_destructive) {
+            rc = tally_fail(err, TALLY_BAD_REQUEST, NULL,
+                            "model '%s': the model is stored but no longer in the schema; removing it would delete "
+                            "its records. Put it back, or start with --allow-destructive to drop it", name);
+            break;
+        }
+        if (ops->drop_table(conn, name, err)) {
+            reason why = reason_of(err);
+            rc = tally_fail(err, TALLY_BAD_REQUEST, NULL, "model '%s': cannot drop the model: %s", name, why.text);
+            break;
+        }
+        rc = ops->forget_stored(conn, name, NULL, err);
+    }
+    tally_stored_fields_free(rows, nrows);
+    return rc;
+}
+
+int tally_migration_apply(const tally_migration_ops *ops, void *conn, const tally_schema *schema,
+                          bool allow_destructive, tally_error *err)
+{
+    bool *created = calloc((size_t)schema->nmodels + 1, sizeof *created);
+    if (!created)
+        abort();
+    int rc = dropped_models(ops, conn, schema, allow_destructive, err);
+    /* New tables first, so that the links of any model can point at any other. */
+    for (int i = 0; rc == 0 && i < schema->nmodels; i++) {
+        int exists = ops->table_exists(conn, schema->models[i].name, err);
+        if (exists < 0)
+            rc = exists;
+        else if (!exists && (rc = create_model(ops, conn, &schema->models[i], err)) == 0)
+            created[i] = true;
+    }
+    for (int i = 0; rc == 0 && i < schema->nmodels; i++)
+        if (!created[i])
+            rc = migrate_model(ops, conn, &schema->models[i], allow_destructive, err);
+    for (int i = 0; rc == 0 && ops->link_model && i < schema->nmodels; i++)
+        if (created[i])
+            rc = ops->link_model(conn, &schema->models[i], err);
+    for (int i = 0; rc == 0 && i < schema->nmodels; i++) {
+        const tally_model *m = &schema->models[i];
+        for (int k = 0; rc == 0 && k < m->nuniques; k++)
+            rc = add_unique(ops, conn, m, -1, k, err);
+    }
+    free(created);
+    return rc;
+}
