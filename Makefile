@@ -4,7 +4,7 @@ PORT   ?= 8080
 SCHEMA ?= examples/shop.json
 DATA   ?= data
 
-.PHONY: all build build-asan deps run test unit e2e bench clean
+.PHONY: all build build-asan deps run test unit e2e e2e-pg bench clean
 
 all: build
 
@@ -26,18 +26,28 @@ run: build
 	@echo "  curl -s -X POST localhost:$(PORT)/api/customer -H 'content-type: application/json' -d '{\"name\":\"Ada\"}'"
 	./build/tally serve --schema $(SCHEMA) --data $(DATA) --listen 127.0.0.1:$(PORT)
 
+# Every phase (unit, unit-asan, e2e-asan, e2e, e2e-pg, e2e-pg-asan: see
+# scripts/test.sh), against SQLite and a throwaway PostgreSQL;
+# `make test PHASES="e2e e2e-pg"` runs only those.
+PHASES ?=
 test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory build build-asan
-	@scripts/test.sh
+	@scripts/test.sh $(PHASES)
 
 unit: build build-asan
 	@meson test -C build --print-errorlogs
 	@meson test -C build-asan --print-errorlogs
 
+# The black-box suites alone: `make e2e` on SQLite, `make e2e-pg` on a
+# throwaway PostgreSQL (TALLY_E2E_SUITES="records.test.mjs …" for a few).
 e2e: build
 	@scripts/deps.sh test
-	@cd tests/e2e && node --test --test-concurrency=1 *.test.mjs
+	@scripts/test.sh e2e
+
+e2e-pg: build
+	@scripts/deps.sh test
+	@scripts/test.sh e2e-pg
 
 bench:
 	@scripts/deps.sh bench

@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 
 need_build=(libh2o-dev libuv1-dev libwslay-dev libssl-dev libjansson-dev libsqlite3-dev
             libpq-dev libcmocka-dev meson ninja-build pkg-config gcc make)
-need_test=(nodejs npm strace)
+# postgresql-15: the server (it brings postgresql-client-15) for the throwaway
+# cluster that scripts/pg.sh starts for the PostgreSQL runs of the tests.
+need_test=(nodejs npm strace postgresql-15)
 need_bench=(wrk redis-server redis-tools nginx-light curl)
 
 want=("${need_build[@]}")

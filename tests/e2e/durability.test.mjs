@@ -8,7 +8,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import {
-  startServer, stopAll, expectStatus, metrics, parallel, tempDir,
+  startServer, stopAll, expectStatus, metrics, parallel, tempDir, sqliteOnly,
 } from './lib/server.mjs';
 import { parseTrace, annotatePaths, FD_TRACKING } from './lib/strace.mjs';
 import { rawConnections } from './lib/rawhttp.mjs';
@@ -107,7 +107,9 @@ function expectStatusGone(r) {
   assert.equal(r.status, 404, `a deleted record came back after kill -9: ${r.text}`);
 }
 
-test('group commit: 50 concurrent clients get at least 8 writes per fsync', async (t) => {
+test('group commit: 50 concurrent clients get at least 8 writes per fsync', sqliteOnly(
+  'tally_fsyncs_total counts the fsyncs SQLite makes on the data folder (a VFS shim); on PostgreSQL the database server makes them'),
+async (t) => {
   // 50 keep-alive connections, each with one increment in flight at a time,
   // all 50 sent together in each of 100 rounds. (fetch spends about a
   // millisecond of client CPU per request, so 50 fetch loops keep only one or
@@ -150,9 +152,10 @@ function haveStrace() {
   }
 }
 
-test('strace: every write\'s answer is sent after an fsync that began after its request was read', {
-  skip: haveStrace() ? false : 'strace is not installed or ptrace is not permitted here',
-}, async (t) => {
+test('strace: every write\'s answer is sent after an fsync that began after its request was read', sqliteOnly(
+  'traces the server\'s own writes and fsyncs of the SQLite files in its data folder; on PostgreSQL the database server makes them', {
+    skip: haveStrace() ? false : 'strace is not installed or ptrace is not permitted here',
+  }), async (t) => {
   const dir = tempDir('tally-strace-');
   const traceFile = path.join(dir, 'trace.txt');
   const dataDir = path.join(dir, 'data');

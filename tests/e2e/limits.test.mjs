@@ -5,7 +5,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, fileServer, runTally, writeSchema, shopSchema, tempDir, expectError, expectStatus, sleep,
+  startServer, fileServer, runTally, writeSchema, shopSchema, tempDir, expectError, expectStatus, sleep, dbArgs,
 } from './lib/server.mjs';
 import {
   headerConnections, closeAll, shopWithLimits, limitPath, LIMITS,
@@ -235,7 +235,7 @@ describe('durability and the schema', () => {
       const s = shopSchema();
       s.limits = { okLimit: good, brokenLimitXyz: spec };
       const file = writeSchema(s);
-      const r = await runTally(['serve', '--schema', file, '--data', tempDir(), '--listen', '127.0.0.1:0']);
+      const r = await runTally(['serve', '--schema', file, ...dbArgs(tempDir()), '--listen', '127.0.0.1:0']);
       assert.equal(r.started, false, 'serve started on a bad limit');
       assert.equal(r.timedOut, false, 'serve hung on a bad limit');
       assert.notEqual(r.code, 0);

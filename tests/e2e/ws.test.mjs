@@ -6,7 +6,7 @@
 import { test, before, after, beforeEach, afterEach, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, stopAll, shopPlus, expectError, expectStatus, listAll, parallel, sleep,
+  startServer, stopAll, shopPlus, expectError, expectStatus, listAll, parallel, sleep, BACKEND, sqliteOnly,
 } from './lib/server.mjs';
 import { WsClient, track } from './lib/wsclient.mjs';
 import { recordHelpers, uniq } from './lib/records.mjs';
@@ -384,7 +384,9 @@ describe('the writer: other writes wait behind an open transaction, then succeed
     const patch = track(api('PATCH', `/api/customer/${cust.id}`, { _atomics: { orderCount: { increment: 10 } } }));
     const post = track(api('POST', '/api/post', { title: 'queued behind a transaction' }));
     await assertWaiting(patch, 300, 'the PATCH');
-    assert.equal(post.done, false, 'the POST must wait too');
+    // SQLite has one writer, which the transaction holds; on PostgreSQL a write to
+    // other rows goes on (postgres.test.mjs), only the PATCH of the held row waits
+    if (BACKEND === 'sqlite') assert.equal(post.done, false, 'the POST must wait too');
     ok(await c.commit(), 'commit');
     const pr = await patch.promise;
     expectStatus(pr, 200);
@@ -455,7 +457,9 @@ describe('the writer: other writes wait behind an open transaction, then succeed
     assert.equal(ok(await lone.promise).orderCount, 2);
   });
 
-  test('a second client\'s begin waits for the first transaction; it then sees the committed data', async () => {
+  test('a second client\'s begin waits for the first transaction; it then sees the committed data', sqliteOnly(
+    'SQLite has one writer, which an open transaction holds; on PostgreSQL each transaction has a connection of its own and begins at once'),
+  async () => {
     const cust = await create('customer', { name: uniq('two-txn') });
     const a = await connect();
     const b = await connect();

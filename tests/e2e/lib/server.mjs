@@ -14,11 +14,26 @@
 // A suite that shares one server between all its tests:
 //   const suite = fileServer({ schema: shopPlus({...}) });   // at the top level
 //   const { api } = suite;        // usable in tests; suite.srv is the server
+//
+// Backends: with TALLY_DB_URL unset (or sqlite:…) every server is SQLite,
+// `--data DIR`. With TALLY_DB_URL=postgresql://USER@HOST:PORT (a base URL: a
+// database name in it is ignored; scripts/pg.sh prints one) every server is
+// PostgreSQL: each data folder gets a database of its own on that cluster,
+// created on first use and named after the folder, so a server restarted on
+// the same dataDir finds its data again; the server gets `--db BASE/NAME`
+// in place of `--data DIR` (the folder is still made, for traces and such).
+//   BACKEND                  'sqlite' | 'postgres'
+//   dbArgs(dataDir)          the flags naming that folder's store: for runTally(['serve', …])
+//   dbUrl(dataDir)           that store as one string (folder, or database URL): for `tally copy --to`
+//   startServer({backend: 'sqlite'})    one SQLite server whatever the backend under test
+//   test(name, sqliteOnly('why'), fn)   skipped on PostgreSQL, saying why
+// The databases are dropped when the test process exits (TALLY_KEEP_TMP keeps them).
 
 import assert from 'node:assert/strict';
 import { before, after } from 'node:test';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, mkdirSync, writeFileSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,10 +47,100 @@ export const SHOP_SCHEMA = path.join(ROOT, 'examples', 'shop.json');
 const live = new Set();       // running child processes started by this module
 const tempDirs = new Set();
 
+// ---------- the backend under test ----------
+
+const DB_URL = (process.env.TALLY_DB_URL || '').trim();
+const PG_URL = /^postgres(ql)?:\/\/([^/?#]*)(\/[^?#]*)?(\?[^#]*)?$/.exec(DB_URL);
+if (DB_URL && !PG_URL && !/^sqlite:/.test(DB_URL)) {
+  throw new Error(`TALLY_DB_URL must be postgresql://USER@HOST:PORT or sqlite:…, not ${DB_URL}`);
+}
+/** 'sqlite' or 'postgres': the store every server of this test process uses. */
+export const BACKEND = PG_URL ? 'postgres' : 'sqlite';
+const PG_BASE = PG_URL ? `postgresql://${PG_URL[2]}` : null;   // no database, no query
+const PG_QUERY = PG_URL ? (PG_URL[4] || '') : '';
+const pgDatabases = new Set();  // databases this process created
+
+/** psql: $PSQL, else the newest server version's own (skips Debian's perl wrapper), else PATH. */
+const PSQL = process.env.PSQL || (() => {
+  try {
+    const vs = readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => b - a);
+    for (const v of vs) {
+      const p = `/usr/lib/postgresql/${v}/bin/psql`;
+      if (existsSync(p)) return p;
+    }
+  } catch { /* no server packages */ }
+  return 'psql';
+})();
+
+function psql(database, sqls, { timeoutMs = 30000 } = {}) {
+  const args = ['-X', '-q', '-d', `${PG_BASE}/${database}${PG_QUERY}`];
+  for (const q of sqls) args.push('-c', q);
+  return spawnSync(PSQL, args, { encoding: 'utf8', timeout: timeoutMs });
+}
+
+/** The PostgreSQL database name for a data folder: readable, unique per folder, under 63 bytes. */
+export function pgDatabaseName(dataDir) {
+  const abs = path.resolve(dataDir);
+  const hash = createHash('sha256').update(abs).digest('hex').slice(0, 12);
+  const base = path.basename(abs).toLowerCase().replace(/[^a-z0-9]+/g, '_').slice(0, 40);
+  return `t_${base}_${hash}`;
+}
+
+function ensurePgDatabase(dataDir) {
+  const name = pgDatabaseName(dataDir);
+  if (pgDatabases.has(name)) return name;
+  const r = psql('postgres', [`CREATE DATABASE "${name}"`]);
+  if (r.error) throw new Error(`cannot run ${PSQL} to create a test database: ${r.error.message}`);
+  if (r.status !== 0 && !/already exists/.test(r.stderr)) {
+    throw new Error(`CREATE DATABASE ${name} on ${PG_BASE} failed (exit ${r.status}): ${r.stderr}`);
+  }
+  pgDatabases.add(name);
+  return name;
+}
+
+/**
+ * The command-line flags that name the store of a data folder on the backend
+ * under test: ['--data', dir] on SQLite; on PostgreSQL ['--db', url] of the
+ * folder's own database (created if need be). For tests that run
+ * `tally serve`/`migrate` themselves through runTally.
+ */
+export function dbArgs(dataDir, backend = BACKEND) {
+  if (backend === 'none') return [];
+  if (backend === 'sqlite') return ['--data', dataDir];
+  return ['--db', dbUrl(dataDir, backend)];
+}
+
+/**
+ * The store of a data folder as a URL-or-path: the folder on SQLite, its
+ * database's URL on PostgreSQL (created if need be).
+ */
+export function dbUrl(dataDir, backend = BACKEND) {
+  if (backend === 'none') return null;
+  if (backend === 'sqlite') return dataDir;
+  if (backend !== 'postgres') throw new Error(`unknown backend ${backend}: sqlite, postgres or none`);
+  if (!PG_BASE) throw new Error('a PostgreSQL server was asked for, but TALLY_DB_URL is not a postgresql:// URL');
+  return `${PG_BASE}/${ensurePgDatabase(dataDir)}${PG_QUERY}`;
+}
+
+/**
+ * Test options for a test (or describe) that only means something on SQLite
+ * (the data folder's files, its flock, fsyncs counted on it): skipped on
+ * PostgreSQL with the reason given. Other options may be passed along:
+ *   test('name', sqliteOnly('the data folder flock', { skip: noStrace }), fn)
+ */
+export function sqliteOnly(reason, opts = {}) {
+  if (BACKEND === 'sqlite') return opts;
+  return { ...opts, skip: `SQLite only: ${reason}` };
+}
+
 process.on('exit', () => {
   for (const p of live) { try { p.kill('SIGKILL'); } catch { /* gone */ } }
   if (!process.env.TALLY_KEEP_TMP) {
     for (const d of tempDirs) { try { rmSync(d, { recursive: true, force: true }); } catch { /* ignore */ } }
+    if (pgDatabases.size > 0) {
+      // WITH (FORCE) ends the sessions of servers just killed that PostgreSQL has not noticed yet.
+      psql('postgres', [...pgDatabases].map((n) => `DROP DATABASE IF EXISTS "${n}" WITH (FORCE)`));
+    }
   }
 });
 
@@ -111,14 +216,17 @@ function childPids(pid) {
 /**
  * Start `tally serve` on 127.0.0.1:0.
  * opts: schema (path, default examples/shop.json), dataDir (default: fresh temp
- * dir), args (extra flags), wrap (argv prefix, e.g. ['strace', ...]), env,
- * startTimeoutMs.
+ * dir; on PostgreSQL it names the server's database, see dbArgs), backend
+ * ('sqlite' | 'postgres' | 'none': default BACKEND; 'none' passes no store
+ * flag, for args that name one themselves), args (extra flags), wrap (argv
+ * prefix, e.g. ['strace', ...]), env, startTimeoutMs.
  */
 export async function startServer(opts = {}) {
   const schema = opts.schema || SHOP_SCHEMA;
   const dataDir = opts.dataDir || tempDir('tally-data-');
   mkdirSync(dataDir, { recursive: true });
-  const serveArgs = ['serve', '--schema', schema, '--data', dataDir, '--listen', '127.0.0.1:0', ...(opts.args || [])];
+  const backend = opts.backend || BACKEND;
+  const serveArgs = ['serve', '--schema', schema, ...dbArgs(dataDir, backend), '--listen', '127.0.0.1:0', ...(opts.args || [])];
   const argv = opts.wrap ? [...opts.wrap, TALLY_BIN, ...serveArgs] : [TALLY_BIN, ...serveArgs];
   const proc = spawn(argv[0], argv.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -184,6 +292,9 @@ export async function startServer(opts = {}) {
     url: where.url,
     port: where.port,
     dataDir,
+    /** what the server was given: the folder (SQLite) or the database URL (PostgreSQL) */
+    db: dbUrl(dataDir, backend),
+    backend,
     schema,
     proc,
     pid,
