@@ -45,7 +45,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage:\n"
             "  tally serve --schema FILE (--data DIR | --db URL) --listen HOST:PORT [options]\n"
-            "  tally check-schema FILE\n"
+            "  tally check-schema FILE [--data DIR | --db URL]   (and whether that database would migrate to it)\n"
             "  tally migrate --schema FILE (--data DIR | --db URL) [--allow-destructive]\n"
             "  tally copy --schema FILE --from DIR --to postgresql://…   (SQLite data folder into an empty\n"
             "                         PostgreSQL database: records with their ids, fences, limits, stored answers)\n"
@@ -317,6 +317,48 @@ static int cmd_migrate(options *o)
     return rc ? 1 : 0;
 }
 
+/* tally check-schema FILE [--data DIR | --db URL]: the schema alone, or also
+ * whether that database would migrate to it (the migration is run and rolled back). */
+static int cmd_check_schema(int argc, char **argv, options *o)
+{
+    tally_schema *schema;
+    if (argc < 3 || argv[2][0] == '-') {
+        fprintf(stderr, "usage: tally check-schema FILE [--data DIR | --db URL]\n");
+        return 2;
+    }
+    const char *file = argv[2];
+    if (parse_args(argc - 2, argv + 2, o))
+        return 2;
+    if (load_schema(file, &schema))
+        return 1;
+    printf("tally: %s is a valid schema with %d model(s)\n", file, schema->nmodels);
+    int rc = 0;
+    if (o->data || o->db) {
+        char db[PATH_MAX + 16], where[300];
+        const char *dir;
+        tally_error err;
+        if (resolve_db(o, db, sizeof db, &dir)) {
+            tally_schema_free(schema);
+            return 2;
+        }
+        tally_url_redact(dir ? dir : db, where, sizeof where);
+        if (dir && access(db, F_OK) != 0) {
+            printf("tally: %s holds no database yet; serving it would create one for this schema\n", where);
+        } else {
+            tally_engine_options eo = engine_options(o, db);
+            eo.check_only = true;
+            rc = tally_engine_migrate(schema, &eo, &err);
+            if (rc)
+                fprintf(stderr, "tally: %s cannot serve this schema as it is: %s\n", where, err.message);
+            else
+                printf("tally: %s matches it, or will be migrated to it at start-up (nothing was changed now)\n",
+                       where);
+        }
+    }
+    tally_schema_free(schema);
+    return rc ? 1 : 0;
+}
+
 static int cmd_copy(options *o)
 {
     tally_schema *schema;
@@ -354,18 +396,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     options o = {.max_body = 1 << 20, .queue_timeout_ms = 5000, .queue_max = 10000, .batch_max = 256,
                  .max_txn_steps = 1000, .max_txn_ms = 5000, .idempotency_ttl_ms = 86400000};
-    if (strcmp(cmd, "check-schema") == 0) {
-        tally_schema *schema;
-        if (argc != 3) {
-            fprintf(stderr, "usage: tally check-schema FILE\n");
-            return 2;
-        }
-        if (load_schema(argv[2], &schema))
-            return 1;
-        printf("tally: %s is a valid schema with %d model(s)\n", argv[2], schema->nmodels);
-        tally_schema_free(schema);
-        return 0;
-    }
+    if (strcmp(cmd, "check-schema") == 0)
+        return cmd_check_schema(argc, argv, &o);
     if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 && strcmp(cmd, "copy") != 0) {
         fprintf(stderr, "tally: unknown command '%s'\n", cmd);
         usage(stderr);

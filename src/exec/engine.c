@@ -30,7 +30,8 @@ static int open_writer(const tally_schema *schema, const tally_engine_options *o
     tally_store_options so = {.role = TALLY_STORE_WRITER, .relaxed_durability = opt->relaxed_durability};
     if (tally_store_open(opt->db, schema, &so, out, err))
         return -(int)err->code;
-    if (tally_store_migrate(*out, opt->allow_destructive, err)) {
+    unsigned flags = (opt->allow_destructive ? TALLY_MIGRATE_DESTRUCTIVE : 0) | (opt->check_only ? TALLY_MIGRATE_CHECK_ONLY : 0);
+    if (tally_store_migrate(*out, flags, err)) {
         tally_error why = *err;
         tally_fail(err, why.code, NULL, "schema change refused: %s", why.message);
         tally_store_close(*out);

@@ -38,6 +38,7 @@ typedef struct tally_engine_options {
     const char *db;
     bool relaxed_durability;  /* see tally_store_options */
     bool allow_destructive;   /* let the migration drop models and fields */
+    bool check_only;          /* tally_engine_migrate: roll the migration back, only say whether it works */
     tally_writer_options writer;
     int readers;              /* reader threads (0: 1 on SQLite, 2 on PostgreSQL) */
     int sessions;             /* interactive transactions open at once where each has its own connection (0: 16) */
@@ -49,7 +50,7 @@ typedef struct tally_engine_options {
  * never shows its password). */
 int tally_engine_open(const tally_schema *schema, const tally_engine_options *opt, tally_engine **out,
                       tally_error *err);
-/* Only the migration (tally migrate): opens, migrates, closes. */
+/* Only the migration (tally migrate; tally check-schema with check_only): opens, migrates, closes. */
 int tally_engine_migrate(const tally_schema *schema, const tally_engine_options *opt, tally_error *err);
 
 const tally_backend_ops *tally_engine_backend(const tally_engine *e);

@@ -65,6 +65,12 @@ typedef struct tally_backend_caps {
     bool cross_server_wakeups; /* lock waiters may be woken by another server's release */
 } tally_backend_caps;
 
+/* Flags of migrate. */
+enum {
+    TALLY_MIGRATE_DESTRUCTIVE = 1, /* drop stored models and fields the schema no longer has */
+    TALLY_MIGRATE_CHECK_ONLY = 2,  /* roll back at the end: change nothing, say whether it would work */
+};
+
 /* Idempotency keys: what identifies a request and what it answered. */
 typedef struct tally_idem_key {
     const char *method, *path, *key; /* the key is scoped by method and path */
@@ -94,10 +100,12 @@ struct tally_backend_ops {
                 tally_error *err);
     void (*close)(tally_store *st);
 
-    /* Creates or extends the tables to match the schema (writer only).  A
-     * destructive change (a dropped model or field) is refused unless
-     * allow_destructive; a changed type or changed options always are. */
-    int (*migrate)(tally_store *st, bool allow_destructive, tally_error *err);
+    /* Creates or extends the tables to match the schema (writer only), in one
+     * transaction (store/migration.h has the rules).  A destructive change (a
+     * dropped model or field) is refused unless TALLY_MIGRATE_DESTRUCTIVE; a
+     * changed type or changed options always are.  TALLY_MIGRATE_CHECK_ONLY
+     * does all of it and rolls back: whether the migration would succeed. */
+    int (*migrate)(tally_store *st, unsigned flags, tally_error *err);
 
     /* Transactions and one level of savepoint (writer, session). */
     int (*begin)(tally_store *st, tally_error *err);
@@ -155,8 +163,8 @@ int tally_store_open(const char *url, const tally_schema *schema, const tally_st
 /* Dispatch: the same calls on whichever backend st belongs to. */
 static inline void tally_store_close(tally_store *st) { if (st) st->ops->close(st); }
 static inline const tally_backend_caps *tally_store_caps(const tally_store *st) { return &st->ops->caps; }
-static inline int tally_store_migrate(tally_store *st, bool allow_destructive, tally_error *err)
-{ return st->ops->migrate(st, allow_destructive, err); }
+static inline int tally_store_migrate(tally_store *st, unsigned flags, tally_error *err)
+{ return st->ops->migrate(st, flags, err); }
 static inline int tally_store_begin(tally_store *st, tally_error *err) { return st->ops->begin(st, err); }
 static inline int tally_store_commit(tally_store *st, tally_error *err) { return st->ops->commit(st, err); }
 static inline int tally_store_rollback(tally_store *st) { st->ops->rollback(st); return 0; }

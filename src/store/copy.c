@@ -322,7 +322,7 @@ int tally_copy_sqlite_to_postgres(const char *sqlite_file, const char *pg_url, c
     tally_store_options so = {.role = TALLY_STORE_WRITER};
     int rc = tally_store_open(pg_url, schema, &so, &st, err);
     if (rc == 0) {
-        rc = tally_store_migrate(st, false, err);
+        rc = tally_store_migrate(st, 0, err);
         tally_store_close(st);
     }
     if (rc == 0) {

@@ -15,6 +15,23 @@ void tally_stored_fields_free(tally_stored_field *rows, int n)
     free(rows);
 }
 
+void tally_migration_default(tally_sql *q, const tally_field *f)
+{
+    const tally_value *v = &f->default_value;
+    if (!f->has_default)
+        return;
+    if (v->kind == TALLY_VALUE_INT)
+        tally_sql_addf(q, " DEFAULT %lld", (long long)v->u.i);
+    else if (v->kind == TALLY_VALUE_FLOAT)
+        tally_sql_addf(q, " DEFAULT %.17g", v->u.f);
+    else if (v->kind == TALLY_VALUE_TEXT) {
+        tally_sql_add(q, " DEFAULT '");
+        for (size_t i = 0; i < v->u.text.len; i++)
+            tally_sql_add(q, v->u.text.ptr[i] == '\'' ? "''" : (char[]){v->u.text.ptr[i], 0});
+        tally_sql_add(q, "'");
+    }
+}
+
 /* The database's reason, copied out of err before err is filled again
  * (err->message must not be both the output and an argument of tally_fail). */
 typedef struct reason {

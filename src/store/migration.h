@@ -59,6 +59,10 @@ typedef struct tally_migration_ops {
     int (*drop_unique)(void *conn, const tally_model *m, int field, tally_error *err);
 } tally_migration_ops;
 
+/* " DEFAULT <value>" for ALTER TABLE ADD COLUMN, so existing rows get the
+ * field's default (a schema string quoted with '' doubled; both dialects). */
+void tally_migration_default(tally_sql *q, const tally_field *f);
+
 /* Brings the stored models to schema through ops (inside the caller's transaction). */
 int tally_migration_apply(const tally_migration_ops *ops, void *conn, const tally_schema *schema,
                           bool allow_destructive, tally_error *err);

@@ -54,7 +54,7 @@ static int migrate(const tally_schema *s, bool destructive, tally_error *err)
     tally_store *st = NULL;
     if (tally_store_open(g_db, s, &so, &st, err))
         fail_msg("open: %s", err->message);
-    int rc = tally_store_migrate(st, destructive, err);
+    int rc = tally_store_migrate(st, destructive ? TALLY_MIGRATE_DESTRUCTIVE : 0, err);
     tally_store_close(st);
     return rc;
 }

@@ -83,7 +83,7 @@ static int group_setup(void **state)
              query ? query : "");
     tally_store_options opt = {.role = TALLY_STORE_WRITER};
     tally_error err;
-    if (tally_store_open(url, schema, &opt, &st, &err) || tally_store_migrate(st, false, &err)) {
+    if (tally_store_open(url, schema, &opt, &st, &err) || tally_store_migrate(st, 0, &err)) {
         fprintf(stderr, "test_pg_db: %s\n", err.message);
         return -1;
     }
@@ -135,7 +135,7 @@ static void test_open_refused(void **state)
     assert_null(strstr(err.message, "hunter2"));
     assert_non_null(strstr(err.message, "postgresql://ada@127.0.0.1:1/nowhere"));
     /* Migrating again changes nothing. */
-    assert_int_equal(tally_store_migrate(st, false, &err), 0);
+    assert_int_equal(tally_store_migrate(st, 0, &err), 0);
 }
 
 static void test_records(void **state)

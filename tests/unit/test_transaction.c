@@ -500,7 +500,7 @@ static tally_store *open_store(void)
     tally_store_options so = {.role = TALLY_STORE_WRITER};
     tally_store *st = NULL;
     tally_error err;
-    if (tally_store_open(path, shop, &so, &st, &err) || tally_store_migrate(st, false, &err))
+    if (tally_store_open(path, shop, &so, &st, &err) || tally_store_migrate(st, 0, &err))
         fail_msg("store: %s", err.message);
     return st;
 }

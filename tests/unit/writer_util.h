@@ -69,7 +69,7 @@ static inline tally_store *open_store(const tally_schema *s)
     tally_error err;
     if (tally_store_open(g_db, s, &so, &st, &err))
         fail_msg("open: %s", err.message);
-    if (tally_store_migrate(st, false, &err))
+    if (tally_store_migrate(st, 0, &err))
         fail_msg("migrate: %s", err.message);
     return st;
 }

@@ -1,19 +1,13 @@
 /*
- * migrate.c — makes the PostgreSQL tables match the schema at start-up, on
- * the model of sqlite/migrate.c (same rules, same messages).
- *
- * What each table was made from is kept in tally_fields (model, field, type,
- * column definition, unique).  A new model is created, a new field added
- * (ALTER TABLE ADD COLUMN with its default filled into existing rows), a
- * field that became unique gets its index; a model or field the schema no
- * longer has is refused unless allow_destructive (which drops it); a changed
- * type or changed options are always refused.  Also here: the tables behind
- * locks, limits and idempotency keys, and the SQL functions the statements
- * call (tally_add / tally_sub: checked arithmetic; tally_cmp: an exact
- * comparison of a bigint with a double).  Lock names and limit keys are bytea:
- * as are the idempotency table's method, path and key:
- * they come from a URL path or a header and need not be UTF-8 (SQLite stores any bytes);
- * bytea also orders bytewise, as the lock list wants.
+ * migrate.c — the PostgreSQL side of a migration (store/migration.h decides
+ * what changes, with the same rules and messages as on SQLite; this runs
+ * it).  Also here: the tables behind locks, limits and idempotency keys, and
+ * the SQL functions the statements call (tally_add / tally_sub: checked
+ * arithmetic; tally_cmp: an exact comparison of a bigint with a double).
+ * Lock names and limit keys are bytea, as are the idempotency table's
+ * method, path and key: they come from a URL path or a header and need not
+ * be UTF-8 (SQLite stores any bytes); bytea also orders bytewise, as the
+ * lock list wants.
  *
  * Everything runs in one transaction under an advisory lock, so servers
  * starting at once on a new schema never race, and a refused migration
@@ -25,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/migration.h"
 #include "store/postgres/internal.h"
 #include "store/sql.h"
 
@@ -86,8 +81,9 @@ static const char TABLES[] =
 static tally_value text(const char *s) { return tally_value_text(s, strlen(s)); }
 
 /* 1 if the table exists in the current schema, 0 if not, or -code. */
-static int table_exists(tally_pg *st, const char *name, tally_error *err)
+static int table_exists(void *conn, const char *name, tally_error *err)
 {
+    tally_pg *st = conn;
     tally_value v = text(name);
     PGresult *r;
     tally_pg_diag d;
@@ -101,26 +97,9 @@ static int table_exists(tally_pg *st, const char *name, tally_error *err)
     return found;
 }
 
-/* DEFAULT clause for ALTER TABLE ADD COLUMN, so existing rows get the field's default. */
-static void alter_default(tally_sql *q, const tally_field *f)
+static int record_field(void *conn, const tally_model *m, const tally_field *f, tally_error *err)
 {
-    const tally_value *v = &f->default_value;
-    if (!f->has_default)
-        return;
-    if (v->kind == TALLY_VALUE_INT)
-        tally_sql_addf(q, " DEFAULT %lld", (long long)v->u.i);
-    else if (v->kind == TALLY_VALUE_FLOAT)
-        tally_sql_addf(q, " DEFAULT %.17g", v->u.f);
-    else if (v->kind == TALLY_VALUE_TEXT) { /* a schema string, quoted with '' doubled (standard strings) */
-        tally_sql_add(q, " DEFAULT '");
-        for (size_t i = 0; i < v->u.text.len; i++)
-            tally_sql_addf(q, "%s", v->u.text.ptr[i] == '\'' ? "''" : (char[]){v->u.text.ptr[i], 0});
-        tally_sql_add(q, "'");
-    }
-}
-
-static int record_field(tally_pg *st, const tally_model *m, const tally_field *f, tally_error *err)
-{
+    tally_pg *st = conn;
     tally_sql def;
     tally_sql_init(&def);
     tally_pgsql_column_def(&def, m, f, 0, 1);
@@ -146,50 +125,41 @@ static int exec_sql(tally_pg *st, tally_sql *q, tally_error *err)
     return rc;
 }
 
-/* The reason a step failed, copied out of err before err is filled again. */
-typedef struct reason {
-    char text[sizeof ((tally_error *)0)->message];
-} reason;
-
-static reason reason_of(const tally_error *err)
+static void column_def(tally_sql *q, const tally_model *m, const tally_field *f)
 {
-    reason r;
-    snprintf(r.text, sizeof r.text, "%s", err ? err->message : "");
-    return r;
+    tally_pgsql_column_def(q, m, f, 0, 1);
 }
 
-static int add_unique(tally_pg *st, const tally_model *m, int field, int key, tally_error *err)
+static int add_unique(void *conn, const tally_model *m, int field, int key, tally_error *err)
 {
     tally_sql q;
     tally_sql_init(&q);
     tally_pgsql_unique_index(&q, m, field, key);
-    if (exec_sql(st, &q, err) == 0)
-        return 0;
-    reason why = reason_of(err);
-    return tally_fail(err, TALLY_BAD_REQUEST, NULL,
-                      "model '%s': cannot make %s unique: the stored records already hold duplicates (%s)", m->name,
-                      key < 0 ? m->fields[field].name : "the compound key", why.text);
+    return exec_sql(conn, &q, err);
 }
 
-static int create_model(tally_pg *st, const tally_model *m, tally_error *err)
+static int drop_unique(void *conn, const tally_model *m, int field, tally_error *err)
+{
+    char index[TALLY_PG_IDENT_MAX + 1];
+    tally_pgsql_index_name(index, m, field, -1);
+    tally_sql q;
+    tally_sql_init(&q);
+    tally_sql_addf(&q, "DROP INDEX IF EXISTS \"%s\"", index);
+    return exec_sql(conn, &q, err);
+}
+
+static int create_table(void *conn, const tally_model *m, tally_error *err)
 {
     tally_sql q;
     tally_sql_init(&q);
     tally_pgsql_create_table(&q, m);
-    if (exec_sql(st, &q, err))
-        return -TALLY_INTERNAL;
-    for (int i = 0; i < m->nfields; i++) {
-        if (m->fields[i].column < 0)
-            continue;
-        if (record_field(st, m, &m->fields[i], err) || (m->fields[i].unique && add_unique(st, m, i, -1, err)))
-            return -(int)err->code;
-    }
-    return 0;
+    return exec_sql(conn, &q, err);
 }
 
 /* The foreign keys of a model created by this migration, once every table exists. */
-static int add_foreign_keys(tally_pg *st, const tally_model *m, tally_error *err)
+static int link_model(void *conn, const tally_model *m, tally_error *err)
 {
+    tally_pg *st = conn;
     for (int i = 0; i < m->nfields; i++) {
         if (m->fields[i].type != TALLY_TYPE_BELONGS_TO)
             continue;
@@ -202,7 +172,7 @@ static int add_foreign_keys(tally_pg *st, const tally_model *m, tally_error *err
     return 0;
 }
 
-static int add_field(tally_pg *st, const tally_model *m, const tally_field *f, tally_error *err)
+static int add_column(void *conn, const tally_model *m, const tally_field *f, tally_error *err)
 {
     tally_sql q;
     tally_sql_init(&q);
@@ -210,29 +180,8 @@ static int add_field(tally_pg *st, const tally_model *m, const tally_field *f, t
     tally_sql_name(&q, m->name);
     tally_sql_add(&q, " ADD COLUMN ");
     tally_pgsql_column_def(&q, m, f, 1, 1);
-    alter_default(&q, f);
-    if (exec_sql(st, &q, err)) {
-        reason why = reason_of(err);
-        return tally_fail(err, TALLY_BAD_REQUEST, NULL, "model '%s', field '%s': cannot add the field: %s", m->name,
-                          f->name, why.text);
-    }
-    return record_field(st, m, f, err);
-}
-
-/* One row of tally_fields. */
-typedef struct stored_field {
-    char *name, *type, *def;
-    int uniq;
-} stored_field;
-
-static void free_stored(stored_field *rows, int n)
-{
-    for (int i = 0; i < n; i++) {
-        free(rows[i].name);
-        free(rows[i].type);
-        free(rows[i].def);
-    }
-    free(rows);
+    tally_migration_default(&q, f);
+    return exec_sql(conn, &q, err);
 }
 
 static char *dup_value(const PGresult *r, int row, int c)
@@ -244,8 +193,9 @@ static char *dup_value(const PGresult *r, int row, int c)
 }
 
 /* The stored fields of `model` (or, with model NULL, one row per stored model). Returns the count or -code. */
-static int read_stored(tally_pg *st, const char *model, stored_field **out, tally_error *err)
+static int read_stored(void *conn, const char *model, tally_stored_field **out, tally_error *err)
 {
+    tally_pg *st = conn;
     tally_value v = model ? text(model) : tally_value_null();
     PGresult *r;
     tally_pg_diag d;
@@ -259,7 +209,7 @@ static int read_stored(tally_pg *st, const char *model, stored_field **out, tall
         return rc;
     }
     int n = PQntuples(r);
-    stored_field *rows = calloc((size_t)(n ? n : 1), sizeof *rows);
+    tally_stored_field *rows = calloc((size_t)(n ? n : 1), sizeof *rows);
     if (!rows)
         abort();
     for (int i = 0; i < n; i++) {
@@ -275,8 +225,9 @@ static int read_stored(tally_pg *st, const char *model, stored_field **out, tall
     return n;
 }
 
-static int forget_stored(tally_pg *st, const char *model, const char *field, tally_error *err)
+static int forget_stored(void *conn, const char *model, const char *field, tally_error *err)
 {
+    tally_pg *st = conn;
     tally_value v[2] = {text(model), field ? text(field) : tally_value_null()};
     PGresult *r;
     tally_pg_diag d;
@@ -290,8 +241,8 @@ static int forget_stored(tally_pg *st, const char *model, const char *field, tal
     return rc;
 }
 
-/* Drops a stored field the schema no longer has (PostgreSQL drops its indexes and constraints with it). */
-static int drop_field(tally_pg *st, const tally_model *m, const char *name, tally_error *err)
+/* A stored field's column (PostgreSQL drops its indexes and constraints with it). */
+static int drop_column(void *conn, const tally_model *m, const char *name, tally_error *err)
 {
     tally_sql q;
     tally_sql_init(&q);
@@ -299,128 +250,35 @@ static int drop_field(tally_pg *st, const tally_model *m, const char *name, tall
     tally_sql_name(&q, m->name);
     tally_sql_add(&q, " DROP COLUMN ");
     tally_sql_name(&q, name);
-    if (exec_sql(st, &q, err)) {
-        reason why = reason_of(err);
-        return tally_fail(err, TALLY_BAD_REQUEST, NULL, "model '%s', field '%s': cannot drop the field: %s", m->name,
-                          name, why.text);
-    }
-    return forget_stored(st, m->name, name, err);
+    return exec_sql(conn, &q, err);
 }
 
-/* Compares the stored fields of an existing model with the schema's. */
-static int migrate_model(tally_pg *st, const tally_model *m, bool allow_destructive, tally_error *err)
+static int drop_table(void *conn, const char *model, tally_error *err)
 {
-    stored_field *rows;
-    int nrows = read_stored(st, m->name, &rows, err);
-    if (nrows < 0)
-        return nrows;
-    int rc = 0;
-    bool *seen = calloc((size_t)m->nfields + 1, sizeof *seen);
-    if (!seen)
-        abort();
-    for (int i = 0; rc == 0 && i < nrows; i++) {
-        const char *name = rows[i].name, *type = rows[i].type, *olddef = rows[i].def;
-        int olduniq = rows[i].uniq;
-        if (!tally_is_identifier(name, strlen(name))) {
-            rc = tally_fail(err, TALLY_INTERNAL, NULL, "model '%s': tally_fields holds a field named '%.64s', which "
-                            "is not an identifier", m->name, name);
-            break;
-        }
-        int fi = tally_model_field(m, name, strlen(name));
-        if (fi < 0 || m->fields[fi].column < 0) {
-            if (!allow_destructive) {
-                rc = tally_fail(err, TALLY_BAD_REQUEST, NULL,
-                                "model '%s', field '%s': the field is stored but no longer in the schema; removing it "
-                                "would delete its data. Put it back, or start with --allow-destructive to drop it",
-                                m->name, name);
-                break;
-            }
-            rc = drop_field(st, m, name, err);
-            continue;
-        }
-        const tally_field *f = &m->fields[fi];
-        seen[fi] = true;
-        if (strcmp(type, tally_type_name(f->type)) != 0) {
-            rc = tally_fail(err, TALLY_BAD_REQUEST, NULL,
-                            "model '%s', field '%s': the type changed from %s to %s; stored values would not fit. "
-                            "Keep the type, or add a field with a new name", m->name, name, type,
-                            tally_type_name(f->type));
-            break;
-        }
-        tally_sql def;
-        tally_sql_init(&def);
-        tally_pgsql_column_def(&def, m, f, 0, 1);
-        bool same = strcmp(def.s, olddef) == 0;
-        tally_sql_free(&def);
-        if (!same) {
-            rc = tally_fail(err, TALLY_BAD_REQUEST, NULL,
-                            "model '%s', field '%s': its stored constraints (required, min, max, model, onDelete) "
-                            "differ from the schema's, and they cannot be changed in place. Keep them, or add a "
-                            "field with a new name", m->name, name);
-            break;
-        }
-        if (f->unique && !olduniq)
-            rc = add_unique(st, m, fi, -1, err) || record_field(st, m, f, err) ? -(int)err->code : 0;
-        else if (!f->unique && olduniq) {
-            char index[TALLY_PG_IDENT_MAX + 1];
-            tally_pgsql_index_name(index, m, fi, -1);
-            tally_sql q;
-            tally_sql_init(&q);
-            tally_sql_addf(&q, "DROP INDEX IF EXISTS \"%s\"", index);
-            rc = exec_sql(st, &q, err) || record_field(st, m, f, err) ? -(int)err->code : 0;
-        }
-    }
-    free_stored(rows, nrows);
-    for (int fi = 0; rc == 0 && fi < m->nfields; fi++)
-        if (!seen[fi] && m->fields[fi].column >= 0) {
-            rc = add_field(st, m, &m->fields[fi], err);
-            if (rc == 0 && m->fields[fi].unique)
-                rc = add_unique(st, m, fi, -1, err);
-        }
-    free(seen);
-    return rc;
+    tally_sql q;
+    tally_sql_init(&q);
+    tally_sql_add(&q, "DROP TABLE ");
+    tally_sql_name(&q, model);
+    tally_sql_add(&q, " CASCADE"); /* the links of other dropped models to it */
+    return exec_sql(conn, &q, err);
 }
 
-/* Models stored before but gone from the schema. */
-static int dropped_models(tally_pg *st, bool allow_destructive, tally_error *err)
-{
-    stored_field *rows;
-    int nrows = read_stored(st, NULL, &rows, err);
-    if (nrows < 0)
-        return nrows;
-    int rc = 0;
-    for (int i = 0; rc == 0 && i < nrows; i++) {
-        const char *name = rows[i].name;
-        if (tally_schema_model(st->schema, name, strlen(name)))
-            continue;
-        if (!tally_is_identifier(name, strlen(name))) {
-            rc = tally_fail(err, TALLY_INTERNAL, NULL, "tally_fields holds a model named '%.64s', which is not an "
-                            "identifier", name);
-            break;
-        }
-        if (!allow_destructive) {
-            rc = tally_fail(err, TALLY_BAD_REQUEST, NULL,
-                            "model '%s': the model is stored but no longer in the schema; removing it would delete "
-                            "its records. Put it back, or start with --allow-destructive to drop it", name);
-            break;
-        }
-        tally_sql q;
-        tally_sql_init(&q);
-        tally_sql_add(&q, "DROP TABLE ");
-        tally_sql_name(&q, name);
-        tally_sql_add(&q, " CASCADE"); /* the links of other dropped models to it */
-        if (exec_sql(st, &q, err)) {
-            reason why = reason_of(err);
-            rc = tally_fail(err, TALLY_BAD_REQUEST, NULL, "model '%s': cannot drop the model: %s", name, why.text);
-            break;
-        }
-        rc = forget_stored(st, name, NULL, err);
-    }
-    free_stored(rows, nrows);
-    return rc;
-}
+static const tally_migration_ops PG_MIGRATION = {
+    .table_exists = table_exists,
+    .read_stored = read_stored,
+    .record_field = record_field,
+    .forget_stored = forget_stored,
+    .column_def = column_def,
+    .create_table = create_table,
+    .link_model = link_model,
+    .add_column = add_column,
+    .drop_column = drop_column,
+    .drop_table = drop_table,
+    .add_unique = add_unique,
+    .drop_unique = drop_unique,
+};
 
-int tally_pg_migrate(tally_store *base, bool allow_destructive, tally_error *err)
+int tally_pg_migrate(tally_store *base, unsigned flags, tally_error *err)
 {
     tally_pg *st = (tally_pg *)base;
     const tally_schema *schema = st->schema;
@@ -428,38 +286,16 @@ int tally_pg_migrate(tally_store *base, bool allow_destructive, tally_error *err
     snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%lld)", (long long)TALLY_PG_MIGRATE_LOCK);
     if (tally_pg_exec(st, "BEGIN", err))
         return -(int)err->code;
-    bool *created = calloc((size_t)schema->nmodels + 1, sizeof *created);
-    if (!created)
-        abort();
     int rc = tally_pg_exec(st, lock, err);
     if (rc == 0)
         rc = tally_pg_exec(st, TABLES, err);
     if (rc == 0)
         rc = tally_pg_exec(st, FUNCTIONS, err);
     if (rc == 0)
-        rc = dropped_models(st, allow_destructive, err);
-    for (int i = 0; rc == 0 && i < schema->nmodels; i++) {
-        int exists = table_exists(st, schema->models[i].name, err);
-        if (exists < 0)
-            rc = exists;
-        else if (!exists && (rc = create_model(st, &schema->models[i], err)) == 0)
-            created[i] = true;
-    }
-    for (int i = 0; rc == 0 && i < schema->nmodels; i++)
-        if (!created[i])
-            rc = migrate_model(st, &schema->models[i], allow_destructive, err);
-    for (int i = 0; rc == 0 && i < schema->nmodels; i++)
-        if (created[i])
-            rc = add_foreign_keys(st, &schema->models[i], err);
-    for (int i = 0; rc == 0 && i < schema->nmodels; i++) {
-        const tally_model *m = &schema->models[i];
-        for (int k = 0; rc == 0 && k < m->nuniques; k++)
-            rc = add_unique(st, m, -1, k, err);
-    }
-    free(created);
-    if (rc == 0)
+        rc = tally_migration_apply(&PG_MIGRATION, st, schema, flags & TALLY_MIGRATE_DESTRUCTIVE, err);
+    if (rc == 0 && !(flags & TALLY_MIGRATE_CHECK_ONLY))
         rc = tally_pg_exec(st, "COMMIT", err);
-    if (rc)
+    else
         tally_pg_exec(st, "ROLLBACK", NULL);
     return rc;
 }

@@ -25,24 +25,6 @@ static int table_exists(void *conn, const char *name, tally_error *err)
     return found;
 }
 
-/* DEFAULT clause for ALTER TABLE ADD COLUMN, so existing rows get the field's default. */
-static void alter_default(tally_sql *q, const tally_field *f)
-{
-    const tally_value *v = &f->default_value;
-    if (!f->has_default)
-        return;
-    if (v->kind == TALLY_VALUE_INT)
-        tally_sql_addf(q, " DEFAULT %lld", (long long)v->u.i);
-    else if (v->kind == TALLY_VALUE_FLOAT)
-        tally_sql_addf(q, " DEFAULT %.17g", v->u.f);
-    else if (v->kind == TALLY_VALUE_TEXT) { /* a schema string, quoted with '' doubled */
-        tally_sql_add(q, " DEFAULT '");
-        for (size_t i = 0; i < v->u.text.len; i++)
-            tally_sql_addf(q, "%s", v->u.text.ptr[i] == '\'' ? "''" : (char[]){v->u.text.ptr[i], 0});
-        tally_sql_add(q, "'");
-    }
-}
-
 static int record_field(void *conn, const tally_model *m, const tally_field *f, tally_error *err)
 {
     tally_sqlite *st = conn;
@@ -109,7 +91,7 @@ static int add_column(void *conn, const tally_model *m, const tally_field *f, ta
     tally_sql_name(&q, m->name);
     tally_sql_add(&q, " ADD COLUMN ");
     tally_sql_column_def(&q, m, f, 1);
-    alter_default(&q, f);
+    tally_migration_default(&q, f);
     return exec_sql(conn, &q, err);
 }
 
@@ -245,7 +227,7 @@ static const tally_migration_ops SQLITE_MIGRATION = {
     .drop_unique = drop_unique,
 };
 
-int tally_sqlite_migrate(tally_store *base, bool allow_destructive, tally_error *err)
+int tally_sqlite_migrate(tally_store *base, unsigned flags, tally_error *err)
 {
     tally_sqlite *st = tally_sqlite_of(base);
     /* Foreign keys are checked per statement; switch them off so that models
@@ -271,10 +253,10 @@ int tally_sqlite_migrate(tally_store *base, bool allow_destructive, tally_error 
                                "CREATE INDEX IF NOT EXISTS tally_idempotency_created ON tally_idempotency (created_at)",
                                err);
     if (rc == 0)
-        rc = tally_migration_apply(&SQLITE_MIGRATION, st, st->schema, allow_destructive, err);
-    if (rc == 0)
+        rc = tally_migration_apply(&SQLITE_MIGRATION, st, st->schema, flags & TALLY_MIGRATE_DESTRUCTIVE, err);
+    if (rc == 0 && !(flags & TALLY_MIGRATE_CHECK_ONLY))
         rc = tally_sqlite_exec(st, "COMMIT", err);
-    if (rc)
+    else
         tally_sqlite_exec(st, "ROLLBACK", NULL);
     tally_sqlite_exec(st, "PRAGMA foreign_keys=ON", NULL);
     return rc;
