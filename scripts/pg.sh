@@ -15,7 +15,7 @@
 # `postgres` system user that Debian's postgresql package creates, and DIR
 # is handed to that user. Environment: PG_BIN (the folder of initdb/pg_ctl,
 # default: the newest /usr/lib/postgresql/*/bin), PG_MAX_CONNECTIONS (400),
-# PG_SHARED_BUFFERS (128MB).
+# PG_SHARED_BUFFERS (128MB), PG_FSYNC (on; off only to test that Tally refuses it).
 # Everything but the URL goes to stderr.
 set -euo pipefail
 
@@ -122,7 +122,7 @@ listen_addresses = '127.0.0.1'
 unix_socket_directories = '$dir'
 max_connections = ${PG_MAX_CONNECTIONS:-400}
 shared_buffers = ${PG_SHARED_BUFFERS:-128MB}
-fsync = on
+fsync = ${PG_FSYNC:-on}
 synchronous_commit = on
 full_page_writes = on
 max_wal_size = 1GB

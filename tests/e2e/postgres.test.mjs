@@ -6,9 +6,11 @@
 // Suites that need a PostgreSQL skip on SQLite (TALLY_DB_URL unset).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 
 import {
-  BACKEND, SHOP_SCHEMA, startServer, stopAll, runTally, tempDir, listAll, metrics, parallel, expectStatus,
+  BACKEND, ROOT, SHOP_SCHEMA, startServer, stopAll, runTally, tempDir, listAll, metrics, parallel, expectStatus,
   shopSchema, dbUrl,
 } from './lib/server.mjs';
 import { WsClient } from './lib/wsclient.mjs';
@@ -206,4 +208,24 @@ test('tally copy moves a SQLite folder into an empty PostgreSQL database: every 
   const got = await dst.api('GET', `/api/post/${post.id}`);
   assert.equal(got.body.title, 'tab\there\nnewline \\ back');
   await dst.stop();
+});
+
+test('a PostgreSQL with fsync off: refused at start-up, saying why, unless --durability-relaxed', pgOnly, async () => {
+  const dir = tempDir('tally-pg-nofsync-');
+  const pg = path.join(ROOT, 'scripts', 'pg.sh');
+  const up = spawnSync(pg, ['start', dir], { encoding: 'utf8', env: { ...process.env, PG_FSYNC: 'off' }, timeout: 60000 });
+  assert.equal(up.status, 0, up.stderr);
+  const url = `${up.stdout.trim()}/tally`;
+  try {
+    const refused = await runTally(['serve', '--schema', SHOP_SCHEMA, '--db', url, '--listen', '127.0.0.1:0']);
+    assert.equal(refused.started, false, 'it must not serve on a database that does not fsync');
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /fsync/, refused.stderr);
+    assert.match(refused.stderr, /durability-relaxed/, 'the message names the way out');
+    const relaxed = await startServer({ args: ['--db', url, '--durability-relaxed'], backend: 'none' });
+    expectStatus(await relaxed.api('POST', '/api/customer', { name: 'relaxed' }), 201);
+    await relaxed.stop();
+  } finally {
+    spawnSync(pg, ['stop', dir], { encoding: 'utf8', timeout: 60000 });
+  }
 });
