@@ -33,7 +33,7 @@ typedef struct options {
     const char *schema, *data, *db, *listen, *from, *to;
     size_t max_body;
     long queue_timeout_ms, queue_max, batch_max;
-    int threads, sessions;
+    int threads, sessions, lanes;
     int max_txn_steps;
     long max_txn_ms;
     long idempotency_ttl_ms;
@@ -70,6 +70,8 @@ static void usage(FILE *f)
             "                         the process still loses nothing); PostgreSQL synchronous_commit=off: a crash\n"
             "                         of the database server may lose the last commits. Default: every answered\n"
             "                         write is on disk\n"
+            "  --lanes N              PostgreSQL: writer connections, each with its own group-commit batch; a\n"
+            "                         request goes to the lane of the first key it touches (default 4)\n"
             "  --sessions N           PostgreSQL: interactive transactions open at once, each on its own\n"
             "                         connection (default 16); a begin past them waits up to --queue-timeout\n");
 }
@@ -86,7 +88,7 @@ static long parse_long(const char *flag, const char *s, long min, long max)
     return v;
 }
 
-enum { O_SCHEMA = 256, O_DATA, O_DB, O_FROM, O_TO, O_SESSIONS, O_LISTEN, O_MAX_BODY, O_QTIMEOUT, O_QMAX, O_BATCH, O_THREADS,
+enum { O_SCHEMA = 256, O_DATA, O_DB, O_FROM, O_TO, O_SESSIONS, O_LANES, O_LISTEN, O_MAX_BODY, O_QTIMEOUT, O_QMAX, O_BATCH, O_THREADS,
        O_DESTRUCTIVE, O_RELAXED, O_MAX_TXN_STEPS, O_MAX_TXN_MS, O_IDEM_TTL, O_HELP };
 
 /* Sets the option c (a getopt value) from text v (NULL for a switch). */
@@ -99,6 +101,7 @@ static int apply_option(options *o, int c, const char *v)
     case O_FROM: o->from = v; break;
     case O_TO: o->to = v; break;
     case O_SESSIONS: o->sessions = (int)parse_long("--sessions", v, 1, 10000); break;
+    case O_LANES: o->lanes = (int)parse_long("--lanes", v, 1, 64); break;
     case O_LISTEN: o->listen = v; break;
     case O_MAX_BODY: o->max_body = (size_t)parse_long("--max-body", v, 1, 1L << 30); break;
     case O_QTIMEOUT: o->queue_timeout_ms = parse_long("--queue-timeout", v, 1, 3600000); break;
@@ -120,6 +123,7 @@ static int parse_args(int argc, char **argv, options *o)
     static const struct option longopts[] = {
         {"schema", required_argument, 0, O_SCHEMA},       {"data", required_argument, 0, O_DATA},
         {"db", required_argument, 0, O_DB},               {"sessions", required_argument, 0, O_SESSIONS},
+        {"lanes", required_argument, 0, O_LANES},
         {"from", required_argument, 0, O_FROM},           {"to", required_argument, 0, O_TO},
         {"listen", required_argument, 0, O_LISTEN},       {"max-body", required_argument, 0, O_MAX_BODY},
         {"queue-timeout", required_argument, 0, O_QTIMEOUT}, {"queue-max", required_argument, 0, O_QMAX},
@@ -242,6 +246,7 @@ static tally_engine_options engine_options(const options *o, const char *db)
                    .queue_timeout_ms = (uint64_t)o->queue_timeout_ms,
                    .idempotency_ttl_ms = (uint64_t)o->idempotency_ttl_ms},
         .sessions = o->sessions,
+        .lanes = o->lanes,
     };
 }
 

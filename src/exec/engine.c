@@ -1,11 +1,13 @@
 /* engine.c — one open database and its workers; see engine.h. */
 #include "exec/engine.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "exec/metrics.h"
 #include "exec/reader.h"
+#include "exec/route.h"
 #include "exec/run.h"
 #include "exec/session.h"
 #include "exec/session_pool.h"
@@ -15,7 +17,9 @@ struct tally_engine {
     const tally_backend_ops *ops;
     char *db;                       /* the URL, owned (runners reconnect with it) */
     tally_store_options store_opt;
-    tally_writer *writer;
+    tally_writer **lanes;           /* one writer (thread + connection + batch) per lane */
+    int nlanes;
+    atomic_uint next_lane;          /* for requests with no key: the next lane in turn */
     tally_reader *reader;
     tally_session_pool *sessions;   /* NULL where sessions own the writer */
 };
@@ -63,12 +67,24 @@ int tally_engine_open(const tally_schema *schema, const tally_engine_options *op
     e->db = strdup(opt->db);
     e->store_opt = (tally_store_options){.relaxed_durability = opt->relaxed_durability};
     const tally_backend_caps *caps = &e->ops->caps;
-    tally_store *wstore = NULL;
-    if (open_writer(schema, opt, &wstore, err))
-        goto fail;
-    if (tally_writer_start(wstore, &opt->writer, &e->writer, err)) {
-        tally_store_close(wstore);
-        goto fail;
+    /* One lane where the backend has one writer (SQLite); else --lanes, or the backend's default. */
+    e->nlanes = caps->lanes <= 1 ? 1 : opt->lanes > 0 ? opt->lanes : caps->lanes;
+    e->lanes = calloc((size_t)e->nlanes, sizeof *e->lanes);
+    if (!e->lanes)
+        abort();
+    for (int i = 0; i < e->nlanes; i++) {
+        tally_store *wstore = NULL;
+        /* The first lane migrates; the others find the schema in place. */
+        tally_engine_options lane_opt = *opt;
+        int rc = i == 0 ? open_writer(schema, &lane_opt, &wstore, err)
+                        : tally_store_open(e->db, schema, &(tally_store_options){.role = TALLY_STORE_WRITER,
+                                           .relaxed_durability = opt->relaxed_durability}, &wstore, err);
+        if (rc)
+            goto fail;
+        if (tally_writer_start(wstore, &opt->writer, &e->lanes[i], err)) {
+            tally_store_close(wstore);
+            goto fail;
+        }
     }
     int nreaders = opt->readers > 0 ? opt->readers : caps->reads_in_place ? 1 : 2;
     tally_store *rstores[16];
@@ -99,17 +115,28 @@ fail:
 
 const tally_backend_ops *tally_engine_backend(const tally_engine *e) { return e->ops; }
 
+/* The lane of the first key the job touches, or the next lane in turn. */
+static tally_writer *lane_of(tally_engine *e, const tally_job *job)
+{
+    if (e->nlanes == 1)
+        return e->lanes[0];
+    uint64_t h;
+    unsigned i = tally_route_key(job->plan, &h) ? (unsigned)(h % (uint64_t)e->nlanes)
+                                                : atomic_fetch_add(&e->next_lane, 1) % (unsigned)e->nlanes;
+    return e->lanes[i];
+}
+
 int tally_engine_submit(tally_engine *e, tally_job *job)
 {
     switch (job->kind) {
     case TALLY_JOB_BEGIN:
-        return e->sessions ? tally_session_pool_submit(e->sessions, job) : tally_writer_submit(e->writer, job);
+        return e->sessions ? tally_session_pool_submit(e->sessions, job) : tally_writer_submit(e->lanes[0], job);
     case TALLY_JOB_STEP:
     case TALLY_JOB_COMMIT:
     case TALLY_JOB_ROLLBACK:
         return tally_session_push(job);
     default:
-        return job->plan->writes ? tally_writer_submit(e->writer, job) : tally_reader_submit(e->reader, job);
+        return job->plan->writes ? tally_writer_submit(lane_of(e, job), job) : tally_reader_submit(e->reader, job);
     }
 }
 
@@ -148,8 +175,17 @@ bool tally_engine_read_here(tally_engine_local *l, tally_job *job)
 
 char *tally_engine_metrics(tally_engine *e, size_t *len)
 {
-    return tally_metrics_render(e->ops, tally_writer_queue_depth(e->writer), tally_reader_queue_depth(e->reader),
-                                e->sessions ? tally_session_pool_busy(e->sessions) : 0, len);
+    tally_writer_stats lanes[e->nlanes];
+    size_t depth = 0;
+    for (int i = 0; i < e->nlanes; i++) {
+        lanes[i] = tally_writer_get_stats(e->lanes[i]);
+        depth += lanes[i].queue_depth;
+    }
+    tally_metrics_gauges g = {.backend = e->ops, .write_queue_depth = depth,
+                              .read_queue_depth = tally_reader_queue_depth(e->reader),
+                              .open_sessions = e->sessions ? tally_session_pool_busy(e->sessions) : 0,
+                              .lanes = lanes, .nlanes = e->nlanes};
+    return tally_metrics_render(&g, len);
 }
 
 void tally_engine_stop(tally_engine *e)
@@ -158,7 +194,8 @@ void tally_engine_stop(tally_engine *e)
         return;
     /* Sessions first: a commit still to come may be waited on by writes. */
     tally_session_pool_stop(e->sessions);
-    tally_writer_stop(e->writer);
+    for (int i = 0; e->lanes && i < e->nlanes; i++)
+        tally_writer_stop(e->lanes[i]);
     tally_reader_stop(e->reader);
 }
 
@@ -168,7 +205,9 @@ void tally_engine_close(tally_engine *e)
         return;
     tally_engine_stop(e);
     tally_session_pool_free(e->sessions);
-    tally_writer_free(e->writer); /* closes the writer connection: SQLite checkpoints on close */
+    for (int i = 0; e->lanes && i < e->nlanes; i++)
+        tally_writer_free(e->lanes[i]); /* closes the writer connection: SQLite checkpoints on close */
+    free(e->lanes);
     tally_reader_free(e->reader);
     free(e->db);
     free(e);

@@ -40,6 +40,7 @@ typedef struct tally_engine_options {
     bool allow_destructive;   /* let the migration drop models and fields */
     bool check_only;          /* tally_engine_migrate: roll the migration back, only say whether it works */
     tally_writer_options writer;
+    int lanes;                /* writer lanes where the backend has several (0: its default; SQLite: always 1) */
     int readers;              /* reader threads (0: 1 on SQLite, 2 on PostgreSQL) */
     int sessions;             /* interactive transactions open at once where each has its own connection (0: 16) */
     uint64_t begin_wait_ms;   /* how long a BEGIN may wait for one of those (0: the writer's queue timeout) */

@@ -64,6 +64,7 @@ struct tally_job {
     uint64_t wait_until_ns;
     bool woken;           /* re-run after a wait: parks at the head again */
     bool replayed;        /* answered from a stored Idempotency-Key answer */
+    int reruns;           /* times the database gave up on it and it was run again (tally_error.rerun) */
     tally_job *dups;      /* repeats of this job's idempotency key that wait for it */
     int retry_after_s;    /* a Retry-After header for the answer (0: none) */
 };

@@ -9,8 +9,7 @@ tally_metrics tally_metrics_global;
 
 #define GET(name) ((unsigned long long)atomic_load_explicit(&tally_metrics_global.name, memory_order_relaxed))
 
-char *tally_metrics_render(const tally_backend_ops *backend, size_t write_queue_depth, size_t read_queue_depth,
-                           size_t open_sessions, size_t *len)
+char *tally_metrics_render(const tally_metrics_gauges *g, size_t *len)
 {
     char *out = NULL;
     size_t n = 0;
@@ -41,10 +40,22 @@ char *tally_metrics_render(const tally_backend_ops *backend, size_t write_queue_
             "# HELP tally_backend_info The storage backend serving this database.\n"
             "# TYPE tally_backend_info gauge\ntally_backend_info{backend=\"%s\"} 1\n",
             GET(writes), GET(write_errors), GET(batches), GET(failed_batches),
-            GET(checkpoints), GET(reads), GET(rejected), GET(max_batch), write_queue_depth, read_queue_depth,
-            open_sessions, backend->name);
-    if (backend->metrics)
-        backend->metrics(f); /* the backend's own counters (SQLite: fsyncs seen by its VFS shim) */
+            GET(checkpoints), GET(reads), GET(rejected), GET(max_batch), g->write_queue_depth, g->read_queue_depth,
+            g->open_sessions, g->backend->name);
+    fprintf(f, "# HELP tally_lane_batches_total Batches committed by each writer lane.\n"
+               "# TYPE tally_lane_batches_total counter\n");
+    for (int i = 0; i < g->nlanes; i++)
+        fprintf(f, "tally_lane_batches_total{lane=\"%d\"} %llu\n", i, (unsigned long long)g->lanes[i].batches);
+    fprintf(f, "# HELP tally_lane_writes_total Writes applied and committed by each writer lane.\n"
+               "# TYPE tally_lane_writes_total counter\n");
+    for (int i = 0; i < g->nlanes; i++)
+        fprintf(f, "tally_lane_writes_total{lane=\"%d\"} %llu\n", i, (unsigned long long)g->lanes[i].writes);
+    fprintf(f, "# HELP tally_lane_queue_depth Writes waiting for each writer lane.\n"
+               "# TYPE tally_lane_queue_depth gauge\n");
+    for (int i = 0; i < g->nlanes; i++)
+        fprintf(f, "tally_lane_queue_depth{lane=\"%d\"} %zu\n", i, g->lanes[i].queue_depth);
+    if (g->backend->metrics)
+        g->backend->metrics(f); /* the backend's own counters (SQLite: fsyncs seen by its VFS shim) */
     fclose(f);
     *len = n;
     return out;

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "exec/writer.h"
 #include "store/backend.h"
 
 typedef struct tally_metrics {
@@ -28,9 +29,16 @@ extern tally_metrics tally_metrics_global;
 
 #define TALLY_METRIC_ADD(name, n) atomic_fetch_add_explicit(&tally_metrics_global.name, (n), memory_order_relaxed)
 
-/* Prometheus text for every counter plus the given gauges and the backend's
- * own lines; malloc'ed, *len set. */
-char *tally_metrics_render(const tally_backend_ops *backend, size_t write_queue_depth, size_t read_queue_depth,
-                           size_t open_sessions, size_t *len);
+/* What the engine knows at the moment of a scrape (all borrowed). */
+typedef struct tally_metrics_gauges {
+    const tally_backend_ops *backend;
+    size_t write_queue_depth, read_queue_depth, open_sessions;
+    const tally_writer_stats *lanes; /* one per writer lane */
+    int nlanes;
+} tally_metrics_gauges;
+
+/* Prometheus text for every counter plus the gauges, per-lane counters and
+ * the backend's own lines; malloc'ed, *len set. */
+char *tally_metrics_render(const tally_metrics_gauges *g, size_t *len);
 
 #endif

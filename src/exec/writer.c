@@ -6,6 +6,7 @@
 #include "exec/writer.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +18,7 @@
 #include "exec/session.h"
 #include "exec/session_run.h"
 
-#define WRITER_RERUNS 3 /* runs of a job the database asked to run again, after the first */
+#define WRITER_RERUNS 5 /* runs of a job the database asked to run again, after the first */
 
 struct tally_writer {
     tally_store *store;
@@ -28,6 +29,7 @@ struct tally_writer {
     tally_queue session_queue; /* steps, commit and rollback of the open interactive transaction */
     pthread_t thread;
     bool stopped; /* touched only by the thread that starts and stops */
+    atomic_uint_least64_t lane_batches, lane_writes; /* this lane's share of the global counters */
 };
 
 static void fail_job(tally_job *job, tally_code code, const char *msg)
@@ -48,7 +50,12 @@ static bool storable(const tally_job *job)
     return !(job->rc == -TALLY_RATE_LIMITED || job->rc == -TALLY_LOCKED || job->rc == -TALLY_OVERLOADED);
 }
 
-typedef enum { JOB_DONE, JOB_PARKED, JOB_BROKEN } job_outcome;
+/* JOB_AGAIN: the database gave up on the job for a reason a later run may
+ * cure (a deadlock, a serialization failure, a lock wait past lock_timeout:
+ * another lane, server or open transaction holds a row it needs).  It is
+ * rolled back to its savepoint and runs again in the next batch, after this
+ * one's COMMIT has released every lock the batch held. */
+typedef enum { JOB_DONE, JOB_PARKED, JOB_AGAIN, JOB_BROKEN } job_outcome;
 
 /*
  * Runs one job inside its own savepoint and renders its answer (before
@@ -102,13 +109,12 @@ static job_outcome run_job(tally_writer *w, tally_job *job)
         return JOB_BROKEN;
     }
     job->rc = tally_run_plan(w->store, job->plan, &job->err);
-    /* The database gave up on it for a reason a second run may cure (a
-     * PostgreSQL deadlock or serialization failure against another
-     * connection): run it again, invisibly, a few times. */
-    for (int again = 0; job->rc != 0 && job->err.rerun && again < WRITER_RERUNS; again++) {
-        if (!tally_store_in_transaction(w->store) || tally_store_rollback_to(w->store, &err))
+    if (job->rc != 0 && job->err.rerun && job->reruns < WRITER_RERUNS) {
+        if (!tally_store_in_transaction(w->store) || tally_store_rollback_to(w->store, &err) ||
+            tally_store_release(w->store, &err))
             return JOB_BROKEN;
-        job->rc = tally_run_plan(w->store, job->plan, &job->err);
+        job->reruns++;
+        return JOB_AGAIN;
     }
     if (job->rc != 0) {
         if (!tally_store_in_transaction(w->store) || tally_store_rollback_to(w->store, &err))
@@ -162,12 +168,13 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
     bool broken = tally_store_begin(w->store, &err) != 0;
     size_t applied = 0;
     tally_job *done = NULL, **done_tail = &done; /* jobs to answer, in order; parked ones leave the batch */
+    tally_job *again = NULL, **again_tail = &again; /* jobs for the next batch, in order */
     for (tally_job *job = batch, *next; job; job = next) {
         next = job->next;
         job->next = NULL;
         if (broken) {
             fail_job(job, TALLY_UNAVAILABLE, "the database could not complete this batch; nothing was applied, retry");
-        } else if (job->deadline_ns && now_ns > job->deadline_ns && !job->woken) {
+        } else if (job->deadline_ns && now_ns > job->deadline_ns && !job->woken && !job->reruns) {
             TALLY_METRIC_ADD(rejected, 1);
             fail_job(job, TALLY_OVERLOADED,
                      "the write waited in the queue past --queue-timeout and was not applied; retry later");
@@ -176,6 +183,12 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
             job_outcome o = run_job(w, job);
             if (o == JOB_PARKED) {
                 n--;
+                continue;
+            }
+            if (o == JOB_AGAIN) {
+                n--;
+                *again_tail = job;
+                again_tail = &job->next;
                 continue;
             }
             if (o == JOB_BROKEN) {
@@ -202,6 +215,8 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
     } else {
         TALLY_METRIC_ADD(batches, 1);
         TALLY_METRIC_ADD(writes, applied);
+        atomic_fetch_add_explicit(&w->lane_batches, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&w->lane_writes, applied, memory_order_relaxed);
         uint64_t prev = atomic_load_explicit(&tally_metrics_global.max_batch, memory_order_relaxed);
         while (n > prev && !atomic_compare_exchange_weak(&tally_metrics_global.max_batch, &prev, n))
             ;
@@ -228,6 +243,10 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
             d = d->next;
         d->next = wake;
         wake = dups;
+    }
+    if (again) { /* first in the next batch, in their order */
+        *again_tail = wake;
+        wake = again;
     }
     if (wake)
         run_jobs(w, wake);
@@ -368,6 +387,15 @@ int tally_writer_submit(tally_writer *w, tally_job *job)
 }
 
 size_t tally_writer_queue_depth(tally_writer *w) { return tally_queue_depth(&w->queue); }
+
+tally_writer_stats tally_writer_get_stats(tally_writer *w)
+{
+    return (tally_writer_stats){
+        .batches = atomic_load_explicit(&w->lane_batches, memory_order_relaxed),
+        .writes = atomic_load_explicit(&w->lane_writes, memory_order_relaxed),
+        .queue_depth = tally_queue_depth(&w->queue),
+    };
+}
 
 void tally_writer_stop(tally_writer *w)
 {

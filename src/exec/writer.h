@@ -7,6 +7,14 @@
  * every answer, commits once (one fsync for the whole batch), and only then
  * completes the jobs.  If the database ends the transaction on its own or
  * COMMIT fails, no job of the batch is answered as applied: they get 503.
+ * A job the database gives up on for a reason a later run may cure (a
+ * deadlock or serialization failure, tally_error.rerun) is rolled back to its
+ * savepoint and runs again in the next batch, once this batch's COMMIT has
+ * released its locks; after 5 such runs it is answered 409 CONFLICT.
+ *
+ * On a backend with several lanes (PostgreSQL) each lane is one writer with
+ * its own connection and batch; the engine routes a request to the lane of
+ * the first key it touches (exec/route.h).
  */
 #ifndef TALLY_EXEC_WRITER_H
 #define TALLY_EXEC_WRITER_H
@@ -32,6 +40,13 @@ int tally_writer_start(tally_store *store, const tally_writer_options *opt, tall
  * when the queue is full or the writer is stopping: the job stays the caller's. */
 int tally_writer_submit(tally_writer *w, tally_job *job);
 size_t tally_writer_queue_depth(tally_writer *w);
+
+/* One writer's (one lane's) counters, for /metrics. */
+typedef struct tally_writer_stats {
+    uint64_t batches, writes;
+    size_t queue_depth;
+} tally_writer_stats;
+tally_writer_stats tally_writer_get_stats(tally_writer *w);
 /* Interactive transactions: a BEGIN job goes through tally_writer_submit
  * when the backend's sessions own the writer (SQLite): it queues behind the
  * writes before it, and its calls go to the writer's session queue through
