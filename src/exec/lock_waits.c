@@ -8,6 +8,7 @@ struct tally_lock_line {
     char *name;
     size_t len;
     int64_t lease_ends_ms; /* the holder's expiry as last seen; INT64_MAX while a woken waiter retries */
+    uint64_t tried_ns;     /* when the first waiter last tried (monotonic), for polling */
     tally_job *head, *tail;
 };
 
@@ -75,6 +76,8 @@ void tally_lock_waits_park(tally_lock_waits *lw, tally_job *job, int64_t lease_e
     }
     if (lease_ends_ms)
         l->lease_ends_ms = lease_ends_ms;
+    if (job->woken || !l->tried_ns)
+        l->tried_ns = tally_clock_ns();
     if (job->woken) { /* it was first in line: it stays first */
         job->next = l->head;
         l->head = job;
@@ -139,17 +142,25 @@ uint64_t tally_lock_waits_tend(tally_lock_waits *lw, uint64_t now_ns, int64_t no
             drop_line(lw, l); /* the last line moved here: look at index i again */
             continue;
         }
-        if (l->lease_ends_ms <= now_ms) { /* the holder's lease ended: the first in line tries again */
+        /* The first in line tries again when the holder's lease has ended, or,
+         * on a database other servers share, every poll_ns: a release there
+         * is not seen here. */
+        bool poll = lw->poll_ns && now_ns >= l->tried_ns + lw->poll_ns;
+        if (l->lease_ends_ms <= now_ms || poll) {
             bool last = l->head->next == NULL;
             tally_job *first = take_first(lw, l);
             first->next = *wake;
             *wake = first;
             if (last)
                 continue; /* the line was dropped */
-        } else if (l->lease_ends_ms != INT64_MAX) {
-            uint64_t due = now_ns + (uint64_t)(l->lease_ends_ms - now_ms) * 1000000u;
-            if (!next_due || due < next_due)
-                next_due = due;
+        } else {
+            if (l->lease_ends_ms != INT64_MAX) {
+                uint64_t due = now_ns + (uint64_t)(l->lease_ends_ms - now_ms) * 1000000u;
+                if (!next_due || due < next_due)
+                    next_due = due;
+            }
+            if (lw->poll_ns && (!next_due || l->tried_ns + lw->poll_ns < next_due))
+                next_due = l->tried_ns + lw->poll_ns;
         }
         i++;
     }

@@ -5,8 +5,10 @@
  * first come first served, holding neither a loop thread nor the write
  * transaction.  Only the writer thread touches these lines.  The first
  * waiter of a name runs again when a committed batch releases the name, or
- * when the lease it waits behind ends; a waiter whose waitMs passes is
- * answered LOCKED.  Parked jobs are linked through job->next.
+ * when the lease it waits behind ends, or (poll_ns, on a database other
+ * servers share, whose releases this server cannot see) when poll_ns has
+ * passed since it last tried; a waiter whose waitMs passes is answered
+ * LOCKED.  Parked jobs are linked through job->next.
  */
 #ifndef TALLY_EXEC_LOCK_WAITS_H
 #define TALLY_EXEC_LOCK_WAITS_H
@@ -21,6 +23,7 @@ typedef struct tally_lock_line tally_lock_line;
 typedef struct tally_lock_waits {
     tally_lock_line *lines; /* one per name with waiters */
     int n, cap;
+    uint64_t poll_ns;       /* 0: only local releases and lease ends wake a waiter */
 } tally_lock_waits;
 
 /* The acquire step of a job that is a lone lock acquire, else NULL. */

@@ -360,6 +360,8 @@ int tally_writer_start(tally_store *store, const tally_writer_options *opt, tall
         w->opt.queue_max = 10000;
     if (!w->opt.idempotency_ttl_ms)
         w->opt.idempotency_ttl_ms = 24ull * 3600 * 1000;
+    /* Another server's release of a lock is not seen here: its waiters try again every 250 ms. */
+    w->waits.poll_ns = tally_store_caps(store)->shared ? 250u * 1000000u : 0;
     tally_queue_init(&w->queue, w->opt.queue_max);
     tally_queue_init(&w->session_queue, 16);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {

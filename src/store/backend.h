@@ -62,6 +62,8 @@ typedef struct tally_backend_caps {
     bool session_owns_writer;  /* an interactive transaction runs on the writer's connection (SQLite,
                                   one writer) rather than on its own connection from a pool */
     bool locks_what_it_reads;  /* get/find inside a transaction take row locks (FOR UPDATE) */
+    bool shared;               /* other servers may write the same database: their commits and lock
+                                  releases are not seen here (lock waiters poll) */
     bool cross_server_wakeups; /* lock waiters may be woken by another server's release */
 } tally_backend_caps;
 

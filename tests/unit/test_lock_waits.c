@@ -3,7 +3,8 @@
  * first come first served per name, a woken first waiter that stays first if
  * it must wait again, one waiter woken per ended lease (never the whole line),
  * grants and renewals moving the lease the line watches, waits that run out,
- * repeats found by idempotency key, and names kept apart.
+ * repeats found by idempotency key, names kept apart, and on a database
+ * other servers share, the first waiter polling every poll_ns.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -185,9 +186,52 @@ static void test_names_are_apart_and_keys_found(void **state)
     tally_lock_waits_free(&lw);
 }
 
+/* A release on another server is not seen here: with poll_ns the first
+ * waiter tries again every poll_ns (only the first: the line keeps its order). */
+static void test_shared_database_polls(void **state)
+{
+    (void)state;
+    tally_lock_waits lw = {.poll_ns = 250u * 1000000u};
+    tally_job *a = acquire_job("P", UINT64_MAX), *b = acquire_job("P", UINT64_MAX);
+    int64_t far_ms = INT64_C(1) << 50; /* the holder's lease ends long after the test */
+    uint64_t t0 = tally_clock_ns();
+    tally_lock_waits_park(&lw, a, far_ms);
+    tally_lock_waits_park(&lw, b, far_ms);
+    tally_job *expired = NULL, *wake = NULL;
+    uint64_t due = tally_lock_waits_tend(&lw, t0 + 1000000u, 0, &expired, &wake);
+    assert_null(wake);
+    assert_null(expired);
+    assert_true(due >= t0 + 250u * 1000000u - 1000000u && due <= tally_clock_ns() + 250u * 1000000u);
+    due = tally_lock_waits_tend(&lw, due, 0, &expired, &wake);
+    assert_ptr_equal(wake, a); /* the first in line, alone */
+    assert_null(a->next);
+    assert_null(expired);
+    /* Still held: it parks again at the head, and polls again poll_ns later. */
+    tally_lock_waits_park(&lw, a, far_ms);
+    wake = NULL;
+    assert_null((tally_lock_waits_tend(&lw, tally_clock_ns() + 1000000u, 0, &expired, &wake), wake));
+    due = tally_lock_waits_tend(&lw, tally_clock_ns() + 260u * 1000000u, 0, &expired, &wake);
+    assert_ptr_equal(wake, a);
+    tally_job_free(a);
+    assert_ptr_equal(tally_lock_waits_released(&lw, "P", 1), b);
+    tally_job_free(b);
+    assert_false(tally_lock_waits_any(&lw));
+    /* Without poll_ns (one server: SQLite), nothing wakes before the lease ends. */
+    tally_lock_waits one = {0};
+    tally_job *c = acquire_job("Q", UINT64_MAX);
+    tally_lock_waits_park(&one, c, far_ms);
+    wake = NULL;
+    tally_lock_waits_tend(&one, tally_clock_ns() + 10u * 1000000000u, 0, &expired, &wake);
+    assert_null(wake);
+    tally_lock_waits_free(&one);
+    tally_job_free(c);
+    tally_lock_waits_free(&lw);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shared_database_polls),
         cmocka_unit_test(test_only_lone_acquires_wait),
         cmocka_unit_test(test_release_wakes_first_in_arrival_order),
         cmocka_unit_test(test_woken_waiter_stays_first),

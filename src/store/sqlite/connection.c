@@ -668,7 +668,7 @@ static void sqlite_metrics(FILE *f)
 const tally_backend_ops tally_sqlite_backend = {
     .name = "sqlite",
     .caps = {.lanes = 1, .batch_max = 256, .reads_in_place = true, .session_owns_writer = true,
-             .locks_what_it_reads = false, .cross_server_wakeups = false},
+             .locks_what_it_reads = false, .shared = false, .cross_server_wakeups = false},
     .open = sqlite_open,
     .close = sqlite_close,
     .migrate = tally_sqlite_migrate,
