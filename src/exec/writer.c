@@ -166,6 +166,9 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
     int64_t now_ms = tally_now_ms();
     tally_error err;
     bool broken = tally_store_begin(w->store, &err) != 0;
+    /* Leases and limits go by the database's clock where servers share it. */
+    if (!broken && w->store->ops->clock_ms && w->store->ops->clock_ms(w->store, &now_ms, &err) != 0)
+        broken = true;
     size_t applied = 0;
     tally_job *done = NULL, **done_tail = &done; /* jobs to answer, in order; parked ones leave the batch */
     tally_job *again = NULL, **again_tail = &again; /* jobs for the next batch, in order */

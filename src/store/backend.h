@@ -135,6 +135,12 @@ struct tally_backend_ops {
      * and idempotency answers older than idem_ttl_ms.  0 or -1. */
     int (*sweep)(tally_store *st, int64_t now_ms, int64_t idem_ttl_ms);
 
+    /* The database's clock (UTC ms), read by the writer once per batch inside
+     * its transaction, so that leases and limits judged by several servers
+     * do not depend on their clocks.  0 or -code.  NULL: this machine's clock
+     * is the database's (SQLite). */
+    int (*clock_ms)(tally_store *st, int64_t *now_ms, tally_error *err);
+
     /* Writer, between batches: housekeeping the backend needs (SQLite: a
      * passive WAL checkpoint past a size).  Returns 1 when it did some. */
     int (*maintain)(tally_store *st);
