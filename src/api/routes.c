@@ -42,6 +42,23 @@ static int fail_now(route_ctx *c, tally_code code, const char *path, const char 
     return answer_error(c, &err);
 }
 
+/* 200 {"status": "ok"} while the database answers; 503 {"status":
+ * "unavailable", "reason": …} while it does not (writes then answer 503 too). */
+static int handle_health(route_ctx *c)
+{
+    char reason[sizeof ((tally_error *)0)->message];
+    bool up = tally_engine_healthy(c->api->engine, reason, sizeof reason);
+    json_t *j = up ? json_pack("{s:s, s:s}", "status", "ok", "backend", tally_engine_backend(c->api->engine)->name)
+                   : json_pack("{s:s, s:s, s:s}", "status", "unavailable", "backend",
+                               tally_engine_backend(c->api->engine)->name, "reason", reason);
+    c->resp->status = up ? 200 : 503;
+    c->resp->body = json_dumps(j, JSON_COMPACT);
+    c->resp->body_len = strlen(c->resp->body);
+    c->resp->content_type = "application/json";
+    json_decref(j);
+    return TALLY_API_NOW;
+}
+
 static int method_not_allowed(route_ctx *c, const char *allow)
 {
     tally_error err;
@@ -428,11 +445,7 @@ int tally_api_handle(const tally_api *api, const tally_http_request *req, tally_
     if (n == 7 && memcmp(p, "/health", 7) == 0) {
         if (!method_is(req, "GET") && !method_is(req, "HEAD"))
             return method_not_allowed(&c, "GET");
-        resp->status = 200;
-        resp->body = strdup("{\"status\":\"ok\"}");
-        resp->body_len = strlen(resp->body);
-        resp->content_type = "application/json";
-        return TALLY_API_NOW;
+        return handle_health(&c);
     }
     if (n == 8 && memcmp(p, "/metrics", 8) == 0) {
         if (!method_is(req, "GET"))

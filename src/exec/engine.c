@@ -115,6 +115,14 @@ fail:
 
 const tally_backend_ops *tally_engine_backend(const tally_engine *e) { return e->ops; }
 
+bool tally_engine_healthy(tally_engine *e, char *reason, size_t cap)
+{
+    for (int i = 0; i < e->nlanes; i++)
+        if (!tally_writer_healthy(e->lanes[i], reason, cap))
+            return false;
+    return true;
+}
+
 /* The lane of the first key the job touches, or the next lane in turn. */
 static tally_writer *lane_of(tally_engine *e, const tally_job *job)
 {

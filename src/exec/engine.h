@@ -56,6 +56,10 @@ int tally_engine_migrate(const tally_schema *schema, const tally_engine_options 
 
 const tally_backend_ops *tally_engine_backend(const tally_engine *e);
 
+/* Whether the database answers (as the writer lanes last found it: at their
+ * last commit, or a probe while idle or down); when not, reason says why. */
+bool tally_engine_healthy(tally_engine *e, char *reason, size_t cap);
+
 /* Hands a job over: 0, or -TALLY_OVERLOADED when the queue it belongs to is
  * full or the engine is stopping (the job stays the caller's).  For a
  * session's STEP, COMMIT and ROLLBACK jobs, -1 means the session is no

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,7 +31,50 @@ struct tally_writer {
     pthread_t thread;
     bool stopped; /* touched only by the thread that starts and stops */
     atomic_uint_least64_t lane_batches, lane_writes; /* this lane's share of the global counters */
+    /* The database as this lane last found it: down since a batch or a probe
+     * failed to reach it, up again after a commit or a probe succeeds. */
+    pthread_mutex_t health_mu;
+    bool down;                 /* under health_mu */
+    char down_reason[sizeof ((tally_error *)0)->message]; /* under health_mu */
+    uint64_t last_contact_ns;  /* writer thread only: the last commit or probe */
+    uint64_t probe_every_ns;   /* writer thread only: grows while down (backoff) */
 };
+
+#define PROBE_IDLE_NS (1000u * 1000000u)    /* an idle lane looks at its database once a second */
+#define PROBE_DOWN_MIN_NS (100u * 1000000u) /* while down: 100 ms, doubling up to 2 s */
+#define PROBE_DOWN_MAX_NS (2000u * 1000000u)
+
+/* Records what the lane found: err NULL for "the database answered". */
+static void note_health(tally_writer *w, const tally_error *err)
+{
+    w->last_contact_ns = tally_clock_ns();
+    pthread_mutex_lock(&w->health_mu);
+    bool was_down = w->down;
+    w->down = err != NULL;
+    if (err)
+        snprintf(w->down_reason, sizeof w->down_reason, "%s", err->message);
+    pthread_mutex_unlock(&w->health_mu);
+    if (!err)
+        w->probe_every_ns = PROBE_IDLE_NS;
+    else if (!was_down)
+        w->probe_every_ns = PROBE_DOWN_MIN_NS;
+    else if (w->probe_every_ns < PROBE_DOWN_MAX_NS)
+        w->probe_every_ns *= 2;
+}
+
+/* When the lane should look at its database next (monotonic ns; 0: never). */
+static uint64_t probe_due(const tally_writer *w)
+{
+    return w->store->ops->probe ? w->last_contact_ns + w->probe_every_ns : 0;
+}
+
+static void maybe_probe(tally_writer *w)
+{
+    if (!w->store->ops->probe || tally_clock_ns() < probe_due(w))
+        return;
+    tally_error err;
+    note_health(w, w->store->ops->probe(w->store, &err) == 0 ? NULL : &err);
+}
 
 static void fail_job(tally_job *job, tally_code code, const char *msg)
 {
@@ -165,6 +209,7 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
     uint64_t now_ns = tally_clock_ns();
     int64_t now_ms = tally_now_ms();
     tally_error err;
+    tally_error_clear(&err);
     bool broken = tally_store_begin(w->store, &err) != 0;
     /* Leases and limits go by the database's clock where servers share it. */
     if (!broken && w->store->ops->clock_ms && w->store->ops->clock_ms(w->store, &now_ms, &err) != 0)
@@ -196,6 +241,7 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
             }
             if (o == JOB_BROKEN) {
                 broken = true;
+                err = job->err; /* why the database ended the batch, for /health */
                 fail_job(job, TALLY_UNAVAILABLE, "the database could not complete this batch; nothing was applied, retry");
             } else if (job->rc == 0) {
                 applied++;
@@ -207,6 +253,10 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
     if (!broken && tally_store_commit(w->store, &err) != 0)
         broken = true;
     tally_job *wake = NULL;
+    if (broken && err.code == TALLY_UNAVAILABLE)
+        note_health(w, &err); /* the database could not be reached or gave up: /health says so */
+    else if (!broken)
+        note_health(w, NULL);
     if (broken) {
         tally_store_rollback(w->store);
         TALLY_METRIC_ADD(failed_batches, 1);
@@ -340,6 +390,10 @@ static void *writer_main(void *arg)
         if (tally_store_maintain(w->store))
             TALLY_METRIC_ADD(checkpoints, 1);
         maybe_sweep(w);
+        maybe_probe(w);
+        uint64_t p = probe_due(w);
+        if (p && (!due || p < due))
+            due = p;
     }
     /* Stopping: nobody will release for the waiters any more; tell them. */
     while (tally_lock_waits_any(&w->waits)) {
@@ -365,6 +419,9 @@ int tally_writer_start(tally_store *store, const tally_writer_options *opt, tall
         w->opt.idempotency_ttl_ms = 24ull * 3600 * 1000;
     /* Another server's release of a lock is not seen here: its waiters try again every 250 ms. */
     w->waits.poll_ns = tally_store_caps(store)->shared ? 250u * 1000000u : 0;
+    pthread_mutex_init(&w->health_mu, NULL);
+    w->last_contact_ns = tally_clock_ns();
+    w->probe_every_ns = PROBE_IDLE_NS;
     tally_queue_init(&w->queue, w->opt.queue_max);
     tally_queue_init(&w->session_queue, 16);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
@@ -392,6 +449,16 @@ int tally_writer_submit(tally_writer *w, tally_job *job)
 }
 
 size_t tally_writer_queue_depth(tally_writer *w) { return tally_queue_depth(&w->queue); }
+
+bool tally_writer_healthy(tally_writer *w, char *reason, size_t cap)
+{
+    pthread_mutex_lock(&w->health_mu);
+    bool up = !w->down;
+    if (!up && cap)
+        snprintf(reason, cap, "%s", w->down_reason);
+    pthread_mutex_unlock(&w->health_mu);
+    return up;
+}
 
 tally_writer_stats tally_writer_get_stats(tally_writer *w)
 {

@@ -141,6 +141,12 @@ struct tally_backend_ops {
      * is the database's (SQLite). */
     int (*clock_ms)(tally_store *st, int64_t *now_ms, tally_error *err);
 
+    /* Writer, while idle or while the database is down: whether it answers
+     * now, connecting again if the connection was lost.  0, or -code with err
+     * saying why in a person's terms (never a password).  NULL: a local file
+     * that is always there (SQLite). */
+    int (*probe)(tally_store *st, tally_error *err);
+
     /* Writer, between batches: housekeeping the backend needs (SQLite: a
      * passive WAL checkpoint past a size).  Returns 1 when it did some. */
     int (*maintain)(tally_store *st);
