@@ -174,6 +174,15 @@ static job_outcome run_job(tally_writer *w, tally_job *job)
         tally_store_idem_put(w->store, job->idem, job->status, job->body, job->body_len, job->plan->now_ms, &err)) {
         if (!tally_store_in_transaction(w->store))
             return JOB_BROKEN;
+        if (err.rerun && job->reruns < WRITER_RERUNS) {
+            /* Another server stored an answer for this key meanwhile (its
+             * COMMIT ended our wait on the key): undo ours and run again in
+             * the next batch, which finds that answer and replays it. */
+            if (tally_store_rollback_to(w->store, &err) || tally_store_release(w->store, &err))
+                return JOB_BROKEN;
+            job->reruns++;
+            return JOB_AGAIN;
+        }
         job->rc = -(int)err.code; /* could not record it: do not apply it either */
         job->err = err;
         tally_store_rollback_to(w->store, &err);
