@@ -102,8 +102,10 @@ static int compare_field(const tally_migration_ops *ops, void *conn, const tally
     if (fi < 0 || m->fields[fi].column < 0) {
         if (!allow_destructive)
             return tally_fail(err, TALLY_BAD_REQUEST, NULL,
-                              "model '%s', field '%s': the field is stored but no longer in the schema; removing it "
-                              "would delete its data. Put it back, or start with --allow-destructive to drop it",
+                              "model '%s', field '%s': the field is stored but not in this schema (it was removed "
+                              "from it, or another server migrated the database to a newer schema); removing it would "
+                              "delete its data. Serve the newer schema, put the field back, or run tally migrate "
+                              "--allow-destructive to drop it",
                               m->name, name);
         return drop_field(ops, conn, m, name, err);
     }
@@ -183,8 +185,10 @@ static int dropped_models(const tally_migration_ops *ops, void *conn, const tall
         }
         if (!allow_destructive) {
             rc = tally_fail(err, TALLY_BAD_REQUEST, NULL,
-                            "model '%s': the model is stored but no longer in the schema; removing it would delete "
-                            "its records. Put it back, or start with --allow-destructive to drop it", name);
+                            "model '%s': the model is stored but not in this schema (it was removed from it, or "
+                            "another server migrated the database to a newer schema); removing it would delete its "
+                            "records. Serve the newer schema, put the model back, or run tally migrate "
+                            "--allow-destructive to drop it", name);
             break;
         }
         if (ops->drop_table(conn, name, err)) {
