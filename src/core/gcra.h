@@ -28,6 +28,15 @@ typedef struct tally_gcra_verdict {
  * never seen, or swept), at now_ms. */
 tally_gcra_verdict tally_gcra_decide(const tally_limit *l, bool has_tat, double tat_us, int64_t cost, int64_t now_ms);
 
+/* The emission interval T = periodMs/rate and the burst tolerance burst·T, in µs. */
+double tally_gcra_interval_us(const tally_limit *l);
+double tally_gcra_tolerance_us(const tally_limit *l);
+
+/* The answer's numbers once a backend has decided in its own way (in one
+ * statement, across servers): allowed with new_tat_us stored, or refused
+ * with the key's stored TAT tat_us, both judged at now_us. */
+tally_gcra_verdict tally_gcra_answer(const tally_limit *l, bool allowed, double tat_us, int64_t cost, double now_us);
+
 /* A TAT below this (UTC µs) is spent: the key is as if never seen and its row may go. */
 static inline double tally_gcra_spent_before_us(int64_t now_ms) { return (double)now_ms * 1000.0; }
 

@@ -11,7 +11,11 @@
  * link, overflow), transactions (savepoints rescue a failed step; without
  * one in_transaction turns false and COMMIT fails), the savepoint budget
  * (batch_max writing savepoints in one transaction), idempotency answers and
- * the sweep. */
+ * the sweep; the pipelined round trips (pipeline.c) on a real server: a
+ * transaction that sent nothing commits without a word, prepared statements
+ * outlive a ROLLBACK, a connection cut with statements queued fails the
+ * COMMIT and is made again (its prepared statements forgotten) at the next
+ * begin; more statements than the cache holds are evicted and DEALLOCATEd. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +29,7 @@
 #include "exec/run.h"
 #include "sql_util.h"
 #include "store/backend.h"
+#include "store/postgres/internal.h" /* the backend's pid, to cut its connection */
 
 static const char PG_SCHEMA[] =
     "{\"models\": {"
@@ -393,6 +398,106 @@ static void test_transactions(void **state)
     assert_false(tally_store_in_transaction(st));
 }
 
+static int64_t stock_of(int64_t p)
+{
+    tally_plan *plan = tally_plan_new(schema);
+    tally_step *g = tally_plan_add_step(plan, TALLY_OP_GET, M(schema, "product"));
+    g->path = "";
+    g->id = tally_value_int(p);
+    tally_error err;
+    assert_int_equal(run(plan, &err), 0);
+    int64_t v = plan->results[0].record.cols[col(M(schema, "product"), "stock")].u.i;
+    tally_plan_free(plan);
+    return v;
+}
+
+static void increment(int64_t p, int by, int want)
+{
+    char body[96];
+    snprintf(body, sizeof body, "{'_atomics': {'stock': {'increment': %d}}}", by);
+    tally_plan *plan = decode(schema, "product", p, body);
+    tally_error err;
+    assert_int_equal(run(plan, &err), want);
+    tally_plan_free(plan);
+}
+
+static void test_pipeline(void **state)
+{
+    (void)state;
+    NEED_PG();
+    tally_error err;
+    int64_t p = create("product", "{'sku': 'pipe', 'stock': 0}");
+    /* Nothing sent: begin, savepoint, release, commit cost no round trip and succeed. */
+    assert_int_equal(tally_store_begin(st, &err), 0);
+    assert_int_equal(tally_store_savepoint(st, &err), 0);
+    assert_int_equal(tally_store_rollback_to(st, &err), 0);
+    assert_int_equal(tally_store_release(st, &err), 0);
+    assert_true(tally_store_in_transaction(st));
+    assert_int_equal(tally_store_commit(st, &err), 0);
+    /* A batch: one good request, one failing, one good; deferred RELEASE and ROLLBACK TO. */
+    assert_int_equal(tally_store_begin(st, &err), 0);
+    assert_int_equal(tally_store_savepoint(st, &err), 0);
+    increment(p, 1, 0);
+    assert_int_equal(tally_store_release(st, &err), 0);
+    assert_int_equal(tally_store_savepoint(st, &err), 0);
+    increment(p, -100, -TALLY_INVARIANT);
+    assert_true(tally_store_in_transaction(st));
+    assert_int_equal(tally_store_rollback_to(st, &err), 0);
+    assert_int_equal(tally_store_release(st, &err), 0);
+    assert_int_equal(tally_store_savepoint(st, &err), 0);
+    increment(p, 2, 0);
+    assert_int_equal(tally_store_release(st, &err), 0);
+    assert_int_equal(tally_store_commit(st, &err), 0);
+    assert_int_equal(stock_of(p), 3);
+    /* Prepared inside a transaction that rolls back: still there for the next one. */
+    assert_int_equal(tally_store_begin(st, &err), 0);
+    increment(p, 5, 0);
+    tally_store_rollback(st);
+    assert_int_equal(tally_store_begin(st, &err), 0);
+    increment(p, 5, 0);
+    assert_int_equal(tally_store_commit(st, &err), 0);
+    assert_int_equal(stock_of(p), 8);
+    /* The connection cut with a RELEASE queued: COMMIT fails, nothing of it is applied. */
+    tally_pg *pg = (tally_pg *)st;
+    assert_true(pg->stmts.count > 0);
+    assert_int_equal(tally_store_begin(st, &err), 0);
+    assert_int_equal(tally_store_savepoint(st, &err), 0);
+    increment(p, 1, 0);
+    assert_int_equal(tally_store_release(st, &err), 0);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", PQbackendPID(pg->conn));
+    PGconn *c = PQconnectdb(url);
+    PQclear(PQexec(c, sql));
+    PQfinish(c);
+    usleep(100000);
+    assert_int_equal(tally_store_commit(st, &err), -TALLY_UNAVAILABLE);
+    tally_store_rollback(st);
+    assert_false(tally_store_in_transaction(st));
+    /* The next begin connects again; the statements are prepared again. */
+    assert_int_equal(tally_store_begin(st, &err), 0);
+    assert_int_equal(pg->stmts.count, 0);
+    increment(p, 1, 0);
+    assert_int_equal(tally_store_commit(st, &err), 0);
+    assert_int_equal(stock_of(p), 9);
+    /* More statements than the cache holds: the least recently used give way,
+     * are DEALLOCATEd at the next round trip, and the server keeps no more than the cache. */
+    char q[64];
+    for (int i = 0; i < TALLY_PG_STMTS_MAX + 40; i++) {
+        snprintf(q, sizeof q, "SELECT %d AS n", i);
+        PGresult *r;
+        assert_int_equal(tally_pg_query(pg, NULL, q, NULL, 0, &r, NULL), 0);
+        assert_int_equal(tally_pg_int(r, 0, 0), i);
+        PQclear(r);
+    }
+    assert_true(pg->stmts.evictions >= 40);
+    PGresult *r;
+    assert_int_equal(tally_pg_query(pg, NULL, "SELECT count(*) FROM pg_prepared_statements", NULL, 0, &r, NULL), 0);
+    assert_true(tally_pg_int(r, 0, 0) <= TALLY_PG_STMTS_MAX + 1 + TALLY_PG_CTL_COUNT);
+    PQclear(r);
+    assert_true(pg->stmts.ndealloc <= 1); /* the name the count itself evicted goes out next time */
+    assert_int_equal(stock_of(p), 9);     /* an evicted statement, prepared again */
+}
+
 static void test_idempotency_and_sweep(void **state)
 {
     (void)state;
@@ -428,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_open_refused),   cmocka_unit_test(test_records),
         cmocka_unit_test(test_bulk_upsert_links), cmocka_unit_test(test_locks_and_limits),
         cmocka_unit_test(test_transactions),   cmocka_unit_test(test_idempotency_and_sweep),
+        cmocka_unit_test(test_pipeline),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

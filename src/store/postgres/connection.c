@@ -1,7 +1,12 @@
 /*
  * connection.c — the PostgreSQL backend of store/backend.h: one libpq
  * connection per tally_store, owned by one thread (writer, reader or session
- * runner) and driven with synchronous calls.  This file owns opening (the
+ * runner).  Each statement is one round trip, in one libpq pipeline with what
+ * the transaction ops queued before it (a lazy BEGIN and SAVEPOINT, a
+ * deferred RELEASE or ROLLBACK TO: pipeline.h keeps that bookkeeping), and
+ * runs as a statement prepared once a connection (cached by SQL text and
+ * parameter types), so the writer's request costs one round trip and no
+ * parsing instead of three of each.  This file owns opening (the
  * session settings and the durability checks), reconnecting between
  * transactions, transactions and savepoints, the query helper that binds
  * every value as a typed parameter, reading binary results, and the ops
@@ -11,12 +16,15 @@
 #include "store/postgres/internal.h"
 
 #include "core/buf.h"
+#include "core/datetime.h"
 
 #include <endian.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 /* ---- URLs ------------------------------------------------------------------------------------ */
 
@@ -137,7 +145,7 @@ int tally_pg_query_as(tally_pg *st, const tally_plan *plan, const char *sql, con
         if (as && as[i])
             types[i] = as[i];
     }
-    PGresult *res = PQexecParams(st->conn, sql, n, types, values, lengths, formats, 1);
+    int rc = tally_pg_run(st, sql, n, types, values, lengths, formats, out, diag);
     if (n > SMALL_PARAMS) {
         free(types);
         free(values);
@@ -145,6 +153,183 @@ int tally_pg_query_as(tally_pg *st, const tally_plan *plan, const char *sql, con
         free(formats);
         free(nums);
     }
+    return rc;
+}
+
+/* ---- round trips: one pipeline each --------------------------------------------------------------- */
+
+static tally_pg_outcome outcome_of(const PGresult *r)
+{
+    switch (r ? PQresultStatus(r) : PGRES_FATAL_ERROR) {
+    case PGRES_COMMAND_OK:
+    case PGRES_TUPLES_OK: return TALLY_PG_OK;
+    case PGRES_PIPELINE_ABORTED: return TALLY_PG_SKIPPED;
+    default: return TALLY_PG_FAILED;
+    }
+}
+
+static tally_pg_server_tx server_tx(PGconn *c)
+{
+    if (PQstatus(c) != CONNECTION_OK)
+        return TALLY_PG_SERVER_UNKNOWN;
+    switch (PQtransactionStatus(c)) {
+    case PQTRANS_IDLE: return TALLY_PG_SERVER_IDLE;
+    case PQTRANS_INTRANS: return TALLY_PG_SERVER_INTRANS;
+    case PQTRANS_INERROR: return TALLY_PG_SERVER_INERROR;
+    default: return TALLY_PG_SERVER_UNKNOWN;
+    }
+}
+
+/* The next command's result in a pipeline (its first; the rest up to the NULL
+ * that ends the command are dropped), or NULL when none came (connection lost). */
+static PGresult *next_result(PGconn *c)
+{
+    PGresult *r = PQgetResult(c);
+    if (!r)
+        return NULL;
+    if (PQresultStatus(r) == PGRES_PIPELINE_SYNC)
+        return r;
+    for (PGresult *more; (more = PQgetResult(c)) != NULL;)
+        PQclear(more);
+    return r;
+}
+
+/*
+ * One round trip, in one pipeline: the DEALLOCATEs of evicted statements
+ * (only outside a transaction of ours that reached the server), the queued
+ * transaction statements, then sql (if not NULL) — prepared under its cached
+ * name when cache (a PREPARE in the same pipeline on first use) — and one
+ * Sync.  Returns sql's result; when a statement before it failed, that
+ * failure's result instead (so the caller's diagnostics name the real
+ * error), and NULL when no answer came.  The bookkeeping moves on with what
+ * the server answered.
+ */
+/* The transaction statements, prepared on every connection (setup) under these names. */
+static const char *const CTL_NAME[] = {
+    [TALLY_PG_CTL_BEGIN] = "tally_begin", [TALLY_PG_CTL_SAVEPOINT] = "tally_savepoint",
+    [TALLY_PG_CTL_RELEASE] = "tally_release", [TALLY_PG_CTL_ROLLBACK_TO] = "tally_rollback_to",
+};
+
+static int prepare_ctl(PGconn *c)
+{
+    for (int i = 0; i < TALLY_PG_CTL_COUNT; i++) {
+        PGresult *r = PQprepare(c, CTL_NAME[i], tally_pg_ctl_sql((tally_pg_ctl)i), 0, NULL);
+        int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        if (!ok)
+            return -1;
+    }
+    return 0;
+}
+
+static PGresult *round_trip(tally_pg *st, const char *sql, bool cache, int n, const Oid *types,
+                            const char *const *values, const int *lengths, const int *formats)
+{
+    PGconn *c = st->conn;
+    tally_pg_tx *tx = &st->tx;
+    int ndealloc = tx->txn && tx->begun ? 0 : st->stmts.ndealloc;
+    int nctl = tx->npending;
+    tally_pg_stmt *e = sql && cache ? tally_pg_stmts_get(&st->stmts, sql, strlen(sql), types, n) : NULL;
+    bool prep = e && !e->prepared;
+    tally_pg_outcome outcomes[TALLY_PG_PENDING_MAX];
+    PGresult *failed = NULL, *res = NULL;
+    bool sent = PQstatus(c) == CONNECTION_OK && PQenterPipelineMode(c);
+    if (sent) {
+        char sqlbuf[48];
+        for (int i = 0; i < ndealloc && sent; i++) {
+            snprintf(sqlbuf, sizeof sqlbuf, "DEALLOCATE %s", st->stmts.dealloc[i]);
+            sent = PQsendQueryParams(c, sqlbuf, 0, NULL, NULL, NULL, NULL, 0);
+        }
+        if (ndealloc) /* a Sync of their own: a failure there aborts nothing after it */
+            sent = PQpipelineSync(c) && sent;
+        for (int i = 0; i < nctl && sent; i++) /* prepared by setup() */
+            sent = PQsendQueryPrepared(c, CTL_NAME[tx->pending[i]], 0, NULL, NULL, NULL, 0);
+        if (sent && prep)
+            sent = PQsendPrepare(c, e->name, sql, n, types);
+        if (sent && e)
+            sent = PQsendQueryPrepared(c, e->name, n, values, lengths, formats, 1);
+        else if (sent && sql)
+            sent = PQsendQueryParams(c, sql, n, types, values, lengths, formats, 1);
+        sent = PQpipelineSync(c) && sent;
+    }
+    /* The answers, in order; after a lost connection none come (NULL). */
+    bool lost = !sent;
+    int dealloc_ok = 0;
+    for (int i = 0; i < ndealloc; i++) {
+        PGresult *r = lost ? NULL : next_result(c);
+        lost = lost || !r;
+        if (outcome_of(r) == TALLY_PG_OK && dealloc_ok == i)
+            dealloc_ok++;
+        PQclear(r);
+    }
+    if (ndealloc && !lost) { /* their Sync */
+        PGresult *r = PQgetResult(c);
+        lost = !r || PQresultStatus(r) != PGRES_PIPELINE_SYNC;
+        PQclear(r);
+    }
+    for (int i = 0; i < nctl; i++) {
+        PGresult *r = lost ? NULL : next_result(c);
+        lost = lost || !r;
+        outcomes[i] = outcome_of(r);
+        if (!failed && outcomes[i] == TALLY_PG_FAILED && r)
+            failed = r, r = NULL;
+        PQclear(r);
+    }
+    if (prep) {
+        PGresult *r = lost ? NULL : next_result(c);
+        lost = lost || !r;
+        if (outcome_of(r) == TALLY_PG_OK) {
+            e->prepared = true;
+        } else {
+            tally_pg_stmts_drop(&st->stmts, e);
+            if (!failed && r)
+                failed = r, r = NULL;
+        }
+        PQclear(r);
+    }
+    if (sql) {
+        res = lost ? NULL : next_result(c);
+        lost = lost || !res;
+    }
+    if (!lost) { /* the Sync's answer; anything else before it is not ours */
+        for (PGresult *r; (r = PQgetResult(c)) != NULL;) {
+            bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+            PQclear(r);
+            if (sync)
+                break;
+            if (PQstatus(c) != CONNECTION_OK)
+                break;
+        }
+    }
+    if (PQpipelineStatus(c) != PQ_PIPELINE_OFF && !PQexitPipelineMode(c))
+        lost = true; /* results left over: the connection is not usable as it is */
+    /* A DEALLOCATE that failed found no such statement (or ran in an aborted
+     * migration, leaving one behind): either way, never send it again. */
+    tally_pg_stmts_deallocated(&st->stmts, lost ? dealloc_ok : ndealloc);
+    tally_pg_server_tx server = lost ? TALLY_PG_SERVER_UNKNOWN : server_tx(c);
+    tally_pg_tx_sent(tx, nctl, outcomes, sql ? outcome_of(res) : TALLY_PG_OK, server);
+    if (failed) {
+        PQclear(res);
+        return failed;
+    }
+    return res;
+}
+
+/* Sends what is queued, if anything, before a statement that goes another way (PQexec). */
+static int flush(tally_pg *st)
+{
+    if (st->tx.npending == 0)
+        return 0;
+    PGresult *r = round_trip(st, NULL, false, 0, NULL, NULL, NULL, NULL);
+    int rc = r ? -1 : 0; /* a result here is a failure's */
+    PQclear(r);
+    return st->tx.broken ? -1 : rc;
+}
+
+int tally_pg_run(tally_pg *st, const char *sql, int n, const Oid *types, const char *const *values,
+                 const int *lengths, const int *formats, PGresult **out, tally_pg_diag *diag)
+{
+    PGresult *res = round_trip(st, sql, true, n, types, values, lengths, formats);
     *out = res;
     ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
@@ -156,7 +341,12 @@ int tally_pg_query_as(tally_pg *st, const tally_plan *plan, const char *sql, con
 
 int tally_pg_exec(tally_pg *st, const char *sql, tally_error *err)
 {
+    if (flush(st))
+        return tally_fail(err, TALLY_UNAVAILABLE, NULL, "the database could not run the transaction's statements; "
+                          "retry");
     PGresult *res = PQexec(st->conn, sql);
+    if (st->tx.txn) /* e.g. a ROLLBACK TO of steps.c's own savepoint rescues an aborted transaction */
+        tally_pg_tx_sent(&st->tx, 0, NULL, TALLY_PG_OK, server_tx(st->conn));
     ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     int rc = 0;
     if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
@@ -233,10 +423,9 @@ void tally_pg_read_record(const PGresult *res, int row, int first, const tally_m
     }
 }
 
-bool tally_pg_locking(const tally_pg *st)
-{
-    return st->role != TALLY_STORE_READER && PQtransactionStatus(st->conn) == PQTRANS_INTRANS;
-}
+bool tally_pg_in_txn(const tally_pg *st) { return st->tx.txn && !st->tx.aborted && !st->tx.broken; }
+
+bool tally_pg_locking(const tally_pg *st) { return st->role != TALLY_STORE_READER && tally_pg_in_txn(st); }
 
 /* ---- opening ------------------------------------------------------------------------------------ */
 
@@ -263,6 +452,9 @@ static int setup(tally_pg *st, tally_error *err)
              st->relaxed ? "off" : "on", st->role == TALLY_STORE_READER ? "on" : "off");
     if (tally_pg_exec(st, sql, err))
         return -(int)err->code;
+    if (prepare_ctl(st->conn))
+        return tally_fail(err, TALLY_UNAVAILABLE, NULL, "PostgreSQL at %s could not prepare the transaction "
+                          "statements: %s", st->where, PQerrorMessage(st->conn));
     char buf[64];
     if (show(st, "server_encoding", buf, sizeof buf) || (strcmp(buf, "UTF8") != 0 && strcmp(buf, "SQL_ASCII") != 0))
         return tally_fail(err, TALLY_INTERNAL, NULL,
@@ -287,6 +479,7 @@ static void pg_close(tally_store *base)
     if (!st)
         return;
     PQfinish(st->conn);
+    tally_pg_stmts_clear(&st->stmts);
     free(st);
 }
 
@@ -333,11 +526,11 @@ static int pg_open(const char *target, const tally_schema *schema, const tally_s
 /* Between transactions, a lost connection is made again (and set up again). */
 static int ensure_connected(tally_pg *st, tally_error *err)
 {
-    if (PQstatus(st->conn) == CONNECTION_OK)
-        return 0;
+    if (PQstatus(st->conn) == CONNECTION_OK && PQpipelineStatus(st->conn) == PQ_PIPELINE_OFF)
+        return 0; /* (a pipeline left with answers unread is made again too: PQreset ends it) */
     PQreset(st->conn);
-    st->txn = false;
-    st->depth = 0;
+    tally_pg_tx_reset(&st->tx);
+    tally_pg_stmts_clear(&st->stmts); /* the new session has none of them */
     if (PQstatus(st->conn) != CONNECTION_OK)
         return tally_fail(err, TALLY_UNAVAILABLE, NULL, "the database at %s cannot be reached; retry", st->where);
     return setup(st, err);
@@ -345,28 +538,16 @@ static int ensure_connected(tally_pg *st, tally_error *err)
 
 /* ---- transactions ----------------------------------------------------------------------------- */
 
-static int tx(tally_pg *st, const char *sql, const char *tag, tally_error *err)
+/* BEGIN, SAVEPOINT, RELEASE and ROLLBACK TO are only queued (pipeline.h): they
+ * go out with the next statement, or with COMMIT.  A queue that is full is
+ * sent on its own first (never, the way the writer asks; a bound all the same). */
+static int queued(tally_pg *st, bool (*op)(tally_pg_tx *), tally_error *err)
 {
-    PGresult *res = PQexec(st->conn, sql);
-    int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(res), tag) == 0;
-    int rc = 0;
-    if (!ok) {
-        tally_pg_diag d;
-        tally_pg_diag_of(st, res, &d);
-        if (res && PQresultStatus(res) == PGRES_COMMAND_OK) /* COMMIT of an aborted transaction: "ROLLBACK" */
-            rc = tally_fail(err, TALLY_UNAVAILABLE, NULL,
-                            "the database rolled the transaction back instead of committing it; nothing was applied, "
-                            "retry");
-        else if (d.sqlstate && (strcmp(d.sqlstate, "40001") == 0 || strcmp(d.sqlstate, "40P01") == 0))
-            rc = tally_pg_fail(&d, "commit", err);
-        else {
-            tally_pg_log(&d, sql);
-            rc = tally_fail(err, TALLY_UNAVAILABLE, NULL, "the database could not run %s (%s); retry", sql,
-                            d.lost ? "connection lost" : d.sqlstate ? d.sqlstate : "no answer");
-        }
-    }
-    PQclear(res);
-    return rc;
+    if (op(&st->tx))
+        return 0;
+    if (flush(st) == 0 && op(&st->tx))
+        return 0;
+    return tally_fail(err, TALLY_UNAVAILABLE, NULL, "the database could not run the transaction's statements; retry");
 }
 
 static int pg_begin(tally_store *base, tally_error *err)
@@ -374,20 +555,109 @@ static int pg_begin(tally_store *base, tally_error *err)
     tally_pg *st = (tally_pg *)base;
     if (ensure_connected(st, err))
         return -(int)err->code;
-    int rc = tx(st, "BEGIN", "BEGIN", err);
-    st->txn = rc == 0;
-    st->depth = 0;
-    return rc;
+    tally_pg_tx_begin(&st->tx);
+    return 0;
 }
 
+/* Writes this transaction's batch id (random, 16 bytes) into tally_batches, in
+ * the transaction itself; false when it could not. */
+static bool write_batch_id(tally_pg *st, unsigned char id[16])
+{
+    size_t got = 0;
+    while (got < 16) {
+        ssize_t n = getrandom(id + got, 16 - got, 0);
+        if (n > 0)
+            got += (size_t)n;
+    }
+    char ms[24];
+    snprintf(ms, sizeof ms, "%lld", (long long)tally_now_ms());
+    const char *values[2] = {(const char *)id, ms};
+    const int lengths[2] = {16, 0}, formats[2] = {1, 0};
+    const Oid types[2] = {TALLY_PG_BYTEA, TALLY_PG_INT8};
+    PGresult *r;
+    int rc = tally_pg_run(st, "INSERT INTO tally_batches (id, created_at) VALUES ($1, $2)", 2, types, values, lengths,
+                          formats, &r, NULL);
+    PQclear(r);
+    return rc == 0;
+}
+
+/* After a connection lost during COMMIT: whether that transaction committed,
+ * by its batch id, on a new connection.  1 committed, 0 not, -1 unknown. */
+static int committed(tally_pg *st, const unsigned char id[16])
+{
+    tally_error ignored;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (ensure_connected(st, &ignored) != 0) {
+            usleep(100000u << attempt);
+            continue;
+        }
+        const char *values[1] = {(const char *)id};
+        const int lengths[1] = {16}, formats[1] = {1};
+        const Oid types[1] = {TALLY_PG_BYTEA};
+        PGresult *r;
+        int rc = tally_pg_run(st, "SELECT 1 FROM tally_batches WHERE id = $1", 1, types, values, lengths, formats, &r,
+                              NULL);
+        int found = rc == 0 ? PQntuples(r) > 0 : -1;
+        PQclear(r);
+        if (found >= 0)
+            return found;
+    }
+    return -1;
+}
+
+/* COMMIT, with what is queued before it; only a "COMMIT" tag is a commit (an
+ * aborted transaction answers "ROLLBACK").  The writer's transactions carry
+ * a batch id: if the connection is lost during COMMIT, the outcome is looked
+ * up by it on a new connection before answering either way (DESIGN.md §4). */
 static int pg_commit(tally_store *base, tally_error *err)
 {
     tally_pg *st = (tally_pg *)base;
-    int rc = tx(st, "COMMIT", "COMMIT", err);
-    if (rc == 0 || PQtransactionStatus(st->conn) == PQTRANS_IDLE) {
-        st->txn = false;
-        st->depth = 0;
+    if (!st->tx.txn || (!tally_pg_tx_on_server(&st->tx) && !st->tx.broken)) {
+        tally_pg_tx_ended(&st->tx); /* nothing reached the server: nothing to commit */
+        return 0;
     }
+    unsigned char batch_id[16];
+    bool tracked = st->role == TALLY_STORE_WRITER && !st->tx.broken && tally_pg_tx_usable(&st->tx) &&
+                   write_batch_id(st, batch_id);
+    bool broken = st->tx.broken;
+    PGresult *res = broken ? NULL : round_trip(st, "COMMIT", false, 0, NULL, NULL, NULL, NULL);
+    if (tracked && !res && PQstatus(st->conn) != CONNECTION_OK) { /* no answer: did it commit? */
+        int known = committed(st, batch_id);
+        tally_pg_tx_ended(&st->tx);
+        if (known == 1)
+            return 0;
+        return tally_fail(err, TALLY_UNAVAILABLE, NULL, known == 0
+                          ? "the connection to the database was lost during COMMIT, which did not happen; nothing "
+                            "was applied, retry"
+                          : "the connection to the database was lost during COMMIT and it cannot be reached to tell "
+                            "whether it happened; retry (an Idempotency-Key makes the retry safe)");
+    }
+    int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(res), "COMMIT") == 0;
+    int rc = 0;
+    if (!ok) {
+        tally_pg_diag d;
+        tally_pg_diag_of(st, res, &d);
+        if (broken)
+            rc = tally_fail(err, TALLY_UNAVAILABLE, NULL, "the database could not run the transaction's statements; "
+                            "nothing was applied, retry");
+        else if (res && PQresultStatus(res) == PGRES_COMMAND_OK) /* COMMIT of an aborted transaction: "ROLLBACK" */
+            rc = tally_fail(err, TALLY_UNAVAILABLE, NULL,
+                            "the database rolled the transaction back instead of committing it; nothing was applied, "
+                            "retry");
+        else if (d.sqlstate && (strcmp(d.sqlstate, "40001") == 0 || strcmp(d.sqlstate, "40P01") == 0))
+            rc = tally_pg_fail(&d, "commit", err);
+        else {
+            tally_pg_log(&d, "COMMIT");
+            rc = tally_fail(err, TALLY_UNAVAILABLE, NULL, "the database could not run COMMIT (%s); retry",
+                            d.lost ? "connection lost" : d.sqlstate ? d.sqlstate : "no answer");
+        }
+    }
+    PQclear(res);
+    /* Ended unless the server still holds it open (then rollback ends it). */
+    if (ok || PQstatus(st->conn) != CONNECTION_OK || PQtransactionStatus(st->conn) == PQTRANS_IDLE)
+        tally_pg_tx_ended(&st->tx);
+    else
+        st->tx.broken = true;
     return rc;
 }
 
@@ -395,47 +665,69 @@ static void pg_rollback(tally_store *base)
 {
     tally_pg *st = (tally_pg *)base;
     PGTransactionStatusType t = PQtransactionStatus(st->conn);
-    if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR)
+    if (PQstatus(st->conn) == CONNECTION_OK && PQpipelineStatus(st->conn) == PQ_PIPELINE_OFF &&
+        (t == PQTRANS_INTRANS || t == PQTRANS_INERROR))
         PQclear(PQexec(st->conn, "ROLLBACK"));
-    st->txn = false;
-    st->depth = 0;
+    tally_pg_tx_ended(&st->tx);
 }
 
 static int pg_savepoint(tally_store *base, tally_error *err)
 {
-    tally_pg *st = (tally_pg *)base;
-    int rc = tx(st, "SAVEPOINT r", "SAVEPOINT", err);
-    if (rc == 0)
-        st->depth++;
-    return rc;
+    return queued((tally_pg *)base, tally_pg_tx_savepoint, err);
 }
 
 static int pg_release(tally_store *base, tally_error *err)
 {
-    tally_pg *st = (tally_pg *)base;
-    int rc = tx(st, "RELEASE SAVEPOINT r", "RELEASE", err);
-    if (rc == 0 && st->depth > 0)
-        st->depth--;
-    return rc;
+    return queued((tally_pg *)base, tally_pg_tx_release, err);
 }
 
 static int pg_rollback_to(tally_store *base, tally_error *err)
 {
-    tally_pg *st = (tally_pg *)base;
-    return tx(st, "ROLLBACK TO SAVEPOINT r", "ROLLBACK", err); /* the savepoint stays open */
+    return queued((tally_pg *)base, tally_pg_tx_rollback_to, err); /* the savepoint stays open */
 }
 
-/* An aborted transaction is still usable while a savepoint can rescue it. */
+/* An aborted transaction is still usable while a savepoint can rescue it;
+ * one whose queued statements failed is not. */
 static bool pg_in_transaction(tally_store *base)
 {
     tally_pg *st = (tally_pg *)base;
-    if (PQstatus(st->conn) != CONNECTION_OK)
-        return false;
-    switch (PQtransactionStatus(st->conn)) {
-    case PQTRANS_INTRANS: return true;
-    case PQTRANS_INERROR: return st->depth > 0;
-    default: return false;
+    return PQstatus(st->conn) == CONNECTION_OK && tally_pg_tx_usable(&st->tx);
+}
+
+/* ---- the database's clock and health ------------------------------------------------------------ */
+
+/* The database's clock, so that every server judges leases and limits alike. */
+static int pg_clock_ms(tally_store *base, int64_t *now_ms, tally_error *err)
+{
+    tally_pg *st = (tally_pg *)base;
+    PGresult *r;
+    tally_pg_diag d;
+    if (tally_pg_run(st, "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint", 0, NULL, NULL, NULL, NULL,
+                     &r, &d)) {
+        PQclear(r);
+        return tally_pg_fail(&d, "read its clock", err);
     }
+    *now_ms = tally_pg_int(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+/* Between transactions: the connection answers, or is made again. */
+static int pg_probe(tally_store *base, tally_error *err)
+{
+    tally_pg *st = (tally_pg *)base;
+    if (st->tx.txn)
+        return 0; /* in use: its own statements tell */
+    if (ensure_connected(st, err))
+        return -(int)err->code;
+    PGresult *r;
+    tally_pg_diag d;
+    int rc = tally_pg_run(st, "SELECT 1", 0, NULL, NULL, NULL, NULL, &r, &d);
+    PQclear(r);
+    if (rc)
+        return tally_fail(err, TALLY_UNAVAILABLE, NULL, "the database at %s does not answer (%s)", st->where,
+                          d.lost ? "connection lost" : d.sqlstate ? d.sqlstate : "no answer");
+    return 0;
 }
 
 /* ---- steps ------------------------------------------------------------------------------------- */
@@ -443,7 +735,7 @@ static bool pg_in_transaction(tally_store *base)
 static int pg_run_step(tally_store *base, tally_plan *plan, int i, tally_error *err)
 {
     tally_pg *st = (tally_pg *)base;
-    if (!st->txn && ensure_connected(st, err)) /* a reader between statements may reconnect */
+    if (!st->tx.txn && ensure_connected(st, err)) /* a reader between statements may reconnect */
         return -(int)err->code;
     const tally_step *s = &plan->steps[i];
     tally_step_result *res = &plan->results[i];
@@ -459,14 +751,16 @@ static int pg_run_step(tally_store *base, tally_plan *plan, int i, tally_error *
 }
 
 /*
- * Capabilities.  batch_max 64: more than 64 writing savepoints in one
- * transaction overflow PostgreSQL's per-backend subtransaction cache and slow
- * every session (DESIGN.md §4).  One lane until exec/ drives several.
+ * Capabilities.  Four lanes: a request goes to the lane of its first key, so
+ * a hot row's writes share one lane's batches, and other rows go on in the
+ * others.  batch_max 64: more than 64 writing savepoints in one transaction
+ * overflow PostgreSQL's per-backend subtransaction cache and slow every
+ * session (DESIGN.md §4).  Shared: other servers may write the same database.
  */
 const tally_backend_ops tally_postgres_backend = {
     .name = "postgresql",
-    .caps = {.lanes = 1, .batch_max = 64, .reads_in_place = false, .session_owns_writer = false,
-             .locks_what_it_reads = true, .cross_server_wakeups = false},
+    .caps = {.lanes = 4, .batch_max = 64, .reads_in_place = false, .session_owns_writer = false,
+             .locks_what_it_reads = true, .shared = true, .cross_server_wakeups = false},
     .open = pg_open,
     .close = pg_close,
     .migrate = tally_pg_migrate,
@@ -481,6 +775,8 @@ const tally_backend_ops tally_postgres_backend = {
     .idem_get = tally_pg_idem_get,
     .idem_put = tally_pg_idem_put,
     .sweep = tally_pg_sweep,
+    .clock_ms = pg_clock_ms,
+    .probe = pg_probe,
     .maintain = NULL,
     .metrics = NULL,
 };

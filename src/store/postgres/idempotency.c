@@ -60,10 +60,11 @@ int tally_pg_idem_put(tally_store *base, const tally_idem_key *k, int status, co
     int lengths[7] = {(int)strlen(k->method), (int)strlen(k->path), (int)strlen(k->key), (int)sizeof k->hash, 4,
                       (int)len, 8};
     int formats[7] = {1, 1, 1, 1, 1, 1, 1};
-    PGresult *r = PQexecParams(st->conn,
-                               "INSERT INTO tally_idempotency (method, path, key, hash, status, body, created_at) "
-                               "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                               7, types, values, lengths, formats, 1);
+    PGresult *r;
+    tally_pg_run(st,
+                 "INSERT INTO tally_idempotency (method, path, key, hash, status, body, created_at) "
+                 "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                 7, types, values, lengths, formats, &r, NULL);
     int rc = 0;
     if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
         tally_pg_diag d;
@@ -109,6 +110,14 @@ int tally_pg_sweep(tally_store *base, int64_t now_ms, int64_t idem_ttl_ms)
                             "DELETE FROM tally_idempotency WHERE (method, path, key) IN (SELECT method, path, key "
                             "FROM tally_idempotency WHERE created_at < $1 LIMIT 10000 FOR UPDATE SKIP LOCKED)",
                             &old, 1, &r, NULL);
+        PQclear(r);
+    }
+    if (rc == 0) { /* batch ids are needed only until their lane has answered: an hour is plenty */
+        tally_value hour = tally_value_int(now_ms - 3600 * 1000);
+        rc = tally_pg_query(st, NULL,
+                            "DELETE FROM tally_batches WHERE id IN (SELECT id FROM tally_batches WHERE created_at < $1 "
+                            "LIMIT 10000 FOR UPDATE SKIP LOCKED)",
+                            &hour, 1, &r, NULL);
         PQclear(r);
     }
     return rc ? -1 : 0;

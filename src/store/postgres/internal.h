@@ -5,6 +5,8 @@
  * sees only store/backend.h and tally_postgres_backend.
  *
  *   connection.c   open/close, session settings, transactions, the ops table, the query helper
+ *                  (one pipeline a round trip: queued transaction statements, then the statement)
+ *   pipeline.c     what is queued and what is prepared (pure bookkeeping, unit tested)
  *   errors.c       SQLSTATE and diagnostics -> Tally's errors (pure: no I/O)
  *   steps.c        record steps (get, list, create, upsert, update, updateMany, delete, deleteMany)
  *   migrate.c      tables, indexes, SQL functions, under an advisory lock
@@ -20,6 +22,7 @@
 #include <stdint.h>
 
 #include "store/backend.h"
+#include "store/postgres/pipeline.h"
 
 /* Type OIDs of the values Tally binds and reads (pg_type.h is server-side). */
 enum {
@@ -37,8 +40,8 @@ typedef struct tally_pg {
     const tally_schema *schema; /* borrowed */
     tally_store_role role;
     bool relaxed;
-    bool txn;                   /* a BEGIN of ours is open */
-    int depth;                  /* savepoints open (SAVEPOINT minus RELEASE) */
+    tally_pg_tx tx;             /* our transaction: what reached the server, what is queued for it */
+    tally_pg_stmts stmts;       /* prepared statements of this connection */
     char where[512];            /* the URL without its password, for messages */
 } tally_pg;
 
@@ -66,6 +69,9 @@ int tally_pg_query(tally_pg *st, const tally_plan *plan, const char *sql, const 
  * need not be UTF-8). */
 int tally_pg_query_as(tally_pg *st, const tally_plan *plan, const char *sql, const tally_value *v, int n,
                       const Oid *as, PGresult **out, tally_pg_diag *diag);
+/* The same with the libpq arrays as they are (binary parameters, binary results). */
+int tally_pg_run(tally_pg *st, const char *sql, int n, const Oid *types, const char *const *values,
+                 const int *lengths, const int *formats, PGresult **out, tally_pg_diag *diag);
 /* Runs SQL text with no parameters and no rows wanted (several statements allowed).
  * On failure err (if not NULL) is INTERNAL "PostgreSQL: <message> (in: <sql>)": for migrations. */
 int tally_pg_exec(tally_pg *st, const char *sql, tally_error *err);
@@ -82,6 +88,8 @@ void tally_pg_read_record(const PGresult *res, int row, int first, const tally_m
 
 /* Whether reads should lock what they read (inside a transaction, not a reader). */
 bool tally_pg_locking(const tally_pg *st);
+/* Whether a transaction of ours is open and not aborted. */
+bool tally_pg_in_txn(const tally_pg *st);
 
 /*
  * The error mapper (errors.c): the failure of step s in Tally's terms, with

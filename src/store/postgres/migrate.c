@@ -73,10 +73,17 @@ static const char TABLES[] =
     "CREATE TABLE IF NOT EXISTS tally_limits (name text COLLATE \"C\" NOT NULL, key bytea NOT NULL, "
     "tat double precision NOT NULL, PRIMARY KEY (name, key)); "
     "CREATE INDEX IF NOT EXISTS tally_limits_tat ON tally_limits (tat); "
+    /* the latest clock a key was judged by, so that its state moves only forward (limits.c) */
+    "ALTER TABLE tally_limits ADD COLUMN IF NOT EXISTS seen double precision NOT NULL DEFAULT 0; "
     "CREATE TABLE IF NOT EXISTS tally_idempotency (method bytea NOT NULL, path bytea NOT NULL, key bytea NOT NULL, "
     "hash bytea NOT NULL, status integer NOT NULL, body bytea NOT NULL, created_at bigint NOT NULL, "
     "PRIMARY KEY (method, path, key)); "
-    "CREATE INDEX IF NOT EXISTS tally_idempotency_created ON tally_idempotency (created_at)";
+    "CREATE INDEX IF NOT EXISTS tally_idempotency_created ON tally_idempotency (created_at); "
+    /* One row per committed batch, written in the batch's own transaction: a
+     * COMMIT whose answer was lost with the connection is looked up here
+     * (connection.c), since a transaction id may be reused by a promoted standby. */
+    "CREATE TABLE IF NOT EXISTS tally_batches (id bytea PRIMARY KEY, created_at bigint NOT NULL); "
+    "CREATE INDEX IF NOT EXISTS tally_batches_created ON tally_batches (created_at)";
 
 static tally_value text(const char *s) { return tally_value_text(s, strlen(s)); }
 

@@ -184,7 +184,7 @@ static int run_update_many(tally_pg *st, tally_plan *plan, const tally_step *s, 
             return rc;
     }
     /* Rows would cross: run it in a savepoint of its own, for SQLite's exact error, then undo it. */
-    bool own = crossing > 0 && PQtransactionStatus(st->conn) == PQTRANS_INTRANS;
+    bool own = crossing > 0 && tally_pg_in_txn(st);
     if (own && tally_pg_exec(st, "SAVEPOINT tally_many", err))
         return -(int)err->code;
     tally_sql_init(&q);
