@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 
 import {
@@ -227,5 +228,65 @@ test('a PostgreSQL with fsync off: refused at start-up, saying why, unless --dur
     await relaxed.stop();
   } finally {
     spawnSync(pg, ['stop', dir], { encoding: 'utf8', timeout: 60000 });
+  }
+});
+
+/**
+ * A TCP proxy in front of PostgreSQL that, once armed, cuts the first
+ * connection that sends COMMIT: either after PostgreSQL has answered it (the
+ * answer is lost: it did commit) or before passing it on (it never arrived).
+ */
+async function commitCutter(pgPort) {
+  const state = { armed: null, cuts: 0 };
+  const server = net.createServer((client) => {
+    const upstream = net.connect(pgPort, '127.0.0.1');
+    let committing = false;
+    const cut = () => { state.cuts++; state.armed = null; client.destroy(); upstream.destroy(); };
+    client.on('data', (d) => {
+      if (state.armed && d.includes('COMMIT')) {
+        if (state.armed === 'before') return cut();
+        committing = true;
+      }
+      upstream.write(d);
+    });
+    upstream.on('data', (d) => { if (committing) return cut(); client.write(d); });
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { state, port: server.address().port, close: () => new Promise((r) => server.close(r)) };
+}
+
+test('a connection lost during COMMIT: the batch id tells whether it committed, before answering either way', pgOnly, async () => {
+  const real = dbUrl(tempDir('tally-commit-cut-'));
+  const pgPort = Number(/:(\d+)\//.exec(real)[1]);
+  const proxy = await commitCutter(pgPort);
+  const url = real.replace(`:${pgPort}/`, `:${proxy.port}/`);
+  const srv = await startServer({ backend: 'none', args: ['--db', url, '--lanes', '1'] });
+  try {
+    const p = (await srv.api('POST', '/api/product', { sku: 'cut', stock: 0 })).body;
+    const inc = () => srv.api('PATCH', `/api/product/${p.id}`, { _atomics: { stock: { increment: 1 } } });
+    // The answer to COMMIT is lost; PostgreSQL did commit: found by its batch id, so 200 and applied once.
+    proxy.state.armed = 'after';
+    const lost = await inc();
+    assert.equal(proxy.state.cuts, 1, 'the proxy cut the connection during COMMIT');
+    expectStatus(lost, 200);
+    assert.equal(lost.body.stock, 1);
+    // COMMIT itself is lost: nothing committed, so 503 UNAVAILABLE and nothing applied.
+    proxy.state.armed = 'before';
+    const never = await inc();
+    assert.equal(proxy.state.cuts, 2);
+    assert.equal(never.status, 503, never.text);
+    assert.equal(never.body.error.code, 'UNAVAILABLE');
+    const now = await srv.api('GET', `/api/product/${p.id}`);
+    assert.equal(now.body.stock, 1, 'the write whose COMMIT never arrived was not applied; the other was, once');
+    // And the server goes on.
+    for (let i = 0; i < 10; i++) expectStatus(await inc(), 200);
+    assert.equal((await srv.api('GET', `/api/product/${p.id}`)).body.stock, 11);
+  } finally {
+    await srv.stop();
+    await proxy.close();
   }
 });
