@@ -52,7 +52,7 @@ e2e-pg: build
 bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory build
-	@bench/run.sh
+	@rc=0; bench/run.sh || rc=1; bench/postgres.sh || rc=1; exit $$rc
 
 clean:
 	rm -rf build build-asan

@@ -13,13 +13,23 @@
 -- answers it never read: the server may or may not have applied them, so the
 -- final orderCount must lie between ok2xx and ok2xx + unanswered (exactly
 -- ok2xx when nothing was left in flight).
+--
+-- bench/postgres.sh also sets (bench/run.sh does not, so its requests are
+-- the ones above):
+--   TALLY_BENCH_BODY  the body instead of the orderCount increment
+--   TALLY_BENCH_IDS=N each request goes to TALLY_BENCH_PATH .. "/" .. id with
+--                     id uniform in 1..N (the "spread" workload)
 
 local path = os.getenv("TALLY_BENCH_PATH") or "/api/customer/1"
-local body = '{"_atomics":{"orderCount":{"increment":1}}}'
+local body = os.getenv("TALLY_BENCH_BODY") or '{"_atomics":{"orderCount":{"increment":1}}}'
+local ids = tonumber(os.getenv("TALLY_BENCH_IDS") or "")
+local nthreads = 0
 
 local threads = {}
 
 function setup(thread)
+   nthreads = nthreads + 1
+   thread:set("seed", nthreads)
    table.insert(threads, thread)
 end
 
@@ -28,12 +38,17 @@ function init(args)
    sent, answered, ok2xx, non2xx = 0, 0, 0, 0
    statuses = {}
    req = wrk.format("PATCH", path, { ["Content-Type"] = "application/json" }, body)
+   if ids then math.randomseed(os.time() * 100 + (seed or 0)) end
 end
 
 -- Defining request() makes wrk ask for each request, which is what lets us
--- count them; the bytes are built once in init().
+-- count them; the bytes are built once in init() (per request only with
+-- TALLY_BENCH_IDS, whose path changes).
 function request()
    sent = sent + 1
+   if ids then
+      return wrk.format("PATCH", path .. "/" .. math.random(ids), { ["Content-Type"] = "application/json" }, body)
+   end
    return req
 end
 
