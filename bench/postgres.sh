@@ -14,6 +14,7 @@
 # Environment:
 #   DURATION=5s       wrk's -d and pgbench's -T (10, 10s, 1m ...)
 #   ROWS=10000        rows of the spread workloads
+#   LANES=            Tally's --lanes (default: the server's, 4)
 #   TALLY=build/tally the Tally binary (relative to the repository root)
 #   PG_BIN=...        the folder of pgbench/psql (default: the newest /usr/lib/postgresql/*/bin)
 #   BENCH_TMPDIR=...  where the temp dir (and the database cluster) goes (default
@@ -194,8 +195,10 @@ start_tally() {
   local port
   mkdir -p "$TALLY_DIR"
   port=$(free_port); TALLY_BASE="http://127.0.0.1:$port"
-  echo "\$ $TALLY serve --schema examples/shop.json --db $PG_URL/tally_bench --listen 127.0.0.1:$port"
-  "$TALLY" serve --schema examples/shop.json --db "$PG_URL/tally_bench" --listen "127.0.0.1:$port" \
+  local lanes=()
+  [ -n "${LANES:-}" ] && lanes=(--lanes "$LANES")
+  echo "\$ $TALLY serve --schema examples/shop.json --db $PG_URL/tally_bench --listen 127.0.0.1:$port ${lanes[*]}"
+  "$TALLY" serve --schema examples/shop.json --db "$PG_URL/tally_bench" --listen "127.0.0.1:$port" "${lanes[@]}" \
     >"$TALLY_DIR/tally.log" 2>&1 &
   TALLY_PID=$!; PIDS+=("$TALLY_PID")
   if ! wait_until "$TALLY_PID" 30 grep -q "tally: listening on http://127.0.0.1:$port" "$TALLY_DIR/tally.log" ||

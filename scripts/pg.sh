@@ -5,6 +5,7 @@
 #                             # (databases: postgres, and tally, which the bare URL connects to)
 #   scripts/pg.sh stop DIR    # stop it (fast shutdown) and remove DIR
 #   scripts/pg.sh url DIR     # print the URL of the server running in DIR
+#   scripts/pg.sh restart DIR # pg_ctl restart (fast) on the same port: for fault tests
 #
 # The superuser is `tally`, with trust authentication on the unix socket
 # (in DIR) and on 127.0.0.1 only; it listens on 127.0.0.1 alone, on a port
@@ -24,7 +25,7 @@ say() { echo "pg.sh: $*" >&2; }
 
 cmd="${1:-}"
 dir="${2:-}"
-[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: scripts/pg.sh start|stop|url DIR"
+[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: scripts/pg.sh start|stop|restart|url DIR"
 
 if [ -z "${PG_BIN:-}" ]; then
   PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
@@ -169,12 +170,22 @@ stop)
   stop_cluster
   rm -rf "$dir"
   ;;
+restart)
+  dir=$(cd "$dir" && pwd -P)
+  data="$dir/data"
+  pid=$(running_pid)
+  [ -n "$pid" ] || die "no PostgreSQL running in $dir"
+  port=$(port_of)
+  as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$dir/log" -m fast -w -t 60 -o "-p $port" restart >/dev/null \
+    || { tail -n 30 "$dir/log" >&2; die "PostgreSQL did not restart"; }
+  say "PostgreSQL restarted on port $port"
+  ;;
 url)
   pid=$(running_pid)
   [ -n "$pid" ] || die "no PostgreSQL running in $dir"
   echo "postgresql://tally@127.0.0.1:$(port_of)"
   ;;
 *)
-  die "usage: scripts/pg.sh start|stop|url DIR"
+  die "usage: scripts/pg.sh start|stop|restart|url DIR"
   ;;
 esac

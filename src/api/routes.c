@@ -42,15 +42,20 @@ static int fail_now(route_ctx *c, tally_code code, const char *path, const char 
     return answer_error(c, &err);
 }
 
-/* 200 {"status": "ok"} while the database answers; 503 {"status":
- * "unavailable", "reason": …} while it does not (writes then answer 503 too). */
+/* 200 {"status": "ok", "backend": …, on PostgreSQL "synchronousStandbys": n}
+ * while the database answers; 503 {"status": "unavailable", "reason": …}
+ * while it does not (writes then answer 503 too). */
 static int handle_health(route_ctx *c)
 {
     char reason[sizeof ((tally_error *)0)->message];
-    bool up = tally_engine_healthy(c->api->engine, reason, sizeof reason);
+    tally_db_state state = {.sync_standbys = -1};
+    bool up = tally_engine_healthy(c->api->engine, reason, sizeof reason, &state);
     json_t *j = up ? json_pack("{s:s, s:s}", "status", "ok", "backend", tally_engine_backend(c->api->engine)->name)
                    : json_pack("{s:s, s:s, s:s}", "status", "unavailable", "backend",
                                tally_engine_backend(c->api->engine)->name, "reason", reason);
+    /* With replicas, an acknowledged write survives a failover only to a synchronous standby. */
+    if (state.sync_standbys >= 0)
+        json_object_set_new(j, "synchronousStandbys", json_integer(state.sync_standbys));
     c->resp->status = up ? 200 : 503;
     c->resp->body = json_dumps(j, JSON_COMPACT);
     c->resp->body_len = strlen(c->resp->body);

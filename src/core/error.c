@@ -33,7 +33,7 @@ void tally_error_clear(tally_error *err)
     err->path[0] = '\0';
     err->step = -1;
     err->step_as[0] = '\0';
-    err->rerun = false;
+    err->rerun = TALLY_RERUN_NO;
 }
 
 int tally_fail(tally_error *err, tally_code code, const char *path, const char *fmt, ...)
@@ -52,7 +52,7 @@ int tally_fail(tally_error *err, tally_code code, const char *path, const char *
         memcpy(err->path, where, sizeof where);
         err->step = -1;
         err->step_as[0] = '\0';
-        err->rerun = false;
+        err->rerun = TALLY_RERUN_NO;
     }
     return -(int)code;
 }

@@ -47,6 +47,13 @@ typedef enum tally_code {
     TALLY__CODE_COUNT
 } tally_code;
 
+/* Why the database gave up on a transaction in a way that running it again may cure. */
+typedef enum tally_rerun {
+    TALLY_RERUN_NO = 0,
+    TALLY_RERUN_CONFLICT, /* a deadlock or serialization failure (PostgreSQL 40P01, 40001): run it again soon */
+    TALLY_RERUN_WAIT,     /* a row lock another connection holds, past lock_timeout (55P03): run it again later */
+} tally_rerun;
+
 /* A detailed error: filled by the function that failed, read by its caller. */
 typedef struct tally_error {
     tally_code code;
@@ -55,9 +62,9 @@ typedef struct tally_error {
     int step;          /* in a transaction: the 0-based index of the failing step, else -1 */
     char step_as[64];  /* that step's "as" name, or "" */
     /* The database gave up on the transaction for a reason that running it
-     * again may cure (PostgreSQL serialization failure 40001, deadlock 40P01):
-     * set beside CONFLICT; cleared by tally_fail and tally_error_clear. */
-    bool rerun;
+     * again may cure: set beside CONFLICT; cleared by tally_fail and
+     * tally_error_clear. */
+    tally_rerun rerun;
 } tally_error;
 
 /* The code's name ("NOT_FOUND"), HTTP status (404) and generic text. */

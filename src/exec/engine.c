@@ -115,10 +115,10 @@ fail:
 
 const tally_backend_ops *tally_engine_backend(const tally_engine *e) { return e->ops; }
 
-bool tally_engine_healthy(tally_engine *e, char *reason, size_t cap)
+bool tally_engine_healthy(tally_engine *e, char *reason, size_t cap, tally_db_state *state)
 {
     for (int i = 0; i < e->nlanes; i++)
-        if (!tally_writer_healthy(e->lanes[i], reason, cap))
+        if (!tally_writer_healthy(e->lanes[i], reason, cap, i == 0 ? state : NULL))
             return false;
     return true;
 }

@@ -58,7 +58,7 @@ const tally_backend_ops *tally_engine_backend(const tally_engine *e);
 
 /* Whether the database answers (as the writer lanes last found it: at their
  * last commit, or a probe while idle or down); when not, reason says why. */
-bool tally_engine_healthy(tally_engine *e, char *reason, size_t cap);
+bool tally_engine_healthy(tally_engine *e, char *reason, size_t cap, tally_db_state *state);
 
 /* Hands a job over: 0, or -TALLY_OVERLOADED when the queue it belongs to is
  * full or the engine is stopping (the job stays the caller's).  For a

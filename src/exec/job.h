@@ -64,7 +64,9 @@ struct tally_job {
     uint64_t wait_until_ns;
     bool woken;           /* re-run after a wait: parks at the head again */
     bool replayed;        /* answered from a stored Idempotency-Key answer */
-    int reruns;           /* times the database gave up on it and it was run again (tally_error.rerun) */
+    int reruns;           /* conflicts the database gave up on it for, and it was run again */
+    int lock_waits;       /* times it waited past lock_timeout for a row another connection held */
+    uint64_t retry_at_ns; /* a lock wait: not before this (monotonic ns) */
     tally_job *dups;      /* repeats of this job's idempotency key that wait for it */
     int retry_after_s;    /* a Retry-After header for the answer (0: none) */
 };

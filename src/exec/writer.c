@@ -31,11 +31,13 @@ struct tally_writer {
     pthread_t thread;
     bool stopped; /* touched only by the thread that starts and stops */
     atomic_uint_least64_t lane_batches, lane_writes; /* this lane's share of the global counters */
+    tally_job *delayed;        /* writer thread only: jobs to run again at their retry_at_ns (lock waits) */
     /* The database as this lane last found it: down since a batch or a probe
      * failed to reach it, up again after a commit or a probe succeeds. */
     pthread_mutex_t health_mu;
     bool down;                 /* under health_mu */
     char down_reason[sizeof ((tally_error *)0)->message]; /* under health_mu */
+    tally_db_state db_state;   /* under health_mu: what the last probe found */
     uint64_t last_contact_ns;  /* writer thread only: the last commit or probe */
     uint64_t probe_every_ns;   /* writer thread only: grows while down (backoff) */
 };
@@ -73,7 +75,14 @@ static void maybe_probe(tally_writer *w)
     if (!w->store->ops->probe || tally_clock_ns() < probe_due(w))
         return;
     tally_error err;
-    note_health(w, w->store->ops->probe(w->store, &err) == 0 ? NULL : &err);
+    tally_db_state state = {.sync_standbys = -1};
+    int rc = w->store->ops->probe(w->store, &state, &err);
+    if (rc == 0) {
+        pthread_mutex_lock(&w->health_mu);
+        w->db_state = state;
+        pthread_mutex_unlock(&w->health_mu);
+    }
+    note_health(w, rc == 0 ? NULL : &err);
 }
 
 static void fail_job(tally_job *job, tally_code code, const char *msg)
@@ -100,6 +109,29 @@ static bool storable(const tally_job *job)
  * rolled back to its savepoint and runs again in the next batch, after this
  * one's COMMIT has released every lock the batch held. */
 typedef enum { JOB_DONE, JOB_PARKED, JOB_AGAIN, JOB_BROKEN } job_outcome;
+
+/* Whether the database's reason lets the job run again: a lock wait always
+ * may (until --queue-timeout refuses it), a conflict WRITER_RERUNS times. */
+static bool may_run_again(const tally_job *job, tally_rerun why)
+{
+    return why == TALLY_RERUN_WAIT || (why == TALLY_RERUN_CONFLICT && job->reruns < WRITER_RERUNS);
+}
+
+/* Counts the job's re-run: a conflict against WRITER_RERUNS; a lock wait
+ * sets when it may try again (100 ms, doubling to 1 s), so that a row held
+ * for long (an open interactive transaction) costs its lane one lock_timeout
+ * now and then, not every batch. */
+static void count_rerun(tally_job *job, tally_rerun why)
+{
+    if (why == TALLY_RERUN_WAIT) {
+        uint64_t delay = 100u * 1000000u << (job->lock_waits < 4 ? job->lock_waits : 4);
+        job->lock_waits++;
+        job->retry_at_ns = tally_clock_ns() + (delay < 1000u * 1000000u ? delay : 1000u * 1000000u);
+    } else {
+        job->reruns++;
+        job->retry_at_ns = 0;
+    }
+}
 
 /*
  * Runs one job inside its own savepoint and renders its answer (before
@@ -153,11 +185,11 @@ static job_outcome run_job(tally_writer *w, tally_job *job)
         return JOB_BROKEN;
     }
     job->rc = tally_run_plan(w->store, job->plan, &job->err);
-    if (job->rc != 0 && job->err.rerun && job->reruns < WRITER_RERUNS) {
+    if (job->rc != 0 && may_run_again(job, job->err.rerun)) {
         if (!tally_store_in_transaction(w->store) || tally_store_rollback_to(w->store, &err) ||
             tally_store_release(w->store, &err))
             return JOB_BROKEN;
-        job->reruns++;
+        count_rerun(job, job->err.rerun);
         return JOB_AGAIN;
     }
     if (job->rc != 0) {
@@ -174,13 +206,13 @@ static job_outcome run_job(tally_writer *w, tally_job *job)
         tally_store_idem_put(w->store, job->idem, job->status, job->body, job->body_len, job->plan->now_ms, &err)) {
         if (!tally_store_in_transaction(w->store))
             return JOB_BROKEN;
-        if (err.rerun && job->reruns < WRITER_RERUNS) {
+        if (may_run_again(job, err.rerun)) {
             /* Another server stored an answer for this key meanwhile (its
              * COMMIT ended our wait on the key): undo ours and run again in
              * the next batch, which finds that answer and replays it. */
             if (tally_store_rollback_to(w->store, &err) || tally_store_release(w->store, &err))
                 return JOB_BROKEN;
-            job->reruns++;
+            count_rerun(job, err.rerun);
             return JOB_AGAIN;
         }
         job->rc = -(int)err.code; /* could not record it: do not apply it either */
@@ -244,8 +276,13 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
             }
             if (o == JOB_AGAIN) {
                 n--;
-                *again_tail = job;
-                again_tail = &job->next;
+                if (job->retry_at_ns) { /* a lock wait: later, when its delay has passed */
+                    job->next = w->delayed;
+                    w->delayed = job;
+                } else {
+                    *again_tail = job;
+                    again_tail = &job->next;
+                }
                 continue;
             }
             if (o == JOB_BROKEN) {
@@ -384,11 +421,36 @@ static void maybe_sweep(tally_writer *w)
     }
 }
 
+/* Runs the delayed jobs whose time has come; returns when the next is due (0: none left). */
+static uint64_t run_delayed(tally_writer *w)
+{
+    uint64_t now = tally_clock_ns(), next_due = 0;
+    tally_job *ready = NULL, **tail = &ready, *keep = NULL;
+    for (tally_job *j = w->delayed, *next; j; j = next) {
+        next = j->next;
+        if (j->retry_at_ns <= now) {
+            j->next = NULL;
+            *tail = j;
+            tail = &j->next;
+        } else {
+            j->next = keep;
+            keep = j;
+            if (!next_due || j->retry_at_ns < next_due)
+                next_due = j->retry_at_ns;
+        }
+    }
+    w->delayed = keep;
+    if (ready)
+        run_jobs(w, ready);
+    return w->delayed && !next_due ? tally_clock_ns() : next_due;
+}
+
 static void *writer_main(void *arg)
 {
     tally_writer *w = arg;
     size_t n;
-    uint64_t due = 0;
+    maybe_probe(w); /* at once: /health knows the database's standbys from the start */
+    uint64_t due = probe_due(w);
     for (;;) {
         tally_job *batch = tally_queue_pop_batch_until(&w->queue, w->opt.batch_max, due, &n);
         if (!batch && n == 0)
@@ -403,6 +465,16 @@ static void *writer_main(void *arg)
         uint64_t p = probe_due(w);
         if (p && (!due || p < due))
             due = p;
+        uint64_t d = w->delayed ? run_delayed(w) : 0;
+        if (d && (!due || d < due))
+            due = d;
+    }
+    /* Stopping: what waits for a row lock runs again at once (sessions have
+     * ended by now), until it applies or --queue-timeout refuses it. */
+    while (w->delayed) {
+        for (tally_job *j = w->delayed; j; j = j->next)
+            j->retry_at_ns = 0;
+        run_delayed(w);
     }
     /* Stopping: nobody will release for the waiters any more; tell them. */
     while (tally_lock_waits_any(&w->waits)) {
@@ -429,7 +501,8 @@ int tally_writer_start(tally_store *store, const tally_writer_options *opt, tall
     /* Another server's release of a lock is not seen here: its waiters try again every 250 ms. */
     w->waits.poll_ns = tally_store_caps(store)->shared ? 250u * 1000000u : 0;
     pthread_mutex_init(&w->health_mu, NULL);
-    w->last_contact_ns = tally_clock_ns();
+    w->db_state.sync_standbys = -1;
+    w->last_contact_ns = 0; /* probe at once: /health reports the standbys from the start */
     w->probe_every_ns = PROBE_IDLE_NS;
     tally_queue_init(&w->queue, w->opt.queue_max);
     tally_queue_init(&w->session_queue, 16);
@@ -459,10 +532,12 @@ int tally_writer_submit(tally_writer *w, tally_job *job)
 
 size_t tally_writer_queue_depth(tally_writer *w) { return tally_queue_depth(&w->queue); }
 
-bool tally_writer_healthy(tally_writer *w, char *reason, size_t cap)
+bool tally_writer_healthy(tally_writer *w, char *reason, size_t cap, tally_db_state *state)
 {
     pthread_mutex_lock(&w->health_mu);
     bool up = !w->down;
+    if (state)
+        *state = w->db_state;
     if (!up && cap)
         snprintf(reason, cap, "%s", w->down_reason);
     pthread_mutex_unlock(&w->health_mu);

@@ -50,8 +50,9 @@ typedef struct tally_writer_stats {
 tally_writer_stats tally_writer_get_stats(tally_writer *w);
 
 /* Whether the lane's database answered at its last commit or probe; when it
- * did not, reason (cap bytes) says why.  Any thread. */
-bool tally_writer_healthy(tally_writer *w, char *reason, size_t cap);
+ * did not, reason (cap bytes) says why; state (may be NULL) gets what the
+ * last probe found.  Any thread. */
+bool tally_writer_healthy(tally_writer *w, char *reason, size_t cap, tally_db_state *state);
 /* Interactive transactions: a BEGIN job goes through tally_writer_submit
  * when the backend's sessions own the writer (SQLite): it queues behind the
  * writes before it, and its calls go to the writer's session queue through

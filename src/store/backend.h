@@ -73,6 +73,11 @@ enum {
     TALLY_MIGRATE_CHECK_ONLY = 2,  /* roll back at the end: change nothing, say whether it would work */
 };
 
+/* What a probe found out about the database beyond "it answers". */
+typedef struct tally_db_state {
+    int sync_standbys; /* standbys that confirm each commit before it is answered; -1: unknown or none apply */
+} tally_db_state;
+
 /* Idempotency keys: what identifies a request and what it answered. */
 typedef struct tally_idem_key {
     const char *method, *path, *key; /* the key is scoped by method and path */
@@ -142,10 +147,10 @@ struct tally_backend_ops {
     int (*clock_ms)(tally_store *st, int64_t *now_ms, tally_error *err);
 
     /* Writer, while idle or while the database is down: whether it answers
-     * now, connecting again if the connection was lost.  0, or -code with err
-     * saying why in a person's terms (never a password).  NULL: a local file
-     * that is always there (SQLite). */
-    int (*probe)(tally_store *st, tally_error *err);
+     * now, connecting again if the connection was lost, and what it says of
+     * its replicas.  0, or -code with err saying why in a person's terms
+     * (never a password).  NULL: a local file that is always there (SQLite). */
+    int (*probe)(tally_store *st, tally_db_state *out, tally_error *err);
 
     /* Writer, between batches: housekeeping the backend needs (SQLite: a
      * passive WAL checkpoint past a size).  Returns 1 when it did some. */

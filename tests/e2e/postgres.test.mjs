@@ -6,13 +6,13 @@
 // Suites that need a PostgreSQL skip on SQLite (TALLY_DB_URL unset).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 
 import {
   BACKEND, ROOT, SHOP_SCHEMA, startServer, stopAll, runTally, tempDir, listAll, metrics, parallel, expectStatus,
-  shopSchema, dbUrl,
+  shopSchema, dbUrl, sleep,
 } from './lib/server.mjs';
 import { WsClient } from './lib/wsclient.mjs';
 
@@ -60,6 +60,35 @@ test('an open interactive transaction blocks only the row it touched: writes to 
   const after = await blocked;
   expectStatus(after, 200);
   assert.equal(after.body.stock, 89, 'the waiting write applied after the commit: 100 - 1 - 10');
+  c.close();
+  await srv.stop();
+});
+
+test('a write waiting for a row an open transaction holds does not stall its lane: the lane\'s other writes go on, and it applies after the commit', pgOnly, async () => {
+  // One lane, so the held row's write and the others share it.
+  const srv = await startServer({ args: ['--lanes', '1', '--max-txn-ms', '20000', '--queue-timeout', '15000'] });
+  const held = (await srv.api('POST', '/api/product', { sku: 'held', stock: 100 })).body;
+  const free = (await srv.api('POST', '/api/product', { sku: 'free', stock: 0 })).body;
+  const c = await WsClient.open(srv);
+  assert.equal((await c.call({ op: 'begin', timeoutMs: 20000 })).ok, true);
+  assert.equal((await c.step({ update: 'product', id: held.id, data: { _atomics: { stock: { decrement: 1 } } } })).ok, true);
+  const blocked = srv.api('PATCH', `/api/product/${held.id}`, { _atomics: { stock: { decrement: 10 } } });
+  await new Promise((r) => setTimeout(r, 200));
+  // 100 writes to another row through the same lane, while the blocked one waits for 3 s of the transaction.
+  const others = (async () => {
+    for (let i = 0; i < 100; i++) {
+      expectStatus(await srv.api('PATCH', `/api/product/${free.id}`, { _atomics: { stock: { increment: 1 } } }), 200);
+    }
+    return 'done';
+  })();
+  const first = await Promise.race([others, new Promise((r) => setTimeout(() => r('stalled'), 3000))]);
+  assert.equal(first, 'done', 'writes to other rows must not wait for the open transaction, even in the same lane');
+  const early = await Promise.race([blocked.then(() => 'answered'), new Promise((r) => setTimeout(() => r('waiting'), 10))]);
+  assert.equal(early, 'waiting', 'the write to the held row still waits: it is not failed');
+  assert.equal((await c.call({ op: 'commit' })).ok, true);
+  const r = await blocked;
+  expectStatus(r, 200);
+  assert.equal(r.body.stock, 89, 'applied once, after the commit: 100 - 1 - 10');
   c.close();
   await srv.stop();
 });
@@ -149,6 +178,9 @@ test('group commit on PostgreSQL: /metrics counts batches, so writes per commit 
   assert.equal(writes, 2000);
   assert.ok(batches >= 1 && batches <= writes, `batches ${batches}`);
   assert.equal(m.tally_backend_info, 1);
+  // /health names the backend and, on PostgreSQL, the synchronous standbys (none on this test cluster).
+  const h = await srv.api('GET', '/health');
+  assert.deepEqual(h.body, { status: 'ok', backend: 'postgresql', synchronousStandbys: 0 });
   const r = await srv.api('GET', `/api/product/${p.id}`);
   assert.equal(r.body.stock, 2000);
   console.log(`# ${writes} writes in ${batches} commits: ${(writes / batches).toFixed(1)} writes per commit`);
@@ -288,5 +320,67 @@ test('a connection lost during COMMIT: the batch id tells whether it committed, 
   } finally {
     await srv.stop();
     await proxy.close();
+  }
+});
+
+test('PostgreSQL restarted under a load of increments: only successes and JSON 503s, nothing acknowledged lost, healthy again', pgOnly, async () => {
+  const dir = tempDir('tally-pg-restart-');
+  const pg = path.join(ROOT, 'scripts', 'pg.sh');
+  const up = spawnSync(pg, ['start', dir], { encoding: 'utf8', timeout: 60000 });
+  assert.equal(up.status, 0, up.stderr);
+  const url = `${up.stdout.trim()}/tally`;
+  const srv = await startServer({ backend: 'none', args: ['--db', url] });
+  try {
+    const p = (await srv.api('POST', '/api/product', { sku: 'restart', stock: 0 })).body;
+    let sent = 0, acked = 0, refused = 0, health503 = 0;
+    const odd = [];
+    const stopAt = Date.now() + 7000;
+    const restarted = new Promise((resolve) => {
+      setTimeout(() => {
+        const r = spawn(pg, ['restart', dir], { stdio: 'ignore' });
+        r.on('exit', (code) => resolve(code));
+      }, 1500);
+    });
+    const watch = (async () => { // /health while it happens
+      while (Date.now() < stopAt) {
+        const h = await fetch(srv.url + '/health').catch(() => null);
+        if (h && h.status === 503) health503++;
+        if (h) await h.arrayBuffer();
+        await sleep(50);
+      }
+    })();
+    await parallel(20, async () => {
+      while (Date.now() < stopAt) {
+        sent++;
+        const r = await srv.api('PATCH', `/api/product/${p.id}`, { _atomics: { stock: { increment: 1 } } });
+        if (r.status === 200) acked++;
+        else if (r.status === 503 && r.body && r.body.error && ['UNAVAILABLE', 'OVERLOADED'].includes(r.body.error.code)) {
+          refused++;
+          await sleep(20);
+        } else odd.push(`${r.status} ${r.text}`);
+      }
+    });
+    await watch;
+    assert.equal(await restarted, 0, 'pg_ctl restart worked');
+    assert.deepEqual(odd.slice(0, 5), [], 'every answer is a success or a JSON 503');
+    // Healthy again within seconds.
+    let healthy = false;
+    for (let i = 0; i < 100 && !healthy; i++) {
+      const h = await fetch(srv.url + '/health');
+      await h.arrayBuffer();
+      healthy = h.status === 200;
+      if (!healthy) await sleep(100);
+    }
+    assert.ok(healthy, '/health answers 200 again within 10 s');
+    const stored = (await srv.api('GET', `/api/product/${p.id}`)).body.stock;
+    console.log(`# sent ${sent}, acknowledged ${acked}, refused 503 ${refused}, stored ${stored}; /health said 503 ${health503} time(s)`);
+    assert.ok(refused > 0, 'the restart was felt: some writes were refused');
+    assert.ok(stored >= acked && stored <= sent, `acknowledged ${acked} <= stored ${stored} <= sent ${sent}`);
+    const after = await srv.api('PATCH', `/api/product/${p.id}`, { _atomics: { stock: { increment: 1 } } });
+    expectStatus(after, 200);
+    assert.equal(after.body.stock, stored + 1);
+  } finally {
+    await srv.stop().catch(() => {});
+    spawnSync(pg, ['stop', dir], { encoding: 'utf8', timeout: 60000 });
   }
 });

@@ -448,8 +448,12 @@ static int setup(tally_pg *st, tally_error *err)
     snprintf(sql, sizeof sql,
              "SET synchronous_commit = %s; SET idle_in_transaction_session_timeout = '60s'; "
              "SET client_min_messages = warning; SET default_transaction_isolation = 'read committed'; "
-             "SET default_transaction_read_only = %s",
-             st->relaxed ? "off" : "on", st->role == TALLY_STORE_READER ? "on" : "off");
+             "SET default_transaction_read_only = %s; SET lock_timeout = '%s'",
+             st->relaxed ? "off" : "on", st->role == TALLY_STORE_READER ? "on" : "off",
+             /* A writer lane waits for a row another lane, server or open transaction holds only
+              * this long (well above a commit's latency), then runs the request again later
+              * (55P03): the rest of its batch goes on.  An interactive transaction waits. */
+             st->role == TALLY_STORE_WRITER ? TALLY_PG_LOCK_TIMEOUT : "0");
     if (tally_pg_exec(st, sql, err))
         return -(int)err->code;
     if (prepare_ctl(st->conn))
@@ -712,8 +716,10 @@ static int pg_clock_ms(tally_store *base, int64_t *now_ms, tally_error *err)
     return 0;
 }
 
-/* Between transactions: the connection answers, or is made again. */
-static int pg_probe(tally_store *base, tally_error *err)
+/* Between transactions: the connection answers, or is made again; and how
+ * many synchronous standbys confirm each commit (with none, a failover to an
+ * asynchronous standby may lose the last acknowledged writes). */
+static int pg_probe(tally_store *base, tally_db_state *out, tally_error *err)
 {
     tally_pg *st = (tally_pg *)base;
     if (st->tx.txn)
@@ -722,7 +728,11 @@ static int pg_probe(tally_store *base, tally_error *err)
         return -(int)err->code;
     PGresult *r;
     tally_pg_diag d;
-    int rc = tally_pg_run(st, "SELECT 1", 0, NULL, NULL, NULL, NULL, &r, &d);
+    int rc = tally_pg_run(st,
+                          "SELECT count(*) FILTER (WHERE sync_state IN ('sync', 'quorum'))::bigint "
+                          "FROM pg_stat_replication",
+                          0, NULL, NULL, NULL, NULL, &r, &d);
+    out->sync_standbys = rc == 0 && PQntuples(r) == 1 ? (int)tally_pg_int(r, 0, 0) : -1;
     PQclear(r);
     if (rc)
         return tally_fail(err, TALLY_UNAVAILABLE, NULL, "the database at %s does not answer (%s)", st->where,
@@ -732,11 +742,27 @@ static int pg_probe(tally_store *base, tally_error *err)
 
 /* ---- steps ------------------------------------------------------------------------------------- */
 
+static int run_one_step(tally_pg *st, tally_plan *plan, int i, tally_error *err);
+
 static int pg_run_step(tally_store *base, tally_plan *plan, int i, tally_error *err)
 {
     tally_pg *st = (tally_pg *)base;
     if (!st->tx.txn && ensure_connected(st, err)) /* a reader between statements may reconnect */
         return -(int)err->code;
+    int rc = run_one_step(st, plan, i, err);
+    /* A connection that died while idle (the database restarted) is found out
+     * by the first statement on it.  Outside a transaction that statement is
+     * a read, safe to run again once on a new connection. */
+    if (rc == -TALLY_UNAVAILABLE && !st->tx.txn && PQstatus(st->conn) != CONNECTION_OK &&
+        ensure_connected(st, err) == 0) {
+        memset(&plan->results[i], 0, sizeof plan->results[i]); /* nothing of the first try stays */
+        rc = run_one_step(st, plan, i, err);
+    }
+    return rc;
+}
+
+static int run_one_step(tally_pg *st, tally_plan *plan, int i, tally_error *err)
+{
     const tally_step *s = &plan->steps[i];
     tally_step_result *res = &plan->results[i];
     switch (s->op) {

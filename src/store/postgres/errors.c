@@ -189,7 +189,7 @@ int tally_pg_fail(const tally_pg_diag *d, const char *what, tally_error *err)
                             "applied: run it again",
                             is(st, "40001") ? "serialization failure" : is(st, "40P01") ? "deadlock" : "lock timeout");
         if (err)
-            err->rerun = true;
+            err->rerun = is(st, "55P03") ? TALLY_RERUN_WAIT : TALLY_RERUN_CONFLICT;
         return rc;
     }
     if (d->lost || !st || in_class(st, "08"))

@@ -74,7 +74,7 @@ int tally_pg_idem_put(tally_store *base, const tally_idem_key *k, int status, co
                             "another request with this Idempotency-Key was answered at the same time; retry it to get "
                             "that answer");
             if (err)
-                err->rerun = true;
+                err->rerun = TALLY_RERUN_CONFLICT;
         } else {
             rc = tally_pg_fail(&d, "store the idempotent answer", err);
         }

@@ -30,6 +30,9 @@ enum {
     TALLY_PG_TEXT = 25, TALLY_PG_FLOAT4 = 700, TALLY_PG_FLOAT8 = 701, TALLY_PG_VARCHAR = 1043,
 };
 
+/* How long a writer lane waits for a row lock before it gives the request back to run later. */
+#define TALLY_PG_LOCK_TIMEOUT "100ms"
+
 /* Advisory lock keys: migrations (one server at a time), sweeps (likewise). */
 #define TALLY_PG_MIGRATE_LOCK 0x74616c6c796d6967LL /* "tallymig" */
 #define TALLY_PG_SWEEP_LOCK 0x74616c6c79737770LL   /* "tallyswp" */

@@ -293,7 +293,10 @@ int tally_pg_migrate(tally_store *base, unsigned flags, tally_error *err)
     snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%lld)", (long long)TALLY_PG_MIGRATE_LOCK);
     if (tally_pg_exec(st, "BEGIN", err))
         return -(int)err->code;
-    int rc = tally_pg_exec(st, lock, err);
+    /* Servers starting at once wait here for each other, however long a migration takes. */
+    int rc = tally_pg_exec(st, "SET LOCAL lock_timeout = 0", err);
+    if (rc == 0)
+        rc = tally_pg_exec(st, lock, err);
     if (rc == 0)
         rc = tally_pg_exec(st, TABLES, err);
     if (rc == 0)
