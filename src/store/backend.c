@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/buf.h"
+
 const tally_backend_ops *tally_backend_for(const char *url, const char **target)
 {
     *target = url;
@@ -24,28 +26,33 @@ int tally_store_open(const char *url, const tally_schema *schema, const tally_st
 
 void tally_url_redact(const char *url, char *out, size_t cap)
 {
-    if (!cap)
-        return;
-    snprintf(out, cap, "%s", url);
-    /* scheme://user:password@host -> scheme://user@host */
-    char *auth = strstr(out, "://");
-    if (auth) {
-        auth += 3;
-        char *at = strchr(auth, '@'), *slash = strchr(auth, '/');
-        char *colon = strchr(auth, ':');
-        if (at && (!slash || at < slash) && colon && colon < at)
-            memmove(colon, at, strlen(at) + 1);
+    tally_buf b;
+    tally_buf_init(&b);
+    const char *p = url, *scheme = strstr(url, "://");
+    if (scheme) {
+        const char *auth = scheme + 3, *end = auth + strcspn(auth, "/?");
+        const char *at = NULL;
+        for (const char *q = auth; q < end; q++)
+            if (*q == '@')
+                at = q;
+        tally_buf_addn(&b, url, (size_t)(auth - url));
+        if (at) {
+            const char *colon = memchr(auth, ':', (size_t)(at - auth));
+            tally_buf_addn(&b, auth, (size_t)((colon ? colon : at) - auth));
+            p = at;
+        } else {
+            p = auth;
+        }
     }
-    /* ?password=…&… or &password=… */
-    for (char *p = strstr(out, "password="); p; p = strstr(p, "password=")) {
-        if (p == out || (p[-1] != '?' && p[-1] != '&')) {
-            p += 9;
+    /* password=... among the URL's parameters */
+    while (*p) {
+        if (p > url && (p[-1] == '?' || p[-1] == '&') && strncmp(p, "password=", 9) == 0) {
+            tally_buf_add(&b, "password=***");
+            p += 9 + strcspn(p + 9, "&");
             continue;
         }
-        char *end = strchr(p, '&');
-        if (end)
-            memmove(p, end + 1, strlen(end + 1) + 1);
-        else
-            *(p[-1] == '?' || p[-1] == '&' ? p - 1 : p) = '\0';
+        tally_buf_addc(&b, *p++);
     }
+    snprintf(out, cap, "%s", b.s ? b.s : "");
+    tally_buf_free(&b);
 }

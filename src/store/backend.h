@@ -172,7 +172,7 @@ extern const tally_backend_ops tally_postgres_backend;
 const tally_backend_ops *tally_backend_for(const char *url, const char **target);
 
 /* url without a password (postgresql://user:secret@host/db -> postgresql://user@host/db,
- * password=… in a query string dropped), for messages and logs; truncated to cap. */
+ * password=… in a query string -> password=***), for messages and logs; truncated to cap. */
 void tally_url_redact(const char *url, char *out, size_t cap);
 
 /* Opens a connection for url with the backend it names. */

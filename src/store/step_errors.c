@@ -2,6 +2,7 @@
 #include "store/step_errors.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *tally_step_join_path(tally_plan *plan, const tally_step *s, const char *field)
@@ -36,4 +37,17 @@ int tally_step_not_found(tally_error *err, const tally_step *s, int64_t id)
                           "link an existing one", s->model->name, (long long)id);
     return tally_fail(err, TALLY_NOT_FOUND, s->path[0] ? s->path : NULL, "%s %lld does not exist", s->model->name,
                       (long long)id);
+}
+
+int tally_step_invariant(tally_plan *plan, const tally_step *s, const tally_field *f, bool is_min, tally_error *err)
+{
+    const tally_value *b = is_min ? &f->min : &f->max;
+    char bound[40];
+    if (b->kind == TALLY_VALUE_INT)
+        snprintf(bound, sizeof bound, "%lld", (long long)b->u.i);
+    else
+        snprintf(bound, sizeof bound, "%g", b->u.f);
+    return tally_fail(err, TALLY_INVARIANT, tally_step_column_path(plan, s, f->name),
+                      "%s would go %s its %s of %s; nothing was changed", f->name, is_min ? "below" : "above",
+                      is_min ? "min" : "max", bound);
 }

@@ -7,6 +7,7 @@
 #ifndef TALLY_STORE_STEP_ERRORS_H
 #define TALLY_STORE_STEP_ERRORS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/error.h"
@@ -21,5 +22,7 @@ const char *tally_step_column_path(tally_plan *plan, const tally_step *s, const 
 int64_t tally_step_id(const tally_plan *plan, const tally_value *v);
 /* NOT_FOUND for the record a step names, or VALIDATION for a relink of a missing child. */
 int tally_step_not_found(tally_error *err, const tally_step *s, int64_t id);
+/* INVARIANT: field f (of s's model) would cross its min (is_min) or max. */
+int tally_step_invariant(tally_plan *plan, const tally_step *s, const tally_field *f, bool is_min, tally_error *err);
 
 #endif

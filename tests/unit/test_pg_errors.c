@@ -163,13 +163,13 @@ static void test_redact_url(void **state)
 {
     (void)state;
     char out[256];
-    tally_pg_redact_url("postgresql://ada:s3cr%40t@db.example:5432/shop?sslmode=require", out, sizeof out);
+    tally_url_redact("postgresql://ada:s3cr%40t@db.example:5432/shop?sslmode=require", out, sizeof out);
     assert_string_equal(out, "postgresql://ada@db.example:5432/shop?sslmode=require");
-    tally_pg_redact_url("postgres://db/shop?user=ada&password=hunter2&sslmode=disable", out, sizeof out);
+    tally_url_redact("postgres://db/shop?user=ada&password=hunter2&sslmode=disable", out, sizeof out);
     assert_string_equal(out, "postgres://db/shop?user=ada&password=***&sslmode=disable");
-    tally_pg_redact_url("postgresql://ada@127.0.0.1:55432/postgres", out, sizeof out);
+    tally_url_redact("postgresql://ada@127.0.0.1:55432/postgres", out, sizeof out);
     assert_string_equal(out, "postgresql://ada@127.0.0.1:55432/postgres");
-    tally_pg_redact_url("postgresql:///shop", out, sizeof out);
+    tally_url_redact("postgresql:///shop", out, sizeof out);
     assert_string_equal(out, "postgresql:///shop");
 }
 

@@ -28,39 +28,6 @@
 
 /* ---- URLs ------------------------------------------------------------------------------------ */
 
-void tally_pg_redact_url(const char *url, char *out, size_t cap)
-{
-    tally_buf b;
-    tally_buf_init(&b);
-    const char *p = url, *scheme = strstr(url, "://");
-    if (scheme) {
-        const char *auth = scheme + 3, *end = auth + strcspn(auth, "/?");
-        const char *at = NULL;
-        for (const char *q = auth; q < end; q++)
-            if (*q == '@')
-                at = q;
-        tally_buf_addn(&b, url, (size_t)(auth - url));
-        if (at) {
-            const char *colon = memchr(auth, ':', (size_t)(at - auth));
-            tally_buf_addn(&b, auth, (size_t)((colon ? colon : at) - auth));
-            p = at;
-        } else {
-            p = auth;
-        }
-    }
-    /* password=... among the URL's parameters */
-    while (*p) {
-        if (p > url && (p[-1] == '?' || p[-1] == '&') && strncmp(p, "password=", 9) == 0) {
-            tally_buf_add(&b, "password=***");
-            p += 9 + strcspn(p + 9, "&");
-            continue;
-        }
-        tally_buf_addc(&b, *p++);
-    }
-    snprintf(out, cap, "%s", b.s ? b.s : "");
-    tally_buf_free(&b);
-}
-
 /* ---- query helper ----------------------------------------------------------------------------- */
 
 void tally_pg_diag_of(tally_pg *st, const PGresult *res, tally_pg_diag *d)
@@ -501,7 +468,7 @@ static int pg_open(const char *target, const tally_schema *schema, const tally_s
     st->schema = schema;
     st->role = opt->role;
     st->relaxed = opt->relaxed_durability;
-    tally_pg_redact_url(target, st->where, sizeof st->where);
+    tally_url_redact(target, st->where, sizeof st->where);
     /* Defaults first (the URL may override them), then what Tally needs. */
     const char *keys[] = {"fallback_application_name", "connect_timeout", "keepalives", "keepalives_idle",
                           "keepalives_interval", "keepalives_count", "dbname", "client_encoding", NULL};

@@ -13,29 +13,11 @@
 #include <string.h>
 
 #include "store/postgres/internal.h"
+#include "store/step_errors.h"
 #include "store/sql.h"
 
 static bool is(const char *sqlstate, const char *want) { return sqlstate && strcmp(sqlstate, want) == 0; }
 static bool in_class(const char *sqlstate, const char *cls) { return sqlstate && strncmp(sqlstate, cls, 2) == 0; }
-
-static const char *join_path(tally_plan *plan, const tally_step *s, const char *field)
-{
-    if (!s->path[0])
-        return field;
-    return tally_arena_printf(&plan->arena, "%s.%s", s->path, field);
-}
-
-/* Where a failure on a field points: "_atomics.f" when the step changed it with _atomics, else the field. */
-static const char *column_path(tally_plan *plan, const tally_step *s, const char *field)
-{
-    int fi = tally_model_field(s->model, field, strlen(field));
-    for (int i = 0; fi >= 0 && i < s->natomics; i++)
-        if (s->atomics[i].column == s->model->fields[fi].column) {
-            bool upsert = s->op == TALLY_OP_UPSERT;
-            return join_path(plan, s, tally_arena_printf(&plan->arena, "%s_atomics.%s", upsert ? "update." : "", field));
-        }
-    return join_path(plan, s, field);
-}
 
 /* The field whose constraint of some kind is called name, or -1. */
 static int field_of_constraint(const tally_model *m, const char *name, const char **kind)
@@ -83,18 +65,8 @@ static int invariant(tally_plan *plan, const tally_step *s, const tally_pg_diag 
     const tally_model *m = s->model;
     const char *kind = NULL;
     int fi = field_of_constraint(m, d->constraint, &kind);
-    if (fi >= 0 && (strcmp(kind, "min") == 0 || strcmp(kind, "max") == 0)) {
-        const tally_field *f = &m->fields[fi];
-        const tally_value *b = strcmp(kind, "min") == 0 ? &f->min : &f->max;
-        char bound[40];
-        if (b->kind == TALLY_VALUE_INT)
-            snprintf(bound, sizeof bound, "%lld", (long long)b->u.i);
-        else
-            snprintf(bound, sizeof bound, "%g", b->u.f);
-        return tally_fail(err, TALLY_INVARIANT, column_path(plan, s, f->name),
-                          "%s would go %s its %s of %s; nothing was changed", f->name,
-                          strcmp(kind, "min") == 0 ? "below" : "above", kind, bound);
-    }
+    if (fi >= 0 && (strcmp(kind, "min") == 0 || strcmp(kind, "max") == 0))
+        return tally_step_invariant(plan, s, &m->fields[fi], strcmp(kind, "min") == 0, err);
     /* As SQLite words it: "CHECK constraint failed: bool:good". */
     return tally_fail(err, TALLY_INVARIANT, s->path, "a constraint would be violated: CHECK constraint failed: %s%s%s",
                       fi >= 0 ? kind : (d->constraint ? d->constraint : "?"), fi >= 0 ? ":" : "",
@@ -115,7 +87,7 @@ static int missing_link(tally_plan *plan, const tally_step *s, const tally_pg_di
                 if (a[i].column != f->column)
                     continue;
                 tally_value v = tally_plan_resolve(plan, &a[i].value);
-                return tally_fail(err, TALLY_VALIDATION, join_path(plan, s, f->name),
+                return tally_fail(err, TALLY_VALIDATION, tally_step_join_path(plan, s, f->name),
                                   "%s: there is no %s with id %lld to link to; create it first or link an existing one",
                                   f->name, f->target, v.kind == TALLY_VALUE_INT ? (long long)v.u.i : 0LL);
             }
@@ -136,11 +108,11 @@ int tally_pg_map_error(tally_plan *plan, const tally_step *s, const tally_pg_dia
     if (is(st, "40001") || is(st, "40P01") || is(st, "55P03"))
         return tally_pg_fail(d, "complete the write", err);
     if (m && sscanf(msg, "tally:overflow:%d", &col) == 1 && col >= 0 && col < m->ncolumns)
-        return tally_fail(err, TALLY_OVERFLOW, column_path(plan, s, tally_model_column_name(m, col)),
+        return tally_fail(err, TALLY_OVERFLOW, tally_step_column_path(plan, s, tally_model_column_name(m, col)),
                           "%s: the result would not fit a signed 64-bit integer; nothing was changed",
                           tally_model_column_name(m, col));
     if (m && sscanf(msg, "tally:null:%d", &col) == 1 && col >= 0 && col < m->ncolumns)
-        return tally_fail(err, TALLY_VALIDATION, column_path(plan, s, tally_model_column_name(m, col)),
+        return tally_fail(err, TALLY_VALIDATION, tally_step_column_path(plan, s, tally_model_column_name(m, col)),
                           "%s is not set, so it cannot be incremented or decremented; set it to a number first",
                           tally_model_column_name(m, col));
     if (is(st, "22003"))
@@ -151,7 +123,7 @@ int tally_pg_map_error(tally_plan *plan, const tally_step *s, const tally_pg_dia
     if (m && is(st, "23505")) {
         char fields[256];
         fields_of_index(m, d->constraint, fields, sizeof fields);
-        return tally_fail(err, TALLY_UNIQUE_VIOLATION, join_path(plan, s, fields),
+        return tally_fail(err, TALLY_UNIQUE_VIOLATION, tally_step_join_path(plan, s, fields),
                           "another %s already has this %s (%s must be unique); choose another value", m->name,
                           strchr(fields, ',') ? "combination of values" : "value", fields);
     }
@@ -168,7 +140,7 @@ int tally_pg_map_error(tally_plan *plan, const tally_step *s, const tally_pg_dia
     }
     if (is(st, "23502")) {
         const char *field = d->column ? d->column : "";
-        return tally_fail(err, TALLY_VALIDATION, join_path(plan, s, field), "%s is required and cannot be null",
+        return tally_fail(err, TALLY_VALIDATION, tally_step_join_path(plan, s, field), "%s is required and cannot be null",
                           field);
     }
     if (is(st, "22021") || is(st, "22P05") || is(st, "54000"))

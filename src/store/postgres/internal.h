@@ -118,7 +118,5 @@ int tally_pg_idem_put(tally_store *base, const tally_idem_key *k, int status, co
                       int64_t now_ms, tally_error *err);
 int tally_pg_sweep(tally_store *base, int64_t now_ms, int64_t idem_ttl_ms);
 
-/* The URL with any password removed (user:pw@ -> user@, password=... -> password=***). */
-void tally_pg_redact_url(const char *url, char *out, size_t cap);
 
 #endif

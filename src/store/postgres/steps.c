@@ -19,21 +19,7 @@
 
 #include "store/postgres/internal.h"
 #include "store/sql.h"
-
-static int64_t resolve_id(const tally_plan *plan, const tally_value *v)
-{
-    tally_value r = tally_plan_resolve(plan, v);
-    return r.kind == TALLY_VALUE_INT ? r.u.i : 0; /* no record has id 0: an unset reference is not found */
-}
-
-static int not_found(tally_error *err, const tally_step *s, int64_t id)
-{
-    if (s->link)
-        return tally_fail(err, TALLY_VALIDATION, s->path, "there is no %s with id %lld to link; create it first or "
-                          "link an existing one", s->model->name, (long long)id);
-    return tally_fail(err, TALLY_NOT_FOUND, s->path[0] ? s->path : NULL, "%s %lld does not exist", s->model->name,
-                      (long long)id);
-}
+#include "store/step_errors.h"
 
 /* Runs the built statement (and frees q and b); on failure the error in Tally's terms. */
 static int run(tally_pg *st, tally_plan *plan, const tally_step *s, tally_sql *q, tally_binds *b, PGresult **out,
@@ -64,7 +50,7 @@ static int read_by_id(tally_pg *st, tally_plan *plan, const tally_step *s, int64
     PGresult *res;
     int rc = run(st, plan, s, &q, &b, &res, err);
     if (rc == 0 && PQntuples(res) == 0)
-        rc = not_found(err, s, id);
+        rc = tally_step_not_found(err, s, id);
     else if (rc == 0)
         tally_pg_read_record(res, 0, 0, s->model, &plan->arena, out);
     PQclear(res);
@@ -78,7 +64,7 @@ static tally_sql_lock read_lock(const tally_pg *st)
 
 static int run_get(tally_pg *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err)
 {
-    return read_by_id(st, plan, s, resolve_id(plan, &s->id), read_lock(st), &res->record, err);
+    return read_by_id(st, plan, s, tally_step_id(plan, &s->id), read_lock(st), &res->record, err);
 }
 
 static int run_list(tally_pg *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err)
@@ -140,7 +126,7 @@ static int run_update(tally_pg *st, tally_plan *plan, const tally_step *s, tally
         return rc;
     /* Nothing changed: the record as it stands (waiting for a writer of it to
      * finish), or NOT_FOUND — the precedence of SQLite's verdict. */
-    int64_t id = resolve_id(plan, &s->id);
+    int64_t id = tally_step_id(plan, &s->id);
     if ((rc = read_by_id(st, plan, s, id, TALLY_SQL_LOCK_SHARE, &res->record, err)) != 0)
         return rc;
     return tally_fail(err, TALLY_GUARD_FAILED, s->where_path ? s->where_path : "_where",
@@ -261,7 +247,7 @@ static int restricting_links(tally_pg *st, tally_plan *plan, const tally_step *s
 
 static int run_delete(tally_pg *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err)
 {
-    int64_t id = s->op == TALLY_OP_DELETE ? resolve_id(plan, &s->id) : 0;
+    int64_t id = s->op == TALLY_OP_DELETE ? tally_step_id(plan, &s->id) : 0;
     int rc;
     if (s->op == TALLY_OP_DELETE && (rc = restricting_links(st, plan, s, id, err)) != 0)
         return rc;
@@ -281,7 +267,7 @@ static int run_delete(tally_pg *st, tally_plan *plan, const tally_step *s, tally
     /* A later transaction step may reference "name.id" of a delete. */
     res->record.cols = tally_arena_zalloc(&plan->arena, sizeof *res->record.cols);
     res->record.cols[TALLY_COL_ID] = tally_value_int(res->id);
-    return res->count ? 0 : not_found(err, s, res->id);
+    return res->count ? 0 : tally_step_not_found(err, s, res->id);
 }
 
 int tally_pg_record_step(tally_pg *st, tally_plan *plan, int i, tally_error *err)

@@ -389,18 +389,8 @@ static int map_error(tally_sqlite *st, tally_plan *plan, const tally_step *s, in
         char kind[8] = "", field[TALLY_NAME_MAX] = "";
         if (sscanf(msg, "CHECK constraint failed: %7[a-z]:%63[A-Za-z0-9_]", kind, field) == 2) {
             int fi = tally_model_field(m, field, strlen(field));
-            if (fi >= 0 && strcmp(kind, "bool") != 0) {
-                const tally_field *f = &m->fields[fi];
-                const tally_value *b = strcmp(kind, "min") == 0 ? &f->min : &f->max;
-                char bound[40];
-                if (b->kind == TALLY_VALUE_INT)
-                    snprintf(bound, sizeof bound, "%lld", (long long)b->u.i);
-                else
-                    snprintf(bound, sizeof bound, "%g", b->u.f);
-                return tally_fail(err, TALLY_INVARIANT, tally_step_column_path(plan, s, field),
-                                  "%s would go %s its %s of %s; nothing was changed", field,
-                                  strcmp(kind, "min") == 0 ? "below" : "above", kind, bound);
-            }
+            if (fi >= 0 && strcmp(kind, "bool") != 0)
+                return tally_step_invariant(plan, s, &m->fields[fi], strcmp(kind, "min") == 0, err);
         }
         return tally_fail(err, TALLY_INVARIANT, s->path, "a constraint would be violated: %s", msg);
     }
