@@ -5,6 +5,8 @@
 #   2. Tally serving examples/shop.json on it (database tally_bench):
 #        hot     PATCH /api/product/1 {"_atomics":{"stock":{"increment":1}}}
 #        spread  the same on /api/product/<id>, id uniform in 1..ROWS
+#        hot on 3 servers: two more Tally servers on the same database, one
+#                wrk each (17 connections, 51 in all), the answers summed
 #   3. pgbench on the same PostgreSQL (database pgbench_bench), 50 clients:
 #        hot     UPDATE counters SET n = n + 1 WHERE id = 1 RETURNING n
 #        spread  the same with id uniform in 1..ROWS
@@ -282,6 +284,55 @@ bench_tally() {  # name ids(0: product 1 only)
   fi
 }
 
+# Two more servers on the same database, and the hot row through all three at once.
+bench_tally_three() {
+  local name=tally-hot-3 i port bases=("$TALLY_BASE") pids=() before after
+  for i in 2 3; do
+    port=$(free_port)
+    "$TALLY" serve --schema examples/shop.json --db "$PG_URL/tally_bench" --listen "127.0.0.1:$port" \
+      >"$TALLY_DIR/tally-$i.log" 2>&1 &
+    pids+=($!); PIDS+=($!)
+    if ! wait_until "${pids[-1]}" 30 curl -sf "http://127.0.0.1:$port/health"; then
+      fail "tally server $i did not start"; show_log "$TALLY_DIR/tally-$i.log"; return 0
+    fi
+    bases+=("http://127.0.0.1:$port")
+  done
+  echo; echo "=== $name: PATCH /api/product/1 {\"_atomics\":{\"stock\":{\"increment\":1}}} through 3 servers on one database"
+  before=$(stock_sum 1 1)
+  for i in 0 1 2; do curl -sS "${bases[$i]}/metrics" > "$WORK/$name.$i.metrics.before" || true; done
+  echo "(3 × wrk -t1 -c17 -d$DURATION, at once; running for $DURATION)"
+  local wrks=()
+  for i in 0 1 2; do
+    TALLY_BENCH_PATH=/api/product/1 TALLY_BENCH_BODY='{"_atomics":{"stock":{"increment":1}}}' \
+      wrk -t1 -c17 -d"$DURATION" --latency -s bench/patch.lua "${bases[$i]}" > "$WORK/$name.$i.wrk" 2>&1 &
+    wrks+=($!)
+  done
+  local ok=1
+  for w in "${wrks[@]}"; do wait "$w" || ok=0; done
+  ((ok)) || { fail "a wrk failed on $name"; return 0; }
+  after=$(stock_sum 1 1)
+  local rps=0 acked=0 inflight=0 w0=0 w1=0 b0=0 b1=0 line ok2xx unanswered
+  for i in 0 1 2; do
+    curl -sS "${bases[$i]}/metrics" > "$WORK/$name.$i.metrics.after" || true
+    read -r r _ _ < <(parse_wrk "$WORK/$name.$i.wrk")
+    rps=$(awk -v a="$rps" -v b="$r" 'BEGIN { printf "%.2f", a + b }')
+    line=$(grep '^patch.lua: sent=' "$WORK/$name.$i.wrk" || true)
+    ok2xx=$(sed -nE 's/.*ok2xx=([0-9]+).*/\1/p' <<<"$line"); unanswered=$(sed -nE 's/.*unanswered=([0-9]+).*/\1/p' <<<"$line")
+    acked=$((acked + ${ok2xx:-0})); inflight=$((inflight + ${unanswered:-0}))
+    w0=$((w0 + $(metric_sum "$WORK/$name.$i.metrics.before" tally_writes_total)))
+    w1=$((w1 + $(metric_sum "$WORK/$name.$i.metrics.after" tally_writes_total)))
+    b0=$((b0 + $(metric_sum "$WORK/$name.$i.metrics.before" tally_batches_total)))
+    b1=$((b1 + $(metric_sum "$WORK/$name.$i.metrics.after" tally_batches_total)))
+    echo "server $((i + 1)): $r req/s ($line)"
+  done
+  RPS[$name]=$rps; P50[$name]=-; P99[$name]=-
+  local delta=$((after - before))
+  echo "check: stock of product 1 $before -> $after (+$delta); the three wrks saw $acked answers 2xx, $inflight in flight"
+  if ((delta >= acked && delta <= acked + inflight)); then echo "check: OK"; else fail "an increment was lost on $name"; fi
+  ((b1 > b0)) && WPC[$name]=$(awk -v w=$((w1 - w0)) -v b=$((b1 - b0)) 'BEGIN { printf "%.1f", w / b }')
+  for pid in "${pids[@]}"; do stop_server "$pid"; done
+}
+
 # ---- pgbench ----
 setup_pgbench() {
   psql_q pgbench_bench "CREATE TABLE counters (id integer PRIMARY KEY, n bigint NOT NULL DEFAULT 0);
@@ -336,6 +387,7 @@ start_pg
 if start_tally; then
   bench_tally tally-hot 0
   bench_tally tally-spread "$ROWS"
+  bench_tally_three
 fi
 [ -z "$TALLY_PID" ] || stop_server "$TALLY_PID"
 setup_pgbench
@@ -351,11 +403,12 @@ describe() {
   case $1 in
     tally-hot) echo "PATCH atomic increment, one row (HTTP)" ;;
     tally-spread) echo "PATCH atomic increment, random of $ROWS rows" ;;
+    tally-hot-3) echo "the hot row through 3 servers on one database" ;;
     pgbench-hot) echo "UPDATE … RETURNING, one row (autocommit)" ;;
     pgbench-spread) echo "UPDATE … RETURNING, random of $ROWS rows" ;;
   esac
 }
-RUNS="tally-hot tally-spread pgbench-hot pgbench-spread"
+RUNS="tally-hot tally-spread tally-hot-3 pgbench-hot pgbench-spread"
 for run in $RUNS; do
   if [ -n "${RPS[$run]:-}" ]; then
     printf '%-15s %-46s %11s %8s %8s %9s%s\n' "$run" "$(describe "$run")" "${RPS[$run]}" \
@@ -373,5 +426,6 @@ ratio() {  # a b
 }
 echo "ratio tally/pgbench, hot row (requests/s): $(ratio tally-hot pgbench-hot)"
 echo "ratio tally/pgbench, spread (requests/s):  $(ratio tally-spread pgbench-spread)"
+echo "ratio tally on 3 servers/pgbench, hot row:  $(ratio tally-hot-3 pgbench-hot)"
 echo "raw output saved in $LOG"
 if ((FAILED)); then echo "bench: some checks failed (see FAIL lines above)"; exit 1; fi
