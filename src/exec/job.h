@@ -73,6 +73,8 @@ struct tally_job {
 
 tally_job *tally_job_new(tally_plan *plan);
 void tally_job_free(tally_job *job);
+/* Fails the job with code and a message for a person, and renders that answer. */
+void tally_job_fail(tally_job *job, tally_code code, const char *msg);
 /* Sets the answer body, taking ownership of body (malloc'ed). */
 void tally_job_set_body(tally_job *job, int status, char *body, size_t len);
 /* Monotonic clock in ns for queue deadlines. */

@@ -42,6 +42,12 @@ void tally_job_free(tally_job *job)
     free(job);
 }
 
+void tally_job_fail(tally_job *job, tally_code code, const char *msg)
+{
+    job->rc = tally_fail(&job->err, code, NULL, "%s", msg);
+    job->render(job);
+}
+
 void tally_job_set_body(tally_job *job, int status, char *body, size_t len)
 {
     free(job->body);

@@ -10,12 +10,6 @@
 #include "exec/metrics.h"
 #include "exec/run.h"
 
-static void fail_job(tally_job *job, tally_code code, const char *msg)
-{
-    job->rc = tally_fail(&job->err, code, NULL, "%s", msg);
-    job->render(job);
-}
-
 /* Ends the session's transaction on the database and refuses whatever of it is still queued. */
 static void end_session(tally_store *store, tally_session *s, bool commit, tally_error *err, int *rc)
 {
@@ -101,7 +95,7 @@ void tally_session_run(tally_store *store, tally_queue *calls, tally_job *begin)
     bool timed_out = false;
     if (begin->deadline_ns && tally_clock_ns() >= begin->deadline_ns) {
         tally_session_leave_waiting(s, TALLY_SESSION_DONE);
-        fail_job(begin, TALLY_OVERLOADED, "begin waited past --queue-timeout for its turn (other transactions held "
+        tally_job_fail(begin, TALLY_OVERLOADED, "begin waited past --queue-timeout for its turn (other transactions held "
                  "the writer or every transaction connection); nothing began, retry later");
         begin->complete(begin);
     } else if (tally_session_activate(s, calls) != 0) { /* the client left meanwhile */
@@ -110,7 +104,7 @@ void tally_session_run(tally_store *store, tally_queue *calls, tally_job *begin)
         begin->complete(begin);
     } else if (!store || tally_store_begin(store, &err) != 0) {
         tally_session_finish(s, "failed");
-        fail_job(begin, TALLY_UNAVAILABLE, "the database could not begin the transaction; retry");
+        tally_job_fail(begin, TALLY_UNAVAILABLE, "the database could not begin the transaction; retry");
         begin->complete(begin);
     } else {
         begin->rc = 0;
@@ -122,7 +116,7 @@ void tally_session_run(tally_store *store, tally_queue *calls, tally_job *begin)
      * connection, a step racing the timeout) is answered, not left behind. */
     tally_job *late;
     while (calls && (late = tally_queue_pop_until(calls, 0)) != NULL) {
-        fail_job(late, TALLY_CONFLICT, "the transaction has already ended; nothing of it was applied");
+        tally_job_fail(late, TALLY_CONFLICT, "the transaction has already ended; nothing of it was applied");
         late->complete(late);
     }
     end_event(s, render, complete, timed_out);

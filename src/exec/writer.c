@@ -85,12 +85,6 @@ static void maybe_probe(tally_writer *w)
     note_health(w, rc == 0 ? NULL : &err);
 }
 
-static void fail_job(tally_job *job, tally_code code, const char *msg)
-{
-    job->rc = tally_fail(&job->err, code, NULL, "%s", msg);
-    job->render(job);
-}
-
 /* ---- lock waits ------------------------------------------------------------------ */
 
 /* ---- one job -------------------------------------------------------------------- */
@@ -109,6 +103,19 @@ static bool storable(const tally_job *job)
  * rolled back to its savepoint and runs again in the next batch, after this
  * one's COMMIT has released every lock the batch held. */
 typedef enum { JOB_DONE, JOB_PARKED, JOB_AGAIN, JOB_BROKEN } job_outcome;
+
+static void count_rerun(tally_job *job, tally_rerun why);
+
+/* Undoes the job back to its savepoint and gives it back to run again (JOB_AGAIN). */
+static job_outcome give_back(tally_writer *w, tally_job *job, tally_rerun why)
+{
+    tally_error err;
+    if (!tally_store_in_transaction(w->store) || tally_store_rollback_to(w->store, &err) ||
+        tally_store_release(w->store, &err))
+        return JOB_BROKEN;
+    count_rerun(job, why);
+    return JOB_AGAIN;
+}
 
 /* Whether the database's reason lets the job run again: a lock wait always
  * may (until --queue-timeout refuses it), a conflict WRITER_RERUNS times. */
@@ -185,13 +192,8 @@ static job_outcome run_job(tally_writer *w, tally_job *job)
         return JOB_BROKEN;
     }
     job->rc = tally_run_plan(w->store, job->plan, &job->err);
-    if (job->rc != 0 && may_run_again(job, job->err.rerun)) {
-        if (!tally_store_in_transaction(w->store) || tally_store_rollback_to(w->store, &err) ||
-            tally_store_release(w->store, &err))
-            return JOB_BROKEN;
-        count_rerun(job, job->err.rerun);
-        return JOB_AGAIN;
-    }
+    if (job->rc != 0 && may_run_again(job, job->err.rerun))
+        return give_back(w, job, job->err.rerun);
     if (job->rc != 0) {
         if (!tally_store_in_transaction(w->store) || tally_store_rollback_to(w->store, &err))
             return JOB_BROKEN;
@@ -206,15 +208,11 @@ static job_outcome run_job(tally_writer *w, tally_job *job)
         tally_store_idem_put(w->store, job->idem, job->status, job->body, job->body_len, job->plan->now_ms, &err)) {
         if (!tally_store_in_transaction(w->store))
             return JOB_BROKEN;
-        if (may_run_again(job, err.rerun)) {
-            /* Another server stored an answer for this key meanwhile (its
-             * COMMIT ended our wait on the key): undo ours and run again in
-             * the next batch, which finds that answer and replays it. */
-            if (tally_store_rollback_to(w->store, &err) || tally_store_release(w->store, &err))
-                return JOB_BROKEN;
-            count_rerun(job, err.rerun);
-            return JOB_AGAIN;
-        }
+        /* Another server stored an answer for this key meanwhile (its COMMIT
+         * ended our wait on the key): undo ours and run again in the next
+         * batch, which finds that answer and replays it. */
+        if (may_run_again(job, err.rerun))
+            return give_back(w, job, err.rerun);
         job->rc = -(int)err.code; /* could not record it: do not apply it either */
         job->err = err;
         tally_store_rollback_to(w->store, &err);
@@ -262,10 +260,10 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
         next = job->next;
         job->next = NULL;
         if (broken) {
-            fail_job(job, TALLY_UNAVAILABLE, "the database could not complete this batch; nothing was applied, retry");
+            tally_job_fail(job, TALLY_UNAVAILABLE, "the database could not complete this batch; nothing was applied, retry");
         } else if (job->deadline_ns && now_ns > job->deadline_ns && !job->woken && !job->reruns) {
             TALLY_METRIC_ADD(rejected, 1);
-            fail_job(job, TALLY_OVERLOADED,
+            tally_job_fail(job, TALLY_OVERLOADED,
                      "the write waited in the queue past --queue-timeout and was not applied; retry later");
         } else {
             job->plan->now_ms = now_ms;
@@ -288,7 +286,7 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
             if (o == JOB_BROKEN) {
                 broken = true;
                 err = job->err; /* why the database ended the batch, for /health */
-                fail_job(job, TALLY_UNAVAILABLE, "the database could not complete this batch; nothing was applied, retry");
+                tally_job_fail(job, TALLY_UNAVAILABLE, "the database could not complete this batch; nothing was applied, retry");
             } else if (job->rc == 0) {
                 applied++;
             }
@@ -309,7 +307,7 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
         /* Answers already rendered as applied must not go out: re-render as 503. */
         for (tally_job *job = done; job; job = job->next)
             if (job->rc == 0)
-                fail_job(job, TALLY_UNAVAILABLE, "the database could not commit this batch; nothing was applied, retry");
+                tally_job_fail(job, TALLY_UNAVAILABLE, "the database could not commit this batch; nothing was applied, retry");
         applied = 0;
     } else {
         TALLY_METRIC_ADD(batches, 1);
