@@ -527,29 +527,8 @@ static int pg_begin(tally_store *base, tally_error *err)
     if (ensure_connected(st, err))
         return -(int)err->code;
     tally_pg_tx_begin(&st->tx);
+    st->batch_recorded = false;
     return 0;
-}
-
-/* Writes this transaction's batch id (random, 16 bytes) into tally_batches, in
- * the transaction itself; false when it could not. */
-static bool write_batch_id(tally_pg *st, unsigned char id[16])
-{
-    size_t got = 0;
-    while (got < 16) {
-        ssize_t n = getrandom(id + got, 16 - got, 0);
-        if (n > 0)
-            got += (size_t)n;
-    }
-    char ms[24];
-    snprintf(ms, sizeof ms, "%lld", (long long)tally_now_ms());
-    const char *values[2] = {(const char *)id, ms};
-    const int lengths[2] = {16, 0}, formats[2] = {1, 0};
-    const Oid types[2] = {TALLY_PG_BYTEA, TALLY_PG_INT8};
-    PGresult *r;
-    int rc = tally_pg_run(st, "INSERT INTO tally_batches (id, created_at) VALUES ($1, $2)", 2, types, values, lengths,
-                          formats, &r, NULL);
-    PQclear(r);
-    return rc == 0;
 }
 
 /* After a connection lost during COMMIT: whether that transaction committed,
@@ -577,9 +556,10 @@ static int committed(tally_pg *st, const unsigned char id[16])
 }
 
 /* COMMIT, with what is queued before it; only a "COMMIT" tag is a commit (an
- * aborted transaction answers "ROLLBACK").  The writer's transactions carry
- * a batch id: if the connection is lost during COMMIT, the outcome is looked
- * up by it on a new connection before answering either way (DESIGN.md §4). */
+ * aborted transaction answers "ROLLBACK").  A writer batch carries a batch
+ * id (written with its clock read, pg_clock_ms): if the connection is lost
+ * during COMMIT, the outcome is looked up by it on a new connection before
+ * answering either way (DESIGN.md §4). */
 static int pg_commit(tally_store *base, tally_error *err)
 {
     tally_pg *st = (tally_pg *)base;
@@ -587,13 +567,12 @@ static int pg_commit(tally_store *base, tally_error *err)
         tally_pg_tx_ended(&st->tx); /* nothing reached the server: nothing to commit */
         return 0;
     }
-    unsigned char batch_id[16];
-    bool tracked = st->role == TALLY_STORE_WRITER && !st->tx.broken && tally_pg_tx_usable(&st->tx) &&
-                   write_batch_id(st, batch_id);
+    bool tracked = st->batch_recorded && !st->tx.broken && tally_pg_tx_usable(&st->tx);
+    st->batch_recorded = false;
     bool broken = st->tx.broken;
     PGresult *res = broken ? NULL : round_trip(st, "COMMIT", false, 0, NULL, NULL, NULL, NULL);
     if (tracked && !res && PQstatus(st->conn) != CONNECTION_OK) { /* no answer: did it commit? */
-        int known = committed(st, batch_id);
+        int known = committed(st, st->batch_id);
         tally_pg_tx_ended(&st->tx);
         if (known == 1)
             return 0;
@@ -640,6 +619,7 @@ static void pg_rollback(tally_store *base)
         (t == PQTRANS_INTRANS || t == PQTRANS_INERROR))
         PQclear(PQexec(st->conn, "ROLLBACK"));
     tally_pg_tx_ended(&st->tx);
+    st->batch_recorded = false;
 }
 
 static int pg_savepoint(tally_store *base, tally_error *err)
@@ -667,18 +647,36 @@ static bool pg_in_transaction(tally_store *base)
 
 /* ---- the database's clock and health ------------------------------------------------------------ */
 
-/* The database's clock, so that every server judges leases and limits alike. */
+/*
+ * The database's clock, so that every server judges leases and limits alike.
+ * A writer reads it once per batch, as the batch's first statement, which also
+ * writes the batch's random id into tally_batches: the same round trip
+ * records what pg_commit looks up if its COMMIT's answer is lost.
+ */
 static int pg_clock_ms(tally_store *base, int64_t *now_ms, tally_error *err)
 {
     tally_pg *st = (tally_pg *)base;
+    bool record = st->role == TALLY_STORE_WRITER && st->tx.txn && !st->batch_recorded;
+    if (record)
+        for (size_t got = 0; got < sizeof st->batch_id;) {
+            ssize_t n = getrandom(st->batch_id + got, sizeof st->batch_id - got, 0);
+            if (n > 0)
+                got += (size_t)n;
+        }
+    const char *values[1] = {(const char *)st->batch_id};
+    const int lengths[1] = {(int)sizeof st->batch_id}, formats[1] = {1};
+    const Oid types[1] = {TALLY_PG_BYTEA};
     PGresult *r;
     tally_pg_diag d;
-    if (tally_pg_run(st, "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint", 0, NULL, NULL, NULL, NULL,
-                     &r, &d)) {
+    if (tally_pg_run(st, record ? "INSERT INTO tally_batches (id, created_at) VALUES "
+                                  "($1, (extract(epoch FROM clock_timestamp()) * 1000)::bigint) RETURNING created_at"
+                                : "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+                     record ? 1 : 0, types, values, lengths, formats, &r, &d)) {
         PQclear(r);
         return tally_pg_fail(&d, "read its clock", err);
     }
     *now_ms = tally_pg_int(r, 0, 0);
+    st->batch_recorded = record || st->batch_recorded;
     PQclear(r);
     return 0;
 }

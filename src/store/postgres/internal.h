@@ -45,6 +45,8 @@ typedef struct tally_pg {
     bool relaxed;
     tally_pg_tx tx;             /* our transaction: what reached the server, what is queued for it */
     tally_pg_stmts stmts;       /* prepared statements of this connection */
+    unsigned char batch_id[16]; /* a writer batch's id in tally_batches, written with its clock read */
+    bool batch_recorded;        /* the open transaction wrote batch_id (pg_clock_ms) */
     char where[512];            /* the URL without its password, for messages */
 } tally_pg;
 
