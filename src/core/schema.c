@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,6 +410,20 @@ static int parse_limits(json_t *jl, tally_schema *s, tally_error *err)
     return 0;
 }
 
+/* The schema's identity: the same models and limits give the same digest,
+ * whatever the file's spacing or key order. */
+static void digest_of(const json_t *root, char hex[65])
+{
+    char *canon = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!canon)
+        abort();
+    unsigned char md[32];
+    EVP_Digest(canon, strlen(canon), md, NULL, EVP_sha256(), NULL);
+    free(canon);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
 int tally_schema_parse(const char *text, size_t len, tally_schema **out, tally_error *err)
 {
     *out = NULL;
@@ -442,6 +457,8 @@ int tally_schema_parse(const char *text, size_t len, tally_schema **out, tally_e
     rc = resolve_relations(s, err);
     if (rc == 0 && json_object_get(root, "limits"))
         rc = parse_limits(json_object_get(root, "limits"), s, err);
+    if (rc == 0)
+        digest_of(root, s->digest);
 done:
     json_decref(root);
     if (rc) {

@@ -89,6 +89,10 @@ typedef struct tally_schema {
     int nmodels;
     tally_limit *limits;
     int nlimits;
+    /* SHA-256 (hex) of the schema's canonical JSON (keys sorted, no spaces):
+     * what the database records as a schema version, so that a server with
+     * an older schema file is recognised (store/migration.h). */
+    char digest[65];
 } tally_schema;
 
 /* Parses and checks schema JSON text.  On error returns -code and err names

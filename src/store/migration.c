@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/datetime.h"
+
 void tally_stored_fields_free(tally_stored_field *rows, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -202,9 +204,27 @@ static int dropped_models(const tally_migration_ops *ops, void *conn, const tall
     return rc;
 }
 
-int tally_migration_apply(const tally_migration_ops *ops, void *conn, const tally_schema *schema,
-                          bool allow_destructive, tally_error *err)
+/* A schema the database has had before, but not its newest: refused unless destructive. */
+static int older_schema(int64_t mine, int64_t latest, int64_t latest_at_ms, tally_error *err)
 {
+    char at[40];
+    at[tally_datetime_format(latest_at_ms, at)] = 0;
+    return tally_fail(err, TALLY_BAD_REQUEST, NULL,
+                      "this schema is version %lld of the database, which was migrated to version %lld at %s by a "
+                      "newer schema; a server with the older schema would not know what the newer one added. Start "
+                      "with the newest schema file, or run tally migrate --allow-destructive with this one to take "
+                      "the database back to it",
+                      (long long)mine, (long long)latest, at);
+}
+
+int tally_migration_apply(const tally_migration_ops *ops, void *conn, const tally_schema *schema,
+                          bool allow_destructive, int64_t *version, tally_error *err)
+{
+    int64_t latest = 0, latest_at = 0, mine = 0;
+    if (ops->read_versions(conn, schema->digest, &latest, &latest_at, &mine, err))
+        return -(int)err->code;
+    if (mine && mine < latest && !allow_destructive)
+        return older_schema(mine, latest, latest_at, err);
     bool *created = calloc((size_t)schema->nmodels + 1, sizeof *created);
     if (!created)
         abort();
@@ -229,5 +249,9 @@ int tally_migration_apply(const tally_migration_ops *ops, void *conn, const tall
             rc = add_unique(ops, conn, m, -1, k, err);
     }
     free(created);
+    if (rc == 0 && (mine == 0 || mine != latest)) /* a new schema, or an older one taken back: the next version */
+        rc = ops->record_version(conn, ++latest, schema->digest, tally_now_ms(), err) ? -(int)err->code : 0;
+    if (rc == 0 && version)
+        *version = latest;
     return rc;
 }

@@ -9,6 +9,15 @@
  * allow_destructive), a changed type or changed options of a field (never:
  * add a field with a new name instead).
  *
+ * The database also records each schema it was migrated to, by digest, as
+ * numbered versions (tally_schema_versions).  Starting with a schema that is
+ * an earlier version than the database's newest is refused (a server with
+ * an old schema file, say after servers running a newer one added fields),
+ * unless the migration is allowed to be destructive: that is how a database
+ * is taken back to an older schema on purpose.  An additive change rolls:
+ * the new schema becomes the next version while servers started with the
+ * older one go on serving.
+ *
  * The decisions and their messages are here; a backend supplies the
  * statements (tally_migration_ops) and runs the whole in one transaction of
  * its own, so a refused migration changes nothing.
@@ -17,6 +26,7 @@
 #define TALLY_STORE_MIGRATION_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "core/error.h"
 #include "core/schema.h"
@@ -57,14 +67,22 @@ typedef struct tally_migration_ops {
     /* The unique index of field `field` (key < 0) or of compound key `key`, if missing. */
     int (*add_unique)(void *conn, const tally_model *m, int field, int key, tally_error *err);
     int (*drop_unique)(void *conn, const tally_model *m, int field, tally_error *err);
+    /* The recorded versions: *latest (0: none yet), when it was recorded
+     * (ms since the epoch), and the newest version whose digest is `digest`
+     * (0: never). */
+    int (*read_versions)(void *conn, const char *digest, int64_t *latest, int64_t *latest_at_ms, int64_t *mine,
+                         tally_error *err);
+    int (*record_version)(void *conn, int64_t version, const char *digest, int64_t at_ms, tally_error *err);
 } tally_migration_ops;
 
 /* " DEFAULT <value>" for ALTER TABLE ADD COLUMN, so existing rows get the
  * field's default (a schema string quoted with '' doubled; both dialects). */
 void tally_migration_default(tally_sql *q, const tally_field *f);
 
-/* Brings the stored models to schema through ops (inside the caller's transaction). */
+/* Brings the stored models to schema through ops (inside the caller's
+ * transaction) and records the schema as the newest version if it is not;
+ * *version (may be NULL) is the database's schema version afterwards. */
 int tally_migration_apply(const tally_migration_ops *ops, void *conn, const tally_schema *schema,
-                          bool allow_destructive, tally_error *err);
+                          bool allow_destructive, int64_t *version, tally_error *err);
 
 #endif

@@ -299,6 +299,13 @@ describe('migrations', () => {
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /tag/);
 
+    // the first schema is now an older version of the database's: refused, saying so
+    const older = await runTally(['serve', '--schema', writeSchema(v1), ...dbArgs(dataDir), '--listen', '127.0.0.1:0']);
+    assert.equal(older.started, false, 'the older schema must be refused');
+    assert.notEqual(older.code, 0);
+    assert.match(older.stderr, /this schema is version 1 of the database, which was migrated to version 2 at /);
+    assert.match(older.stderr, /tally migrate --allow-destructive/);
+
     // the refusals changed nothing: v2 still starts with the same data
     const s3 = await startServer({ schema: writeSchema(v2), dataDir });
     assert.deepEqual(await listAll(s3.api, 'member'), members);

@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 
 import {
   BACKEND, startServer, stopAll, tempDir, dbUrl, expectError, expectStatus, parallel, sleep, listAll,
+  runTally, shopSchema, writeSchema, SHOP_SCHEMA,
 } from './lib/server.mjs';
 import { RawConnection } from './lib/rawhttp.mjs';
 import { clients } from './lib/load.mjs';
@@ -80,6 +81,45 @@ async function getOn(srv, model, id) {
   expectStatus(r, 200);
   return r.body;
 }
+
+test('7b. an additive schema change rolls: servers on the older schema go on serving; a server started with it afterwards is refused, naming the versions', pgOnly({ timeout: 90000 }), async () => {
+  const url = dbUrl(tempDir('tally-multi-roll-'));
+  const newer = shopSchema();
+  newer.models.customer.fields.tier = { type: 'string', default: 'basic' };
+  newer.models.note = { fields: { text: { type: 'string', required: true } } };
+  const newerFile = writeSchema(newer);
+  const old1 = await startServer({ backend: 'none', args: ['--db', url] });
+  const old2 = await startServer({ backend: 'none', args: ['--db', url] });
+  let fresh;
+  try {
+    fresh = await startServer({ schema: newerFile, backend: 'none', args: ['--db', url] });   // migrates to version 2
+    // the older servers go on serving: their creates get the new field's default; they read and update what the newer one wrote
+    const a = await createOn(old1, 'customer', { name: 'Old', email: 'old@example.com' });
+    assert.equal((await getOn(fresh, 'customer', a.id)).tier, 'basic');
+    const b = await createOn(fresh, 'customer', { name: 'New', email: 'new@example.com', tier: 'gold' });
+    const seenOld = await getOn(old2, 'customer', b.id);
+    assert.equal(seenOld.name, 'New');
+    assert.equal(seenOld.tier, undefined, 'the older server shows only the fields its schema has');
+    const r = await old2.api('PATCH', `/api/customer/${b.id}`, { _atomics: { orderCount: { increment: 2 } } });
+    expectStatus(r, 200);
+    assert.equal(r.body.orderCount, 2);
+    assert.equal((await getOn(fresh, 'customer', b.id)).tier, 'gold', 'an older server\'s update keeps the newer field');
+    expectStatus(await fresh.api('POST', '/api/note', { text: 'only on the newer schema' }), 201);
+
+    // a server started with the older schema now: refused, saying why; the newer schema still starts
+    const refused = await runTally(['serve', '--schema', SHOP_SCHEMA, '--db', url, '--listen', '127.0.0.1:0']);
+    assert.equal(refused.started, false);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /this schema is version 1 of the database, which was migrated to version 2 at \d{4}-/);
+    assert.match(refused.stderr, /Start with the newest schema file/);
+    const again = await runTally(['serve', '--schema', newerFile, '--db', url, '--listen', '127.0.0.1:0']);
+    assert.equal(again.started, true, again.stderr);
+    // the running older servers were not disturbed by either start
+    expectStatus(await old1.api('PATCH', `/api/customer/${a.id}`, { _atomics: { orderCount: { increment: 1 } } }), 200);
+  } finally {
+    await Promise.all([old1, old2, fresh].filter(Boolean).map((s) => s.stop().catch(() => {})));
+  }
+});
 
 // ---------------------------------------------------------------------------
 test('1. lost updates: 50 clients x 200 increments over 3 servers end at exactly 10,000, every answer distinct', pgOnly({ timeout: 180000 }), async () => {

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,8 +159,12 @@ static void test_migrate_dropped_field(void **state)
     assert_null(json_object_get(c, "orderCount"));
     assert_string_equal(str_of(c, "email"), "old@example.com");
     json_decref(c);
-    /* Putting it back adds the field again, its old values gone, its default filled in. */
-    if (migrate(shop, false, &err))
+    /* Putting it back is taking the database back to an earlier schema
+     * version: asked for explicitly, it adds the field again, its old values
+     * gone, its default filled in. */
+    assert_int_equal(migrate(shop, false, &err), -TALLY_BAD_REQUEST);
+    assert_non_null(strstr(err.message, "version 1 of the database"));
+    if (migrate(shop, true, &err))
         fail_msg("re-adding: %s", err.message);
     assert_int_equal(stored_int(shop, "customer", 1, "orderCount"), 0);
     tally_schema_free(v3);
@@ -189,6 +194,12 @@ static void test_migrate_drop_indexed_and_linked_fields(void **state)
 {
     (void)state;
     seed();
+    tally_writer *w = start_writer(shop, 0, 0);
+    answer a = run(w, plan_create(shop, "ticket", "{'event': {'create': {}}}"));
+    expect_record(&a, 201);
+    answer_free(&a);
+    tally_writer_stop(w);
+    tally_writer_free(w);
     /* A field of a compound key that left the schema with it: the key's index
      * (left in place when the key went) goes with the field. */
     tally_schema *v = shop_variant(
@@ -210,12 +221,6 @@ static void test_migrate_drop_indexed_and_linked_fields(void **state)
     tally_schema *v2 = shop_variant("\"ticket\": { \"fields\": { \"event\": { \"type\": \"belongsTo\", \"model\": \"event\", "
                                     "\"required\": true } } },",
                                     "\"ticket\": { \"fields\": { \"note\": { \"type\": \"string\" } } },");
-    tally_writer *w = start_writer(shop, 0, 0);
-    answer a = run(w, plan_create(shop, "ticket", "{'event': {'create': {}}}"));
-    expect_record(&a, 201);
-    answer_free(&a);
-    tally_writer_stop(w);
-    tally_writer_free(w);
     if (migrate(v2, true, &err))
         fail_msg("dropping a belongsTo: %s", err.message);
     r = stored(v2, "ticket", 1);
@@ -260,8 +265,8 @@ static void test_migrate_drop_model(void **state)
     tally_error err;
     if (migrate(v, true, &err))
         fail_msg("destructive migrate: %s", err.message);
-    /* Back again: an empty table. */
-    if (migrate(shop, false, &err))
+    /* Back again (the database taken back to its first schema version): an empty table. */
+    if (migrate(shop, true, &err))
         fail_msg("re-adding: %s", err.message);
     assert_int_equal(stored_count(shop, "rateLimit"), 0);
     tally_schema_free(v);
@@ -385,6 +390,83 @@ static void test_migrate_message_keeps_reason(void **state)
     tally_schema_free(v);
 }
 
+/* The versions recorded in the database, in order, as "1:digest-prefix,2:…". */
+static void versions(char *out, size_t cap)
+{
+    sqlite3 *db;
+    sqlite3_stmt *stmt;
+    assert_int_equal(sqlite3_open_v2(g_db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT version, substr(digest, 1, 8) FROM tally_schema_versions "
+                                            "ORDER BY version", -1, &stmt, NULL), SQLITE_OK);
+    size_t n = 0;
+    out[0] = 0;
+    while (sqlite3_step(stmt) == SQLITE_ROW)
+        n += (size_t)snprintf(out + n, cap - n, "%s%lld:%s", n ? "," : "", sqlite3_column_int64(stmt, 0),
+                              (const char *)sqlite3_column_text(stmt, 1));
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+}
+
+static void test_migrate_schema_versions(void **state)
+{
+    (void)state;
+    seed(); /* the shop: version 1 */
+    char v[256], d1[16], d2[16];
+    versions(v, sizeof v);
+    assert_int_equal(strlen(v), 10);
+    assert_memory_equal(v, "1:", 2);
+    snprintf(d1, sizeof d1, "%.8s", shop->digest);
+    assert_string_equal(v + 2, d1);
+
+    /* The same schema, spaced and ordered differently, is the same version. */
+    tally_schema *same = shop_variant("'orderCount': { 'type': 'integer', 'default': 0 }",
+                                      "'orderCount':{'default':0,'type':'integer'}");
+    assert_string_equal(same->digest, shop->digest);
+    tally_error err;
+    if (migrate(same, false, &err))
+        fail_msg("same schema: %s", err.message);
+    versions(v, sizeof v);
+    assert_int_equal(strlen(v), 10);
+
+    /* An additive change is the next version, and the older schema is refused
+     * from then on, saying which versions; nothing changes. */
+    tally_schema *v2 = shop_variant("'orderCount': { 'type': 'integer', 'default': 0 }",
+                                    "'orderCount': { 'type': 'integer', 'default': 0 }, 'tier': {'type': 'string'}");
+    if (migrate(v2, false, &err))
+        fail_msg("v2: %s", err.message);
+    snprintf(d2, sizeof d2, "%.8s", v2->digest);
+    char want[64];
+    snprintf(want, sizeof want, "1:%s,2:%s", d1, d2);
+    versions(v, sizeof v);
+    assert_string_equal(v, want);
+    assert_int_equal(migrate(shop, false, &err), -TALLY_BAD_REQUEST);
+    if (!strstr(err.message, "this schema is version 1 of the database, which was migrated to version 2 at 20") ||
+        !strstr(err.message, "newest schema file") || !strstr(err.message, "--allow-destructive"))
+        fail_msg("message: %s", err.message);
+    versions(v, sizeof v);
+    assert_string_equal(v, want);
+    /* Limits are part of the schema too: another limit is another version,
+     * though no table changes. */
+    tally_schema *v3 = shop_variant("'unique': [['userId', 'window']] }\n  }",
+                                    "'unique': [['userId', 'window']] }\n  },"
+                                    " 'limits': {'login': {'rate': 5, 'periodMs': 60000, 'burst': 5}}");
+    assert_string_not_equal(v3->digest, shop->digest);
+
+    /* Taken back on purpose: the older schema is the newest version again. */
+    if (migrate(shop, true, &err))
+        fail_msg("taken back: %s", err.message);
+    snprintf(want, sizeof want, "1:%s,2:%s,3:%s", d1, d2, d1);
+    versions(v, sizeof v);
+    assert_string_equal(v, want);
+    if (migrate(shop, false, &err))
+        fail_msg("newest again: %s", err.message);
+    assert_int_equal(migrate(v2, false, &err), -TALLY_BAD_REQUEST);
+    assert_non_null(strstr(err.message, "version 2 of the database, which was migrated to version 3"));
+    tally_schema_free(same);
+    tally_schema_free(v2);
+    tally_schema_free(v3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -399,6 +481,7 @@ int main(void)
         T(test_migrate_unique),
         T(test_migrate_drop_unique),
         T(test_migrate_message_keeps_reason),
+        T(test_migrate_schema_versions),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

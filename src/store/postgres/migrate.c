@@ -83,7 +83,10 @@ static const char TABLES[] =
      * COMMIT whose answer was lost with the connection is looked up here
      * (connection.c), since a transaction id may be reused by a promoted standby. */
     "CREATE TABLE IF NOT EXISTS tally_batches (id bytea PRIMARY KEY, created_at bigint NOT NULL); "
-    "CREATE INDEX IF NOT EXISTS tally_batches_created ON tally_batches (created_at)";
+    "CREATE INDEX IF NOT EXISTS tally_batches_created ON tally_batches (created_at); "
+    /* Each schema the database was migrated to, by digest (store/migration.h). */
+    "CREATE TABLE IF NOT EXISTS tally_schema_versions (version bigint PRIMARY KEY, digest text NOT NULL, "
+    "migrated_at bigint NOT NULL)";
 
 static tally_value text(const char *s) { return tally_value_text(s, strlen(s)); }
 
@@ -270,6 +273,45 @@ static int drop_table(void *conn, const char *model, tally_error *err)
     return exec_sql(conn, &q, err);
 }
 
+/* The recorded schema versions (see migration.h). */
+static int read_versions(void *conn, const char *digest, int64_t *latest, int64_t *latest_at_ms, int64_t *mine,
+                         tally_error *err)
+{
+    tally_pg *st = conn;
+    tally_value v = text(digest);
+    PGresult *r;
+    tally_pg_diag d;
+    int rc = tally_pg_query(st, NULL,
+                            "SELECT coalesce((SELECT max(version) FROM tally_schema_versions), 0), "
+                            "coalesce((SELECT migrated_at FROM tally_schema_versions ORDER BY version DESC LIMIT 1), 0), "
+                            "coalesce((SELECT max(version) FROM tally_schema_versions WHERE digest = $1), 0)",
+                            &v, 1, &r, &d);
+    if (rc)
+        rc = tally_fail(err, TALLY_INTERNAL, NULL, "cannot read tally_schema_versions: %s", d.message);
+    else {
+        *latest = tally_pg_int(r, 0, 0);
+        *latest_at_ms = tally_pg_int(r, 0, 1);
+        *mine = tally_pg_int(r, 0, 2);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int record_version(void *conn, int64_t version, const char *digest, int64_t at_ms, tally_error *err)
+{
+    tally_pg *st = conn;
+    tally_value v[3] = {tally_value_int(version), text(digest), tally_value_int(at_ms)};
+    PGresult *r;
+    tally_pg_diag d;
+    int rc = tally_pg_query(st, NULL,
+                            "INSERT INTO tally_schema_versions (version, digest, migrated_at) VALUES ($1, $2, $3)", v,
+                            3, &r, &d);
+    if (rc)
+        rc = tally_fail(err, TALLY_INTERNAL, NULL, "cannot record the schema version: %s", d.message);
+    PQclear(r);
+    return rc;
+}
+
 static const tally_migration_ops PG_MIGRATION = {
     .table_exists = table_exists,
     .read_stored = read_stored,
@@ -283,6 +325,8 @@ static const tally_migration_ops PG_MIGRATION = {
     .drop_table = drop_table,
     .add_unique = add_unique,
     .drop_unique = drop_unique,
+    .read_versions = read_versions,
+    .record_version = record_version,
 };
 
 int tally_pg_migrate(tally_store *base, unsigned flags, tally_error *err)
@@ -302,7 +346,7 @@ int tally_pg_migrate(tally_store *base, unsigned flags, tally_error *err)
     if (rc == 0)
         rc = tally_pg_exec(st, FUNCTIONS, err);
     if (rc == 0)
-        rc = tally_migration_apply(&PG_MIGRATION, st, schema, flags & TALLY_MIGRATE_DESTRUCTIVE, err);
+        rc = tally_migration_apply(&PG_MIGRATION, st, schema, flags & TALLY_MIGRATE_DESTRUCTIVE, NULL, err);
     if (rc == 0 && !(flags & TALLY_MIGRATE_CHECK_ONLY))
         rc = tally_pg_exec(st, "COMMIT", err);
     else

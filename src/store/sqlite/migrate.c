@@ -212,6 +212,45 @@ static int drop_column(void *conn, const tally_model *m, const char *name, tally
     return exec_sql(st, &q, err);
 }
 
+/* The recorded schema versions (see migration.h). */
+static int read_versions(void *conn, const char *digest, int64_t *latest, int64_t *latest_at_ms, int64_t *mine,
+                         tally_error *err)
+{
+    tally_sqlite *st = conn;
+    sqlite3_stmt *stmt;
+    const char *sql = "SELECT (SELECT max(version) FROM tally_schema_versions), "
+                      "(SELECT migrated_at FROM tally_schema_versions ORDER BY version DESC LIMIT 1), "
+                      "(SELECT max(version) FROM tally_schema_versions WHERE digest = ?1)";
+    if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return tally_fail(err, TALLY_INTERNAL, NULL, "cannot read tally_schema_versions: %s", sqlite3_errmsg(st->db));
+    sqlite3_bind_text(stmt, 1, digest, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *latest = sqlite3_column_int64(stmt, 0);
+        *latest_at_ms = sqlite3_column_int64(stmt, 1);
+        *mine = sqlite3_column_int64(stmt, 2);
+    }
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW ? 0 : tally_fail(err, TALLY_INTERNAL, NULL, "cannot read tally_schema_versions: %s",
+                                            sqlite3_errstr(rc));
+}
+
+static int record_version(void *conn, int64_t version, const char *digest, int64_t at_ms, tally_error *err)
+{
+    tally_sqlite *st = conn;
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(st->db, "INSERT INTO tally_schema_versions (version, digest, migrated_at) VALUES (?1, ?2, ?3)",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return tally_fail(err, TALLY_INTERNAL, NULL, "cannot record the schema version: %s", sqlite3_errmsg(st->db));
+    sqlite3_bind_int64(stmt, 1, version);
+    sqlite3_bind_text(stmt, 2, digest, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 3, at_ms);
+    int rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? 0 : tally_fail(err, TALLY_INTERNAL, NULL, "cannot record the schema version: %s",
+                                             sqlite3_errstr(rc));
+}
+
 static const tally_migration_ops SQLITE_MIGRATION = {
     .table_exists = table_exists,
     .read_stored = read_stored,
@@ -225,6 +264,8 @@ static const tally_migration_ops SQLITE_MIGRATION = {
     .drop_table = drop_table,
     .add_unique = add_unique,
     .drop_unique = drop_unique,
+    .read_versions = read_versions,
+    .record_version = record_version,
 };
 
 int tally_sqlite_migrate(tally_store *base, unsigned flags, tally_error *err)
@@ -250,10 +291,12 @@ int tally_sqlite_migrate(tally_store *base, unsigned flags, tally_error *err)
                                "CREATE TABLE IF NOT EXISTS tally_idempotency (method TEXT NOT NULL, path TEXT NOT NULL, "
                                "key TEXT NOT NULL, hash BLOB NOT NULL, status INTEGER NOT NULL, body BLOB NOT NULL, "
                                "created_at INTEGER NOT NULL, PRIMARY KEY (method, path, key)) STRICT; "
-                               "CREATE INDEX IF NOT EXISTS tally_idempotency_created ON tally_idempotency (created_at)",
+                               "CREATE INDEX IF NOT EXISTS tally_idempotency_created ON tally_idempotency (created_at); "
+                               "CREATE TABLE IF NOT EXISTS tally_schema_versions (version INTEGER PRIMARY KEY, "
+                               "digest TEXT NOT NULL, migrated_at INTEGER NOT NULL) STRICT",
                                err);
     if (rc == 0)
-        rc = tally_migration_apply(&SQLITE_MIGRATION, st, st->schema, flags & TALLY_MIGRATE_DESTRUCTIVE, err);
+        rc = tally_migration_apply(&SQLITE_MIGRATION, st, st->schema, flags & TALLY_MIGRATE_DESTRUCTIVE, NULL, err);
     if (rc == 0 && !(flags & TALLY_MIGRATE_CHECK_ONLY))
         rc = tally_sqlite_exec(st, "COMMIT", err);
     else
