@@ -7,6 +7,7 @@
 #        spread  the same on /api/product/<id>, id uniform in 1..ROWS
 #        hot on 3 servers: two more Tally servers on the same database, one
 #                wrk each (17 connections, 51 in all), the answers summed
+#        lanes   spread again with the server restarted at --lanes 1, 2, 4, 8
 #   3. pgbench on the same PostgreSQL (database pgbench_bench), 50 clients:
 #        hot     UPDATE counters SET n = n + 1 WHERE id = 1 RETURNING n
 #        spread  the same with id uniform in 1..ROWS
@@ -15,8 +16,9 @@
 #
 # Environment:
 #   DURATION=5s       wrk's -d and pgbench's -T (10, 10s, 1m ...)
-#   ROWS=10000        rows of the spread workloads
-#   LANES=            Tally's --lanes (default: the server's, 4)
+#   ROWS=100000       rows of the spread workloads
+#   LANES=            Tally's --lanes for the first runs (default: the server's, 4)
+#   LANES_SWEEP="1 2 4 8"  the lanes of the sweep ("" to skip it)
 #   TALLY=build/tally the Tally binary (relative to the repository root)
 #   PG_BIN=...        the folder of pgbench/psql (default: the newest /usr/lib/postgresql/*/bin)
 #   BENCH_TMPDIR=...  where the temp dir (and the database cluster) goes (default
@@ -29,7 +31,8 @@ cd "$(dirname "$0")/.."
 source bench/lib.sh  # stop_pid, stop_server, free_port, wait_until, run_tool, show_log, parse_wrk, metric_sum, fail
 
 DURATION=${DURATION:-5s}
-ROWS=${ROWS:-10000}
+ROWS=${ROWS:-100000}
+LANES_SWEEP=${LANES_SWEEP-1 2 4 8}
 TALLY=${TALLY:-build/tally}
 THREADS=2
 CONNECTIONS=50
@@ -112,13 +115,12 @@ start_pg() {
 TALLY_PID=""
 TALLY_BASE=""
 TALLY_DIR=$WORK/tally
-start_tally() {
-  echo; echo "=== tally on PostgreSQL"
+serve_tally() {  # [lanes]: a server on tally_bench, its URL in TALLY_BASE
   local port
   mkdir -p "$TALLY_DIR"
   port=$(free_port); TALLY_BASE="http://127.0.0.1:$port"
   local lanes=()
-  [ -n "${LANES:-}" ] && lanes=(--lanes "$LANES")
+  [ -n "${1:-}" ] && lanes=(--lanes "$1")
   echo "\$ $TALLY serve --schema examples/shop.json --db $PG_URL/tally_bench --listen 127.0.0.1:$port ${lanes[*]}"
   "$TALLY" serve --schema examples/shop.json --db "$PG_URL/tally_bench" --listen "127.0.0.1:$port" "${lanes[@]}" \
     >"$TALLY_DIR/tally.log" 2>&1 &
@@ -129,6 +131,11 @@ start_tally() {
     return 1
   fi
   echo "tally on 127.0.0.1:$port"
+}
+
+start_tally() {
+  echo; echo "=== tally on PostgreSQL"
+  serve_tally "${LANES:-}" || return 1
   # The rows: product 1 over HTTP (its answer shows the shape), the rest
   # ($ROWS in all) in one INSERT … SELECT, then product $ROWS read back over HTTP.
   local out code body
@@ -253,6 +260,17 @@ bench_tally_three() {
   for pid in "${pids[@]}"; do stop_server "$pid"; done
 }
 
+# The spread again, the server restarted with each number of lanes.
+bench_lanes() {
+  local l
+  for l in $LANES_SWEEP; do
+    stop_server "$TALLY_PID"; TALLY_PID=""
+    echo; echo "=== lanes: the server restarted with --lanes $l"
+    serve_tally "$l" || return 0
+    bench_tally "tally-lanes-$l" "$ROWS"
+  done
+}
+
 # ---- pgbench ----
 setup_pgbench() {
   psql_q pgbench_bench "CREATE TABLE counters (id integer PRIMARY KEY, n bigint NOT NULL DEFAULT 0);
@@ -308,6 +326,7 @@ if start_tally; then
   bench_tally tally-hot 0
   bench_tally tally-spread "$ROWS"
   bench_tally_three
+  bench_lanes
 fi
 [ -z "$TALLY_PID" ] || stop_server "$TALLY_PID"
 setup_pgbench
@@ -326,9 +345,12 @@ describe() {
     tally-hot-3) echo "the hot row through 3 servers on one database" ;;
     pgbench-hot) echo "UPDATE … RETURNING, one row (autocommit)" ;;
     pgbench-spread) echo "UPDATE … RETURNING, random of $ROWS rows" ;;
+    tally-lanes-*) echo "the spread with --lanes ${1#tally-lanes-}" ;;
   esac
 }
-RUNS="tally-hot tally-spread tally-hot-3 pgbench-hot pgbench-spread"
+RUNS="tally-hot tally-spread tally-hot-3"
+for l in $LANES_SWEEP; do RUNS+=" tally-lanes-$l"; done
+RUNS+=" pgbench-hot pgbench-spread"
 for run in $RUNS; do
   if [ -n "${RPS[$run]:-}" ]; then
     printf '%-15s %-46s %11s %8s %8s %9s%s\n' "$run" "$(describe "$run")" "${RPS[$run]}" \
@@ -347,5 +369,6 @@ ratio() {  # a b
 echo "ratio tally/pgbench, hot row (requests/s): $(ratio tally-hot pgbench-hot)"
 echo "ratio tally/pgbench, spread (requests/s):  $(ratio tally-spread pgbench-spread)"
 echo "ratio tally on 3 servers/pgbench, hot row:  $(ratio tally-hot-3 pgbench-hot)"
+for l in $LANES_SWEEP; do echo "ratio tally --lanes $l/pgbench, spread:      $(ratio "tally-lanes-$l" pgbench-spread)"; done
 echo "raw output saved in $LOG"
 if ((FAILED)); then echo "bench: some checks failed (see FAIL lines above)"; exit 1; fi

@@ -37,7 +37,7 @@ typedef struct options {
     int max_txn_steps;
     long max_txn_ms;
     long idempotency_ttl_ms;
-    bool allow_destructive, relaxed;
+    bool allow_destructive, relaxed, portable;
 } options;
 
 static void usage(FILE *f)
@@ -73,7 +73,10 @@ static void usage(FILE *f)
             "  --lanes N              PostgreSQL: writer connections, each with its own group-commit batch; a\n"
             "                         request goes to the lane of the first key it touches (default 4)\n"
             "  --sessions N           PostgreSQL: interactive transactions open at once, each on its own\n"
-            "                         connection (default 16); a begin past them waits up to --queue-timeout\n");
+            "                         connection (default 16); a begin past them waits up to --queue-timeout\n"
+            "  --portable             PostgreSQL: only what PostgreSQL-compatible distributed engines share: a meta\n"
+            "                         row locked FOR UPDATE instead of advisory locks, no LISTEN/NOTIFY (lock\n"
+            "                         waiters on other servers are found by polling); see docs/distributed-engines.md\n");
 }
 
 static long parse_long(const char *flag, const char *s, long min, long max)
@@ -89,7 +92,7 @@ static long parse_long(const char *flag, const char *s, long min, long max)
 }
 
 enum { O_SCHEMA = 256, O_DATA, O_DB, O_FROM, O_TO, O_SESSIONS, O_LANES, O_LISTEN, O_MAX_BODY, O_QTIMEOUT, O_QMAX, O_BATCH, O_THREADS,
-       O_DESTRUCTIVE, O_RELAXED, O_MAX_TXN_STEPS, O_MAX_TXN_MS, O_IDEM_TTL, O_HELP };
+       O_DESTRUCTIVE, O_RELAXED, O_PORTABLE, O_MAX_TXN_STEPS, O_MAX_TXN_MS, O_IDEM_TTL, O_HELP };
 
 /* Sets the option c (a getopt value) from text v (NULL for a switch). */
 static int apply_option(options *o, int c, const char *v)
@@ -110,6 +113,7 @@ static int apply_option(options *o, int c, const char *v)
     case O_THREADS: o->threads = (int)parse_long("--threads", v, 1, 256); break;
     case O_DESTRUCTIVE: o->allow_destructive = true; break;
     case O_RELAXED: o->relaxed = true; break;
+    case O_PORTABLE: o->portable = true; break;
     case O_IDEM_TTL: o->idempotency_ttl_ms = parse_long("--idempotency-ttl-ms", v, 1000, 365L * 86400000); break;
     case O_MAX_TXN_MS: o->max_txn_ms = parse_long("--max-txn-ms", v, 1, 3600000); break;
     case O_MAX_TXN_STEPS: o->max_txn_steps = (int)parse_long("--max-txn-steps", v, 1, 100000); break;
@@ -129,6 +133,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"queue-timeout", required_argument, 0, O_QTIMEOUT}, {"queue-max", required_argument, 0, O_QMAX},
         {"batch-max", required_argument, 0, O_BATCH},     {"threads", required_argument, 0, O_THREADS},
         {"allow-destructive", no_argument, 0, O_DESTRUCTIVE}, {"durability-relaxed", no_argument, 0, O_RELAXED},
+        {"portable", no_argument, 0, O_PORTABLE},
         {"max-txn-steps", required_argument, 0, O_MAX_TXN_STEPS},
         {"max-txn-ms", required_argument, 0, O_MAX_TXN_MS},
         {"idempotency-ttl-ms", required_argument, 0, O_IDEM_TTL},
@@ -242,6 +247,7 @@ static tally_engine_options engine_options(const options *o, const char *db)
 {
     return (tally_engine_options){
         .db = db, .relaxed_durability = o->relaxed, .allow_destructive = o->allow_destructive,
+        .portable = o->portable,
         .writer = {.queue_max = (size_t)o->queue_max, .batch_max = (size_t)o->batch_max,
                    .queue_timeout_ms = (uint64_t)o->queue_timeout_ms,
                    .idempotency_ttl_ms = (uint64_t)o->idempotency_ttl_ms},

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exec/lock_hints.h"
 #include "exec/metrics.h"
 #include "exec/reader.h"
 #include "exec/route.h"
@@ -22,16 +23,34 @@ struct tally_engine {
     atomic_uint next_lane;          /* for requests with no key: the next lane in turn */
     tally_reader *reader;
     tally_session_pool *sessions;   /* NULL where sessions own the writer */
+    tally_lock_hints *hints;        /* NULL where the backend has none, or --portable */
 };
 
 struct tally_engine_local {
     tally_store *store; /* a read-only connection of a backend that reads in place */
 };
 
+/* A lane released lock `name` in a committed batch (its writer thread): tell the other servers. */
+static void released(void *ctx, const char *name, size_t len)
+{
+    tally_engine *e = ctx;
+    tally_lock_hints_released(e->hints, name, len);
+}
+
+/* The hints thread heard that `name` was released somewhere: its lane's first waiter tries now. */
+static void hinted(void *ctx, const char *name, size_t len)
+{
+    tally_engine *e = ctx;
+    tally_writer *w = e->lanes[e->nlanes == 1 ? 0 : tally_route_lock(name, len) % (uint64_t)e->nlanes];
+    if (w)
+        tally_writer_hint(w, name, len);
+}
+
 static int open_writer(const tally_schema *schema, const tally_engine_options *opt, tally_store **out,
                        tally_error *err)
 {
-    tally_store_options so = {.role = TALLY_STORE_WRITER, .relaxed_durability = opt->relaxed_durability};
+    tally_store_options so = {.role = TALLY_STORE_WRITER, .relaxed_durability = opt->relaxed_durability,
+                              .portable = opt->portable};
     if (tally_store_open(opt->db, schema, &so, out, err))
         return -(int)err->code;
     unsigned flags = (opt->allow_destructive ? TALLY_MIGRATE_DESTRUCTIVE : 0) | (opt->check_only ? TALLY_MIGRATE_CHECK_ONLY : 0);
@@ -65,8 +84,16 @@ int tally_engine_open(const tally_schema *schema, const tally_engine_options *op
     e->schema = schema;
     e->ops = tally_backend_for(opt->db, &target);
     e->db = strdup(opt->db);
-    e->store_opt = (tally_store_options){.relaxed_durability = opt->relaxed_durability};
+    e->store_opt = (tally_store_options){.relaxed_durability = opt->relaxed_durability, .portable = opt->portable};
     const tally_backend_caps *caps = &e->ops->caps;
+    /* Another server's lock releases reach this one's waiters as hints; its own go out after COMMIT. */
+    tally_writer_options wopt = opt->writer;
+    if (caps->cross_server_wakeups && !opt->portable && e->ops->hint_listen) {
+        if (tally_lock_hints_start(e->db, schema, &e->store_opt, hinted, e, &e->hints, err))
+            goto fail;
+        wopt.on_release = released;
+        wopt.release_ctx = e;
+    }
     /* One lane where the backend has one writer (SQLite); else --lanes, or the backend's default. */
     e->nlanes = caps->lanes <= 1 ? 1 : opt->lanes > 0 ? opt->lanes : caps->lanes;
     e->lanes = calloc((size_t)e->nlanes, sizeof *e->lanes);
@@ -78,10 +105,11 @@ int tally_engine_open(const tally_schema *schema, const tally_engine_options *op
         tally_engine_options lane_opt = *opt;
         int rc = i == 0 ? open_writer(schema, &lane_opt, &wstore, err)
                         : tally_store_open(e->db, schema, &(tally_store_options){.role = TALLY_STORE_WRITER,
-                                           .relaxed_durability = opt->relaxed_durability}, &wstore, err);
+                                           .relaxed_durability = opt->relaxed_durability, .portable = opt->portable},
+                                           &wstore, err);
         if (rc)
             goto fail;
-        if (tally_writer_start(wstore, &opt->writer, &e->lanes[i], err)) {
+        if (tally_writer_start(wstore, &wopt, &e->lanes[i], err)) {
             tally_store_close(wstore);
             goto fail;
         }
@@ -90,7 +118,8 @@ int tally_engine_open(const tally_schema *schema, const tally_engine_options *op
     tally_store *rstores[16];
     if (nreaders > 16)
         nreaders = 16;
-    tally_store_options ro = {.role = TALLY_STORE_READER, .relaxed_durability = opt->relaxed_durability};
+    tally_store_options ro = {.role = TALLY_STORE_READER, .relaxed_durability = opt->relaxed_durability,
+                              .portable = opt->portable};
     for (int i = 0; i < nreaders; i++)
         if (tally_store_open(e->db, schema, &ro, &rstores[i], err)) {
             while (i-- > 0)
@@ -192,7 +221,7 @@ char *tally_engine_metrics(tally_engine *e, size_t *len)
     tally_metrics_gauges g = {.backend = e->ops, .write_queue_depth = depth,
                               .read_queue_depth = tally_reader_queue_depth(e->reader),
                               .open_sessions = e->sessions ? tally_session_pool_busy(e->sessions) : 0,
-                              .lanes = lanes, .nlanes = e->nlanes};
+                              .lanes = lanes, .nlanes = e->nlanes, .hints = tally_lock_hints_get_stats(e->hints)};
     return tally_metrics_render(&g, len);
 }
 
@@ -204,6 +233,8 @@ void tally_engine_stop(tally_engine *e)
     tally_session_pool_stop(e->sessions);
     for (int i = 0; e->lanes && i < e->nlanes; i++)
         tally_writer_stop(e->lanes[i]);
+    tally_lock_hints_stop(e->hints); /* after the lanes: nothing is released any more */
+    e->hints = NULL;
     tally_reader_stop(e->reader);
 }
 

@@ -37,6 +37,7 @@ typedef struct tally_engine_options {
     /* The database: a SQLite file path or sqlite:PATH, or a postgresql:// URL (borrowed). */
     const char *db;
     bool relaxed_durability;  /* see tally_store_options */
+    bool portable;            /* see tally_store_options: no advisory locks, no LISTEN/NOTIFY */
     bool allow_destructive;   /* let the migration drop models and fields */
     bool check_only;          /* tally_engine_migrate: roll the migration back, only say whether it works */
     tally_writer_options writer;

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-
 tally_metrics tally_metrics_global;
 
 #define GET(name) ((unsigned long long)atomic_load_explicit(&tally_metrics_global.name, memory_order_relaxed))
@@ -54,6 +53,17 @@ char *tally_metrics_render(const tally_metrics_gauges *g, size_t *len)
                "# TYPE tally_lane_queue_depth gauge\n");
     for (int i = 0; i < g->nlanes; i++)
         fprintf(f, "tally_lane_queue_depth{lane=\"%d\"} %zu\n", i, g->lanes[i].queue_depth);
+    fprintf(f,
+            "# HELP tally_lock_hints_listening 1 while this server listens for other servers' lock releases.\n"
+            "# TYPE tally_lock_hints_listening gauge\ntally_lock_hints_listening %d\n"
+            "# HELP tally_lock_hints_sent_total Lock releases told to the other servers (after their COMMIT).\n"
+            "# TYPE tally_lock_hints_sent_total counter\ntally_lock_hints_sent_total %llu\n"
+            "# HELP tally_lock_hints_received_total Lock releases heard of (this server's own included).\n"
+            "# TYPE tally_lock_hints_received_total counter\ntally_lock_hints_received_total %llu\n"
+            "# HELP tally_lock_hint_wakeups_total Lock waiters that tried again at once on a hint.\n"
+            "# TYPE tally_lock_hint_wakeups_total counter\ntally_lock_hint_wakeups_total %llu\n",
+            g->hints.listening ? 1 : 0, (unsigned long long)g->hints.sent, (unsigned long long)g->hints.received,
+            GET(lock_hint_wakeups));
     if (g->backend->metrics)
         g->backend->metrics(f); /* the backend's own counters (SQLite: fsyncs seen by its VFS shim) */
     fclose(f);

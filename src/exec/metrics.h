@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "exec/lock_hints.h"
 #include "exec/writer.h"
 #include "store/backend.h"
 
@@ -23,6 +24,7 @@ typedef struct tally_metrics {
     atomic_uint_least64_t reads;
     atomic_uint_least64_t rejected;        /* refused unapplied: queue full or past --queue-timeout */
     atomic_uint_least64_t max_batch;
+    atomic_uint_least64_t lock_hint_wakeups; /* lock waiters woken early by another server's release hint */
 } tally_metrics;
 
 extern tally_metrics tally_metrics_global;
@@ -35,6 +37,7 @@ typedef struct tally_metrics_gauges {
     size_t write_queue_depth, read_queue_depth, open_sessions;
     const tally_writer_stats *lanes; /* one per writer lane */
     int nlanes;
+    tally_lock_hints_stats hints;    /* zero where the server has no hints (SQLite, --portable) */
 } tally_metrics_gauges;
 
 /* Prometheus text for every counter plus the gauges, per-lane counters and

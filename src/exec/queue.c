@@ -104,7 +104,7 @@ tally_job *tally_queue_pop_batch_until(tally_queue *q, size_t max, uint64_t dead
 {
     struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u), .tv_nsec = (long)(deadline_ns % 1000000000u)};
     pthread_mutex_lock(&q->mu);
-    while (!q->head && !q->closed) {
+    while (!q->head && !q->closed && !q->poked) {
         if (!deadline_ns)
             pthread_cond_wait(&q->cv, &q->mu);
         else if (tally_clock_ns() >= deadline_ns)
@@ -125,12 +125,21 @@ tally_job *tally_queue_pop_batch_until(tally_queue *q, size_t max, uint64_t dead
         last->next = NULL;
         q->depth -= n;
     }
-    bool open = !q->closed;
+    bool open = !q->closed, poked = q->poked;
+    q->poked = false;
     pthread_mutex_unlock(&q->mu);
     *count = n;
-    if (!n && open && deadline_ns)
-        *count = (size_t)-1; /* timed out, still open */
+    if (!n && open && (deadline_ns || poked))
+        *count = (size_t)-1; /* timed out (or poked), still open */
     return n ? first : NULL;
+}
+
+void tally_queue_poke(tally_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->poked = true;
+    pthread_mutex_unlock(&q->mu);
+    pthread_cond_signal(&q->cv);
 }
 
 tally_job *tally_queue_pop_until(tally_queue *q, uint64_t deadline_ns)

@@ -20,6 +20,7 @@ typedef struct tally_queue {
     tally_job *head, *tail;
     size_t depth, max;
     bool closed;
+    bool poked; /* tally_queue_poke: the consumer's next wait returns at once */
 } tally_queue;
 
 void tally_queue_init(tally_queue *q, size_t max);
@@ -36,6 +37,9 @@ tally_job *tally_queue_pop_batch_until(tally_queue *q, size_t max, uint64_t dead
 /* Takes the first job, waiting at most until deadline_ns (tally_clock_ns);
  * NULL if none came in time. */
 tally_job *tally_queue_pop_until(tally_queue *q, uint64_t deadline_ns);
+/* Wakes the consumer from tally_queue_pop_batch_until as if its deadline had
+ * come (NULL, *count (size_t)-1), for work that is not a job (a hint). */
+void tally_queue_poke(tally_queue *q);
 /* Refuses new jobs; the consumer still drains what is queued. */
 void tally_queue_close(tally_queue *q);
 size_t tally_queue_depth(tally_queue *q);

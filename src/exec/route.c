@@ -32,6 +32,15 @@ static bool mix_value(uint64_t *h, const tally_value *v)
     }
 }
 
+/* A last avalanche, so that nearby ids spread over few lanes evenly. */
+static uint64_t avalanche(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
 static uint64_t model_seed(const tally_step *s)
 {
     return mix(1469598103934665603ULL, s->model->name, strlen(s->model->name) + 1);
@@ -72,8 +81,8 @@ bool tally_route_key(const tally_plan *plan, uint64_t *hash)
     case TALLY_OP_LOCK_RENEW:
     case TALLY_OP_LOCK_RELEASE:
     case TALLY_OP_LOCK_CHECK:
-        h = mix(mix(1469598103934665603ULL, "lock", 5), s->name, s->name_len);
-        break;
+        *hash = tally_route_lock(s->name, s->name_len);
+        return true;
     case TALLY_OP_LIMIT:
         h = mix(mix(1469598103934665603ULL, "limit", 6), s->limit->name, strlen(s->limit->name) + 1);
         h = mix(h, s->name, s->name_len);
@@ -81,10 +90,11 @@ bool tally_route_key(const tally_plan *plan, uint64_t *hash)
     default: /* create, list, bulk changes by filter, the lock list */
         return false;
     }
-    /* A last avalanche, so that nearby ids spread over few lanes evenly. */
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    *hash = h;
+    *hash = avalanche(h);
     return true;
+}
+
+uint64_t tally_route_lock(const char *name, size_t len)
+{
+    return avalanche(mix(mix(1469598103934665603ULL, "lock", 5), name, len));
 }

@@ -16,11 +16,14 @@
 #define TALLY_EXEC_ROUTE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/plan.h"
 
 /* The hash of the first key the plan touches; false when it has none. */
 bool tally_route_key(const tally_plan *plan, uint64_t *hash);
+/* The hash a lock step on `name` routes by (a hint from another server goes to that lane). */
+uint64_t tally_route_lock(const char *name, size_t len);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/datetime.h"
 #include "exec/lock_waits.h"
 #include "exec/metrics.h"
@@ -32,6 +33,8 @@ struct tally_writer {
     bool stopped; /* touched only by the thread that starts and stops */
     atomic_uint_least64_t lane_batches, lane_writes; /* this lane's share of the global counters */
     tally_job *delayed;        /* writer thread only: jobs to run again at their retry_at_ns (lock waits) */
+    pthread_mutex_t hint_mu;   /* guards hinted */
+    tally_buf hinted;          /* lock names released elsewhere, each a 2-byte length then the bytes */
     /* The database as this lane last found it: down since a batch or a probe
      * failed to reach it, up again after a commit or a probe succeeds. */
     pthread_mutex_t health_mu;
@@ -225,8 +228,13 @@ static job_outcome run_job(tally_writer *w, tally_job *job)
  * waiters watch; a release lets the first waiter of its name run next. */
 static void note_lock_changes(tally_writer *w, const tally_job *job, tally_job **wake)
 {
-    if (job->rc != 0 || job->kind != TALLY_JOB_NORMAL || !job->plan || job->replayed || !tally_lock_waits_any(&w->waits))
+    if (job->rc != 0 || job->kind != TALLY_JOB_NORMAL || !job->plan || job->replayed)
         return; /* a replayed answer ran nothing */
+    for (int i = 0; w->opt.on_release && i < job->plan->nsteps; i++)
+        if (job->plan->steps[i].op == TALLY_OP_LOCK_RELEASE)
+            w->opt.on_release(w->opt.release_ctx, job->plan->steps[i].name, job->plan->steps[i].name_len);
+    if (!tally_lock_waits_any(&w->waits))
+        return;
     for (int i = 0; i < job->plan->nsteps; i++) {
         const tally_step *s = &job->plan->steps[i];
         if (s->op == TALLY_OP_LOCK_ACQUIRE || s->op == TALLY_OP_LOCK_RENEW) {
@@ -404,6 +412,45 @@ static void run_jobs(tally_writer *w, tally_job *list)
     }
 }
 
+/* Between batches: locks released on other servers (tally_writer_hint) let
+ * their first waiter here try again now rather than at its next poll. */
+static void take_hints(tally_writer *w)
+{
+    pthread_mutex_lock(&w->hint_mu);
+    tally_buf names = w->hinted;
+    tally_buf_init(&w->hinted);
+    pthread_mutex_unlock(&w->hint_mu);
+    tally_job *wake = NULL, **tail = &wake;
+    for (size_t at = 0; at + 2 <= names.len;) {
+        size_t len = (size_t)(unsigned char)names.s[at] << 8 | (unsigned char)names.s[at + 1];
+        tally_job *first = tally_lock_waits_released(&w->waits, names.s + at + 2, len);
+        if (first) {
+            TALLY_METRIC_ADD(lock_hint_wakeups, 1);
+            first->next = NULL;
+            *tail = first;
+            tail = &first->next;
+        }
+        at += 2 + len;
+    }
+    tally_buf_free(&names);
+    if (wake)
+        run_jobs(w, wake);
+}
+
+void tally_writer_hint(tally_writer *w, const char *name, size_t len)
+{
+    if (len > 0xffff)
+        return;
+    pthread_mutex_lock(&w->hint_mu);
+    bool first = w->hinted.len == 0;
+    char head[2] = {(char)(len >> 8), (char)(len & 0xff)};
+    tally_buf_addn(&w->hinted, head, 2);
+    tally_buf_addn(&w->hinted, name, len);
+    pthread_mutex_unlock(&w->hint_mu);
+    if (first)
+        tally_queue_poke(&w->queue);
+}
+
 /* Between batches, now and then: spent rate-limit rows and expired idempotency answers. */
 static void maybe_sweep(tally_writer *w)
 {
@@ -455,6 +502,7 @@ static void *writer_main(void *arg)
             break; /* closed and drained */
         if (batch)
             run_jobs(w, batch);
+        take_hints(w);
         due = tally_lock_waits_any(&w->waits) ? tend_waiters(w) : 0;
         if (tally_store_maintain(w->store))
             TALLY_METRIC_ADD(checkpoints, 1);
@@ -499,6 +547,8 @@ int tally_writer_start(tally_store *store, const tally_writer_options *opt, tall
     /* Another server's release of a lock is not seen here: its waiters try again every 250 ms. */
     w->waits.poll_ns = tally_store_caps(store)->shared ? 250u * 1000000u : 0;
     pthread_mutex_init(&w->health_mu, NULL);
+    pthread_mutex_init(&w->hint_mu, NULL);
+    tally_buf_init(&w->hinted);
     w->db_state.sync_standbys = -1;
     w->last_contact_ns = 0; /* probe at once: /health reports the standbys from the start */
     w->probe_every_ns = PROBE_IDLE_NS;
@@ -568,6 +618,8 @@ void tally_writer_free(tally_writer *w)
     tally_queue_destroy(&w->queue);
     tally_queue_destroy(&w->session_queue);
     tally_lock_waits_free(&w->waits);
+    tally_buf_free(&w->hinted);
+    pthread_mutex_destroy(&w->hint_mu);
     tally_store_close(w->store);
     free(w);
 }

@@ -33,6 +33,10 @@ typedef struct tally_writer_options {
     size_t batch_max;          /* jobs in one transaction */
     uint64_t queue_timeout_ms; /* a job waiting longer is refused unapplied */
     uint64_t idempotency_ttl_ms; /* how long stored answers are kept (default 24 h) */
+    /* Called on the writer thread after a batch commits, for each lock name it
+     * released (to tell other servers: exec/lock_hints.h); may be NULL. */
+    void (*on_release)(void *ctx, const char *name, size_t len);
+    void *release_ctx;
 } tally_writer_options;
 
 /* Starts the thread.  The store is handed over: the writer closes it on stop. */
@@ -41,6 +45,9 @@ int tally_writer_start(tally_store *store, const tally_writer_options *opt, tall
  * when the queue is full or the writer is stopping: the job stays the caller's. */
 int tally_writer_submit(tally_writer *w, tally_job *job);
 size_t tally_writer_queue_depth(tally_writer *w);
+/* Any thread: lock `name` was released elsewhere (a hint from another
+ * server); its first waiter here, if any, tries again at once. */
+void tally_writer_hint(tally_writer *w, const char *name, size_t len);
 
 /* One writer's (one lane's) counters, for /metrics. */
 typedef struct tally_writer_stats {

@@ -41,6 +41,7 @@ typedef enum tally_store_role {
     TALLY_STORE_WRITER,  /* read-write; runs migrations; owns checkpoints (SQLite) */
     TALLY_STORE_READER,  /* read-only: reads that never wait on the writer */
     TALLY_STORE_SESSION, /* read-write, for one interactive transaction at a time (PostgreSQL) */
+    TALLY_STORE_HINTS,   /* a side connection for wake-up hints between servers (hint_* below); never in a transaction */
 } tally_store_role;
 
 typedef struct tally_store_options {
@@ -51,6 +52,10 @@ typedef struct tally_store_options {
      * relaxed mode (SQLite synchronous=NORMAL; PostgreSQL synchronous_commit=
      * off), which may lose the last commits on a power cut or server crash. */
     bool relaxed_durability;
+    /* Only what PostgreSQL-compatible distributed engines share (PostgreSQL):
+     * a meta row locked FOR UPDATE instead of advisory locks, and no
+     * LISTEN/NOTIFY (hint_listen refuses; lock waiters only poll). */
+    bool portable;
 } tally_store_options;
 
 /* What a backend can do, so that exec/ decides by stating rather than by assuming. */
@@ -64,7 +69,7 @@ typedef struct tally_backend_caps {
     bool locks_what_it_reads;  /* get/find inside a transaction take row locks (FOR UPDATE) */
     bool shared;               /* other servers may write the same database: their commits and lock
                                   releases are not seen here (lock waiters poll) */
-    bool cross_server_wakeups; /* lock waiters may be woken by another server's release */
+    bool cross_server_wakeups; /* hint_* exist: another server's lock release can wake waiters here early */
 } tally_backend_caps;
 
 /* Flags of migrate. */
@@ -159,6 +164,25 @@ struct tally_backend_ops {
     /* Appends the backend's own Prometheus lines to f (SQLite: fsyncs
      * counted by its VFS shim).  Any thread; may be NULL. */
     void (*metrics)(FILE *f);
+
+    /*
+     * Wake-up hints between servers on one database (PostgreSQL LISTEN/NOTIFY;
+     * NULL where caps.cross_server_wakeups is false), on a connection opened
+     * with TALLY_STORE_HINTS and used by one thread.  A hint names a lock
+     * that was released; it may be lost (on reconnect, say) and is never
+     * needed for correctness: waiters poll as well.
+     *
+     * hint_listen subscribes and returns the connection's socket, to poll for
+     * input (>= 0), or -code (also when the store is portable).  hint_send
+     * tells every listening server (this one included) the names.  hint_take
+     * reads what has arrived without blocking and calls on(ctx, name, len)
+     * for each hint (name valid during the call); -code when the connection
+     * is lost, after which the store is only good for close.
+     */
+    int (*hint_listen)(tally_store *st, tally_error *err);
+    int (*hint_send)(tally_store *st, const char *const *names, const size_t *lens, int n, tally_error *err);
+    int (*hint_take)(tally_store *st, void (*on)(void *ctx, const char *name, size_t len), void *ctx,
+                     tally_error *err);
 };
 
 extern const tally_backend_ops tally_sqlite_backend;

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 
 import {
   BACKEND, startServer, stopAll, tempDir, dbUrl, expectError, expectStatus, parallel, sleep, listAll,
-  runTally, shopSchema, writeSchema, SHOP_SCHEMA,
+  runTally, shopSchema, writeSchema, SHOP_SCHEMA, metrics,
 } from './lib/server.mjs';
 import { RawConnection } from './lib/rawhttp.mjs';
 import { clients } from './lib/load.mjs';
@@ -397,37 +397,79 @@ test('4a. lock exclusion with waiters on every server: never two holders, no los
   }
 });
 
-test('4b. a waiter on one server is granted soon after a release on another, not at the end of the lease', pgOnly({ timeout: 90000 }), async () => {
+/**
+ * A lock handed from a holder on one server to a waiter on another, for each
+ * [holder, waiter] pair (the first on one server, as a baseline): asserts
+ * every waiter was granted the next fence well before the lease would have
+ * ended, so it was woken by the release, not by the lease's end.
+ */
+async function handoffs(m) {
   const name = 'handoff';
   const TTL = 5000;
+  const results = [];
+  const pairs = [[0, 0], [0, 1], [1, 2], [2, 0]];   // [holder's server, waiter's server]; the first is the same-server baseline
+  for (const [a, b] of pairs) {
+    const A = m.servers[a];
+    const B = m.servers[b];
+    const g = await A.api('POST', lockPath(name, 'acquire'), { ttlMs: TTL });
+    expectStatus(g, 200);
+    const waiting = B.api('POST', lockPath(name, 'acquire'), { ttlMs: TTL, waitMs: 10000 });
+    await sleep(100);                                  // the waiter is parked on server B
+    const rl = await A.api('POST', lockPath(name, 'release'), { token: g.body.token });
+    const releasedAt = Date.now();
+    expectStatus(rl, 200);
+    const remaining = Date.parse(g.body.expiresAt) - releasedAt;
+    const w = await waiting;
+    const delay = Date.now() - releasedAt;
+    results.push({ a, b, delay, remaining, status: w.status, fence: w.body?.fence, expect: g.body.fence + 1, text: w.text });
+    console.log(`# release on server ${a + 1}, waiter on server ${b + 1}: granted ${ms(delay)} after the release (${ms(remaining)} of the lease were left): ${w.status}`);
+    if (w.status === 200) expectStatus(await B.api('POST', lockPath(name, 'release'), { token: w.body.token }), 200);
+    else await sleep(TTL);                              // leave the lock free for the next pair
+  }
+  for (const r of results) {
+    assert.equal(r.status, 200, `the waiter on server ${r.b + 1} was not granted: ${r.text}`);
+    assert.equal(r.fence, r.expect, 'the next fence');
+    assert.ok(r.delay < r.remaining / 2,
+      `release on server ${r.a + 1}, waiter on server ${r.b + 1}: granted ${r.delay} ms after the release, with ${r.remaining} ms of the lease left — it waited for the lease, not for the release`);
+  }
+  return results.length * 2;                            // releases made: each holder's and each waiter's
+}
+
+const lockHintMetrics = async (servers) => Promise.all(servers.map(async (s) => {
+  const x = await metrics(s);
+  return { listening: x.tally_lock_hints_listening, sent: x.tally_lock_hints_sent_total, received: x.tally_lock_hints_received_total, wakeups: x.tally_lock_hint_wakeups_total };
+}));
+
+test('4b. a waiter on one server is granted soon after a release on another, not at the end of the lease; the release reaches it as a NOTIFY hint', pgOnly({ timeout: 90000 }), async () => {
   const m = await threeServers();
   try {
-    const results = [];
-    const pairs = [[0, 0], [0, 1], [1, 2], [2, 0]];   // [holder's server, waiter's server]; the first is the same-server baseline
-    for (const [a, b] of pairs) {
-      const A = m.servers[a];
-      const B = m.servers[b];
-      const g = await A.api('POST', lockPath(name, 'acquire'), { ttlMs: TTL });
-      expectStatus(g, 200);
-      const waiting = B.api('POST', lockPath(name, 'acquire'), { ttlMs: TTL, waitMs: 10000 });
-      await sleep(100);                                  // the waiter is parked on server B
-      const rl = await A.api('POST', lockPath(name, 'release'), { token: g.body.token });
-      const releasedAt = Date.now();
-      expectStatus(rl, 200);
-      const remaining = Date.parse(g.body.expiresAt) - releasedAt;
-      const w = await waiting;
-      const delay = Date.now() - releasedAt;
-      results.push({ a, b, delay, remaining, status: w.status, fence: w.body?.fence, expect: g.body.fence + 1, text: w.text });
-      console.log(`# release on server ${a + 1}, waiter on server ${b + 1}: granted ${ms(delay)} after the release (${ms(remaining)} of the lease were left): ${w.status}`);
-      if (w.status === 200) expectStatus(await B.api('POST', lockPath(name, 'release'), { token: w.body.token }), 200);
-      else await sleep(TTL);                              // leave the lock free for the next pair
+    const releases = await handoffs(m);
+    // every release was told to every server (after its COMMIT, from the side connection), and the waiters on
+    // other servers were woken by those hints rather than by their 250 ms poll
+    let seen;
+    for (const until = Date.now() + 5000; Date.now() < until; await sleep(50)) {
+      seen = await lockHintMetrics(m.servers);
+      if (seen.every((x) => x.received >= releases)) break;
     }
-    for (const r of results) {
-      assert.equal(r.status, 200, `the waiter on server ${r.b + 1} was not granted: ${r.text}`);
-      assert.equal(r.fence, r.expect, 'the next fence');
-      assert.ok(r.delay < r.remaining / 2,
-        `release on server ${r.a + 1}, waiter on server ${r.b + 1}: granted ${r.delay} ms after the release, with ${r.remaining} ms of the lease left — it waited for the lease, not for the release`);
-    }
+    console.log(`# hints per server: ${JSON.stringify(seen)}`);
+    assert.deepEqual(seen.map((x) => x.listening), [1, 1, 1], 'every server listens');
+    assert.equal(seen.reduce((n, x) => n + x.sent, 0), releases, 'one hint per release');
+    for (const x of seen) assert.ok(x.received >= releases, `a server heard ${x.received} of ${releases} releases`);
+    assert.ok(seen.reduce((n, x) => n + x.wakeups, 0) >= 1, 'no waiter was woken by a hint');
+  } finally {
+    await m.stop();
+  }
+});
+
+test('4c. --portable (no advisory locks, no LISTEN/NOTIFY): three servers start at once; waiters on other servers are granted by polling, long before the lease ends', pgOnly({ timeout: 120000 }), async () => {
+  const m = await threeServers({ together: true, args: ['--portable'], schema: shopWithLimits() });
+  try {
+    const c = await createOn(m.servers[0], 'customer', { name: 'portable', email: 'portable@example.com' });
+    for (const s of m.servers) expectStatus(await s.api('PATCH', `/api/customer/${c.id}`, { _atomics: { orderCount: { increment: 1 } } }), 200);
+    assert.equal((await getOn(m.servers[2], 'customer', c.id)).orderCount, 3);
+    await handoffs(m);
+    const seen = await lockHintMetrics(m.servers);
+    assert.deepEqual(seen, m.servers.map(() => ({ listening: 0, sent: 0, received: 0, wakeups: 0 })), 'no hints with --portable');
   } finally {
     await m.stop();
   }

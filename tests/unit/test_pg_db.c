@@ -15,7 +15,9 @@
  * transaction that sent nothing commits without a word, prepared statements
  * outlive a ROLLBACK, a connection cut with statements queued fails the
  * COMMIT and is made again (its prepared statements forgotten) at the next
- * begin; more statements than the cache holds are evicted and DEALLOCATEd. */
+ * begin; more statements than the cache holds are evicted and DEALLOCATEd;
+ * lock-release hints (LISTEN/NOTIFY) between connections and through the
+ * exec/lock_hints thread, none with portable. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,9 +25,12 @@
 #include <cmocka.h>
 
 #include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "exec/lock_hints.h"
 #include "exec/run.h"
 #include "sql_util.h"
 #include "store/backend.h"
@@ -527,13 +532,108 @@ static void test_idempotency_and_sweep(void **state)
     assert_int_equal(tally_store_idem_get(st, &k, &a, &err), 0);
 }
 
+/* What a listener heard, in order, as "name|name|…" (bytes as \xNN where not printable). */
+typedef struct heard {
+    pthread_mutex_t mu;
+    char text[512];
+    int n;
+} heard;
+
+static void hear(void *ctx, const char *name, size_t len)
+{
+    heard *h = ctx;
+    pthread_mutex_lock(&h->mu);
+    size_t at = strlen(h->text);
+    if (h->n++)
+        at += (size_t)snprintf(h->text + at, sizeof h->text - at, "|");
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        at += (size_t)snprintf(h->text + at, sizeof h->text - at, c >= 0x20 && c < 0x7f ? "%c" : "\\x%02x", c);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+static int heard_count(heard *h)
+{
+    pthread_mutex_lock(&h->mu);
+    int n = h->n;
+    pthread_mutex_unlock(&h->mu);
+    return n;
+}
+
+/* Lock-release hints: sent on one connection, heard on another (LISTEN/NOTIFY),
+ * names that are not UTF-8 kept byte for byte; the exec/lock_hints thread
+ * delivers what other connections send and sends what it is given; with
+ * portable, no listening at all. */
+static void test_hints(void **state)
+{
+    (void)state;
+    NEED_PG();
+    tally_store_options ho = {.role = TALLY_STORE_HINTS};
+    tally_store *listener, *sender;
+    tally_error err;
+    if (tally_store_open(url, schema, &ho, &listener, &err) || tally_store_open(url, schema, &ho, &sender, &err))
+        fail_msg("open: %s", err.message);
+    int fd = listener->ops->hint_listen(listener, &err);
+    assert_true(fd >= 0);
+    const char *names[] = {"job", "caf\xc3\xa9", "\xff\x01raw"};
+    const size_t lens[] = {3, 5, 5};
+    assert_int_equal(sender->ops->hint_send(sender, names, lens, 3, &err), 0);
+    heard h = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    for (int i = 0; i < 200 && h.n < 3; i++) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        poll(&p, 1, 10);
+        assert_int_equal(listener->ops->hint_take(listener, hear, &h, &err), 0);
+    }
+    assert_string_equal(h.text, "job|caf\\xc3\\xa9|\\xff\\x01raw");
+
+    /* The hints thread: hears the sender's names; what it is given reaches the listener. */
+    heard t = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tally_lock_hints *hints;
+    tally_store_options wo = {.role = TALLY_STORE_WRITER};
+    assert_int_equal(tally_lock_hints_start(url, schema, &wo, hear, &t, &hints, &err), 0);
+    for (int i = 0; i < 500 && !tally_lock_hints_get_stats(hints).listening; i++)
+        usleep(10000);
+    assert_true(tally_lock_hints_get_stats(hints).listening);
+    assert_int_equal(sender->ops->hint_send(sender, names, lens, 1, &err), 0);
+    tally_lock_hints_released(hints, "order-7", 7);
+    tally_lock_hints_released(hints, "order-7", 7); /* merged while waiting, or sent again: heard at least once */
+    for (int i = 0; i < 500 && heard_count(&t) < 2; i++)
+        usleep(10000);
+    pthread_mutex_lock(&t.mu);
+    bool got_job = strstr(t.text, "job") != NULL, got_order = strstr(t.text, "order-7") != NULL;
+    pthread_mutex_unlock(&t.mu);
+    assert_true(got_job);   /* another connection's release */
+    assert_true(got_order); /* its own, heard back like every server's */
+    assert_true(tally_lock_hints_get_stats(hints).sent >= 1);
+    tally_lock_hints_stop(hints);
+    h.n = 0;
+    h.text[0] = 0;
+    for (int i = 0; i < 200 && h.n < 1; i++) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        poll(&p, 1, 10);
+        assert_int_equal(listener->ops->hint_take(listener, hear, &h, &err), 0);
+    }
+    assert_non_null(strstr(h.text, "order-7")); /* the thread's send reached the other listener */
+    tally_store_close(listener);
+    tally_store_close(sender);
+
+    tally_store_options po = {.role = TALLY_STORE_HINTS, .portable = true};
+    tally_store *portable;
+    if (tally_store_open(url, schema, &po, &portable, &err))
+        fail_msg("open: %s", err.message);
+    assert_true(portable->ops->hint_listen(portable, &err) < 0);
+    assert_non_null(strstr(err.message, "--portable"));
+    tally_store_close(portable);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_refused),   cmocka_unit_test(test_records),
         cmocka_unit_test(test_bulk_upsert_links), cmocka_unit_test(test_locks_and_limits),
         cmocka_unit_test(test_transactions),   cmocka_unit_test(test_idempotency_and_sweep),
-        cmocka_unit_test(test_pipeline),
+        cmocka_unit_test(test_pipeline),       cmocka_unit_test(test_hints),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

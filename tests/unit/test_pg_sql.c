@@ -285,13 +285,13 @@ static void test_caps(void **state)
     assert_false(c->reads_in_place);
     assert_false(c->session_owns_writer);
     assert_true(c->locks_what_it_reads);
-    assert_false(c->cross_server_wakeups);
+    assert_true(c->cross_server_wakeups); /* lock releases reach other servers as LISTEN/NOTIFY hints */
     assert_string_equal(tally_postgres_backend.name, "postgresql");
     /* Every operation exec/ calls is there. */
     const tally_backend_ops *o = &tally_postgres_backend;
     assert_true(o->open && o->close && o->migrate && o->begin && o->commit && o->rollback && o->savepoint &&
                 o->release && o->rollback_to && o->in_transaction && o->run_step && o->idem_get && o->idem_put &&
-                o->sweep && o->clock_ms && o->probe);
+                o->sweep && o->clock_ms && o->probe && o->hint_listen && o->hint_send && o->hint_take);
 }
 
 int main(void)

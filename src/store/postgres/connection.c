@@ -468,6 +468,7 @@ static int pg_open(const char *target, const tally_schema *schema, const tally_s
     st->schema = schema;
     st->role = opt->role;
     st->relaxed = opt->relaxed_durability;
+    st->portable = opt->portable;
     tally_url_redact(target, st->where, sizeof st->where);
     /* Defaults first (the URL may override them), then what Tally needs. */
     const char *keys[] = {"fallback_application_name", "connect_timeout", "keepalives", "keepalives_idle",
@@ -746,12 +747,13 @@ static int run_one_step(tally_pg *st, tally_plan *plan, int i, tally_error *err)
  * a hot row's writes share one lane's batches, and other rows go on in the
  * others.  batch_max 64: more than 64 writing savepoints in one transaction
  * overflow PostgreSQL's per-backend subtransaction cache and slow every
- * session (DESIGN.md §4).  Shared: other servers may write the same database.
+ * session (DESIGN.md §4).  Shared: other servers may write the same database;
+ * their lock releases reach this one as hints (hints.c).
  */
 const tally_backend_ops tally_postgres_backend = {
     .name = "postgresql",
     .caps = {.lanes = 4, .batch_max = 64, .reads_in_place = false, .session_owns_writer = false,
-             .locks_what_it_reads = true, .shared = true, .cross_server_wakeups = false},
+             .locks_what_it_reads = true, .shared = true, .cross_server_wakeups = true},
     .open = pg_open,
     .close = pg_close,
     .migrate = tally_pg_migrate,
@@ -770,4 +772,7 @@ const tally_backend_ops tally_postgres_backend = {
     .probe = pg_probe,
     .maintain = NULL,
     .metrics = NULL,
+    .hint_listen = tally_pg_hint_listen,
+    .hint_send = tally_pg_hint_send,
+    .hint_take = tally_pg_hint_take,
 };

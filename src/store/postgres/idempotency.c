@@ -84,19 +84,29 @@ int tally_pg_idem_put(tally_store *base, const tally_idem_key *k, int status, co
 }
 
 /* Inside a transaction, between batches; one server at a time (an advisory
- * lock: a server that does not get it skips this sweep).  Bounded deletes
+ * lock, or with --portable the meta row 'sweep': a server that does not get
+ * it skips this sweep).  Bounded deletes
  * that skip rows a request holds, so a sweep never waits on the writers. */
 int tally_pg_sweep(tally_store *base, int64_t now_ms, int64_t idem_ttl_ms)
 {
     tally_pg *st = (tally_pg *)base;
-    tally_value key = tally_value_int(TALLY_PG_SWEEP_LOCK);
     PGresult *r;
-    if (tally_pg_query(st, NULL, "SELECT pg_try_advisory_xact_lock($1)", &key, 1, &r, NULL)) {
+    bool mine;
+    if (st->portable) { /* the meta row instead of an advisory lock (migrate.c) */
+        tally_error err;
+        int held = tally_pg_meta_lock(st, "sweep", false, &err);
+        if (held < 0)
+            return -1;
+        mine = held == 1;
+    } else {
+        tally_value key = tally_value_int(TALLY_PG_SWEEP_LOCK);
+        if (tally_pg_query(st, NULL, "SELECT pg_try_advisory_xact_lock($1)", &key, 1, &r, NULL)) {
+            PQclear(r);
+            return -1;
+        }
+        mine = tally_pg_int(r, 0, 0) != 0;
         PQclear(r);
-        return -1;
     }
-    bool mine = tally_pg_int(r, 0, 0) != 0;
-    PQclear(r);
     if (!mine)
         return 0;
     tally_value tat = tally_value_float((double)now_ms * 1000.0), old = tally_value_int(now_ms - idem_ttl_ms);

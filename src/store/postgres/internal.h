@@ -13,6 +13,7 @@
  *   locks.c        leases with fencing tokens
  *   limits.c       GCRA rate limits
  *   idempotency.c  stored answers for Idempotency-Key, and the sweep
+ *   hints.c        LISTEN/NOTIFY wake-up hints for lock waiters on other servers
  */
 #ifndef TALLY_STORE_POSTGRES_INTERNAL_H
 #define TALLY_STORE_POSTGRES_INTERNAL_H
@@ -33,7 +34,8 @@ enum {
 /* How long a writer lane waits for a row lock before it gives the request back to run later. */
 #define TALLY_PG_LOCK_TIMEOUT "100ms"
 
-/* Advisory lock keys: migrations (one server at a time), sweeps (likewise). */
+/* Advisory lock keys: migrations (one server at a time), sweeps (likewise).
+ * With --portable, rows 'migrate' and 'sweep' of tally_meta instead. */
 #define TALLY_PG_MIGRATE_LOCK 0x74616c6c796d6967LL /* "tallymig" */
 #define TALLY_PG_SWEEP_LOCK 0x74616c6c79737770LL   /* "tallyswp" */
 
@@ -43,6 +45,7 @@ typedef struct tally_pg {
     const tally_schema *schema; /* borrowed */
     tally_store_role role;
     bool relaxed;
+    bool portable;              /* no advisory locks, no LISTEN/NOTIFY (tally_store_options) */
     tally_pg_tx tx;             /* our transaction: what reached the server, what is queued for it */
     tally_pg_stmts stmts;       /* prepared statements of this connection */
     unsigned char batch_id[16]; /* a writer batch's id in tally_batches, written with its clock read */
@@ -119,6 +122,15 @@ int tally_pg_idem_get(tally_store *base, const tally_idem_key *k, tally_idem_ans
 int tally_pg_idem_put(tally_store *base, const tally_idem_key *k, int status, const char *body, size_t len,
                       int64_t now_ms, tally_error *err);
 int tally_pg_sweep(tally_store *base, int64_t now_ms, int64_t idem_ttl_ms);
+/* hints.c: the hint_* ops of backend.h. */
+int tally_pg_hint_listen(tally_store *base, tally_error *err);
+int tally_pg_hint_send(tally_store *base, const char *const *names, const size_t *lens, int n, tally_error *err);
+int tally_pg_hint_take(tally_store *base, void (*on)(void *ctx, const char *name, size_t len), void *ctx,
+                       tally_error *err);
+/* Portable mode's stand-in for an advisory lock (migrate.c): locks the row
+ * `name` of tally_meta FOR UPDATE, waiting (wait) or not; 1 when held, 0 when
+ * another transaction holds it (only without wait), or -code. */
+int tally_pg_meta_lock(tally_pg *st, const char *name, bool wait, tally_error *err);
 
 
 #endif

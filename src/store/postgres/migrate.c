@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store/migration.h"
 #include "store/postgres/internal.h"
@@ -329,17 +330,56 @@ static const tally_migration_ops PG_MIGRATION = {
     .record_version = record_version,
 };
 
+int tally_pg_meta_lock(tally_pg *st, const char *name, bool wait, tally_error *err)
+{
+    tally_value v = text(name);
+    PGresult *r;
+    tally_pg_diag d;
+    int rc = tally_pg_query(st, NULL,
+                            wait ? "SELECT name FROM tally_meta WHERE name = $1 FOR UPDATE"
+                                 : "SELECT name FROM tally_meta WHERE name = $1 FOR UPDATE SKIP LOCKED",
+                            &v, 1, &r, &d);
+    if (rc)
+        rc = tally_pg_fail(&d, "lock its meta row", err);
+    else
+        rc = PQntuples(r) == 1;
+    PQclear(r);
+    return rc;
+}
+
+/* Portable mode: the rows that stand in for advisory locks, made before the
+ * migration's transaction.  Servers starting at once may race on CREATE
+ * TABLE IF NOT EXISTS (one of them gets a unique violation on the catalog),
+ * so a failure is tried again: the table is there by then. */
+static int make_meta(tally_pg *st, tally_error *err)
+{
+    static const char sql[] = "CREATE TABLE IF NOT EXISTS tally_meta (name text COLLATE \"C\" PRIMARY KEY); "
+                              "INSERT INTO tally_meta (name) VALUES ('migrate'), ('sweep') ON CONFLICT DO NOTHING";
+    int rc = 0;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if ((rc = tally_pg_exec(st, sql, err)) == 0 || rc == -TALLY_UNAVAILABLE)
+            return rc;
+        struct timespec pause = {0, 20 * 1000000L * (attempt + 1)};
+        nanosleep(&pause, NULL);
+    }
+    return rc;
+}
+
 int tally_pg_migrate(tally_store *base, unsigned flags, tally_error *err)
 {
     tally_pg *st = (tally_pg *)base;
     const tally_schema *schema = st->schema;
     char lock[96];
     snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%lld)", (long long)TALLY_PG_MIGRATE_LOCK);
+    if (st->portable && make_meta(st, err))
+        return -(int)err->code;
     if (tally_pg_exec(st, "BEGIN", err))
         return -(int)err->code;
     /* Servers starting at once wait here for each other, however long a migration takes. */
     int rc = tally_pg_exec(st, "SET LOCAL lock_timeout = 0", err);
-    if (rc == 0)
+    if (rc == 0 && st->portable)
+        rc = tally_pg_meta_lock(st, "migrate", true, err) == 1 ? 0 : -(int)err->code;
+    else if (rc == 0)
         rc = tally_pg_exec(st, lock, err);
     if (rc == 0)
         rc = tally_pg_exec(st, TABLES, err);
