@@ -68,6 +68,8 @@ struct tally_job {
     int lock_waits;       /* times it waited past lock_timeout for a row another connection held */
     uint64_t retry_at_ns; /* a lock wait: not before this (monotonic ns) */
     tally_job *dups;      /* repeats of this job's idempotency key that wait for it */
+    int preset;           /* writer: 1 + the outcome already given to it with the run of increments it
+                             joined (exec/coalesce.h); 0: none */
     int retry_after_s;    /* a Retry-After header for the answer (0: none) */
 };
 

@@ -61,9 +61,11 @@ char *tally_metrics_render(const tally_metrics_gauges *g, size_t *len)
             "# HELP tally_lock_hints_received_total Lock releases heard of (this server's own included).\n"
             "# TYPE tally_lock_hints_received_total counter\ntally_lock_hints_received_total %llu\n"
             "# HELP tally_lock_hint_wakeups_total Lock waiters that tried again at once on a hint.\n"
-            "# TYPE tally_lock_hint_wakeups_total counter\ntally_lock_hint_wakeups_total %llu\n",
+            "# TYPE tally_lock_hint_wakeups_total counter\ntally_lock_hint_wakeups_total %llu\n"
+            "# HELP tally_coalesced_writes_total Writes applied together with adjacent increments of the same row, as one statement.\n"
+            "# TYPE tally_coalesced_writes_total counter\ntally_coalesced_writes_total %llu\n",
             g->hints.listening ? 1 : 0, (unsigned long long)g->hints.sent, (unsigned long long)g->hints.received,
-            GET(lock_hint_wakeups));
+            GET(lock_hint_wakeups), GET(coalesced_writes));
     if (g->backend->metrics)
         g->backend->metrics(f); /* the backend's own counters (SQLite: fsyncs seen by its VFS shim) */
     fclose(f);

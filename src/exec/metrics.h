@@ -25,6 +25,7 @@ typedef struct tally_metrics {
     atomic_uint_least64_t rejected;        /* refused unapplied: queue full or past --queue-timeout */
     atomic_uint_least64_t max_batch;
     atomic_uint_least64_t lock_hint_wakeups; /* lock waiters woken early by another server's release hint */
+    atomic_uint_least64_t coalesced_writes;  /* writes applied in a run of increments to one row (coalesce.h) */
 } tally_metrics;
 
 extern tally_metrics tally_metrics_global;

@@ -13,6 +13,7 @@
 
 #include "core/buf.h"
 #include "core/datetime.h"
+#include "exec/coalesce.h"
 #include "exec/lock_waits.h"
 #include "exec/metrics.h"
 #include "exec/queue.h"
@@ -224,6 +225,74 @@ static job_outcome run_job(tally_writer *w, tally_job *job)
     return tally_store_release(w->store, &err) ? JOB_BROKEN : JOB_DONE;
 }
 
+/* A queued write that waited past --queue-timeout is refused unapplied (not one run again or woken). */
+static bool past_deadline(const tally_job *job, uint64_t now_ns)
+{
+    return job->deadline_ns && now_ns > job->deadline_ns && !job->woken && !job->reruns;
+}
+
+/*
+ * Runs job, and with it the jobs after it (from `next` on) that may join its
+ * run of increments to one row (coalesce.h): one statement by their sum.
+ * Those are given their outcome as job->preset, to be placed as the batch
+ * loop reaches them.  A total the database refuses leaves each to run alone.
+ */
+static job_outcome run_first(tally_writer *w, tally_job *job, tally_job *next, uint64_t now_ns)
+{
+    tally_job *run[TALLY_COALESCE_MAX];
+    int n = 0;
+    if (tally_coalesce_eligible(job)) {
+        run[n++] = job;
+        for (tally_job *j = next; j && n < TALLY_COALESCE_MAX && !past_deadline(j, now_ns) &&
+                                  tally_coalesce_eligible(j) && tally_coalesce_joins(job, j);
+             j = j->next)
+            run[n++] = j;
+    }
+    tally_atomic saved[n > 1 ? job->plan->steps[0].natomics : 1];
+    if (n < 2 || !tally_coalesce_sum(run, n, saved))
+        return run_job(w, job);
+    for (int k = 1; k < n; k++)
+        run[k]->plan->now_ms = job->plan->now_ms;
+    tally_error err;
+    if (tally_store_savepoint(w->store, &err)) {
+        tally_coalesce_restore(job, saved);
+        job->rc = -(int)err.code;
+        job->err = err;
+        return JOB_BROKEN;
+    }
+    job->rc = tally_run_plan(w->store, job->plan, &job->err);
+    tally_coalesce_restore(job, saved);
+    if (job->rc != 0) {
+        if (!tally_store_in_transaction(w->store) || tally_store_rollback_to(w->store, &err) ||
+            tally_store_release(w->store, &err))
+            return JOB_BROKEN;
+        tally_rerun why = job->err.rerun;
+        if (may_run_again(job, why)) { /* the row was held elsewhere, or a conflict: the whole run later */
+            for (int k = 0; k < n; k++) {
+                count_rerun(run[k], why);
+                if (k > 0)
+                    run[k]->preset = 1 + JOB_AGAIN;
+            }
+            return JOB_AGAIN;
+        }
+        /* The total crossed a bound (or the record is gone): each alone, with its own verdict. */
+        job->rc = 0;
+        tally_error_clear(&job->err);
+        return run_job(w, job);
+    }
+    if (tally_store_release(w->store, &err))
+        return JOB_BROKEN;
+    tally_coalesce_spread(run, n);
+    for (int k = 0; k < n; k++) {
+        run[k]->rc = 0;
+        run[k]->render(run[k]);
+        if (k > 0)
+            run[k]->preset = 1 + JOB_DONE;
+    }
+    TALLY_METRIC_ADD(coalesced_writes, (uint64_t)n);
+    return JOB_DONE;
+}
+
 /* Lock changes of a committed batch: grants and renewals move the lease the
  * waiters watch; a release lets the first waiter of its name run next. */
 static void note_lock_changes(tally_writer *w, const tally_job *job, tally_job **wake)
@@ -268,14 +337,16 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
         next = job->next;
         job->next = NULL;
         if (broken) {
+            job->preset = 0;
             tally_job_fail(job, TALLY_UNAVAILABLE, "the database could not complete this batch; nothing was applied, retry");
-        } else if (job->deadline_ns && now_ns > job->deadline_ns && !job->woken && !job->reruns) {
+        } else if (!job->preset && past_deadline(job, now_ns)) {
             TALLY_METRIC_ADD(rejected, 1);
             tally_job_fail(job, TALLY_OVERLOADED,
                      "the write waited in the queue past --queue-timeout and was not applied; retry later");
         } else {
             job->plan->now_ms = now_ms;
-            job_outcome o = run_job(w, job);
+            job_outcome o = job->preset ? (job_outcome)(job->preset - 1) : run_first(w, job, next, now_ns);
+            job->preset = 0;
             if (o == JOB_PARKED) {
                 n--;
                 continue;
@@ -302,8 +373,9 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
         *done_tail = job;
         done_tail = &job->next;
     }
+    bool commit_failed = false;
     if (!broken && tally_store_commit(w->store, &err) != 0)
-        broken = true;
+        broken = commit_failed = true;
     tally_job *wake = NULL;
     if (broken && err.code == TALLY_UNAVAILABLE)
         note_health(w, &err); /* the database could not be reached or gave up: /health says so */
@@ -312,10 +384,13 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
     if (broken) {
         tally_store_rollback(w->store);
         TALLY_METRIC_ADD(failed_batches, 1);
-        /* Answers already rendered as applied must not go out: re-render as 503. */
+        /* Answers already rendered as applied must not go out: re-render as
+         * 503, in the store's words when COMMIT itself failed (a connection
+         * lost during COMMIT may leave the outcome unknown, and says so). */
         for (tally_job *job = done; job; job = job->next)
             if (job->rc == 0)
-                tally_job_fail(job, TALLY_UNAVAILABLE, "the database could not commit this batch; nothing was applied, retry");
+                tally_job_fail(job, TALLY_UNAVAILABLE, commit_failed && err.message[0] ? err.message
+                               : "the database could not commit this batch; nothing was applied, retry");
         applied = 0;
     } else {
         TALLY_METRIC_ADD(batches, 1);

@@ -3,7 +3,7 @@
 // next read.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileServer, expectStatus, expectError, parallel } from './lib/server.mjs';
+import { fileServer, expectStatus, expectError, parallel, metrics } from './lib/server.mjs';
 import { recordHelpers } from './lib/records.mjs';
 import { rawConnections } from './lib/rawhttp.mjs';
 
@@ -20,6 +20,7 @@ test('lost update: 50 clients x 200 increments on one field end at exactly 10000
   // one keep-alive connection per client (lean raw HTTP/1.1, so that all 50
   // really have a request at the server at once; fetch is CPU-bound here)
   const conns = await rawConnections(suite.srv, CLIENTS);
+  const before = await metrics(suite.srv);
   const perClient = await parallel(CLIENTS, async (k) => {
     const seen = [];
     for (let i = 0; i < EACH; i++) {
@@ -46,6 +47,12 @@ test('lost update: 50 clients x 200 increments on one field end at exactly 10000
   const g = await api('GET', `/api/customer/${c.id}`);
   expectStatus(g, 200);
   assert.equal(g.body.orderCount, CLIENTS * EACH);
+  // the increments that met in one batch were summed into one statement (and still answered one by one)
+  const after = await metrics(suite.srv);
+  const coalesced = after.tally_coalesced_writes_total - before.tally_coalesced_writes_total;
+  const batches = after.tally_batches_total - before.tally_batches_total;
+  console.log(`# ${CLIENTS * EACH} increments in ${batches} batches, ${coalesced} of them applied in runs summed into one statement`);
+  assert.ok(coalesced > 0, 'no increments were summed: 50 clients on one row should meet in batches');
 });
 
 test('invariant under contention: stock 100, min 0, 300 concurrent decrements: exactly 100 succeed', async () => {

@@ -392,6 +392,81 @@ static void test_failing_job_in_batch(void **state)
     tally_writer_free(w);
 }
 
+/* Adjacent increments of one row in one batch are one statement by their sum
+ * (exec/coalesce.h), each answered with the record after its own change; a
+ * run whose total crosses a bound falls back to one by one, each with its own
+ * verdict; another row, a guard or another direction ends a run. */
+static void test_coalesced_increments(void **state)
+{
+    (void)state;
+    tally_writer *w = start_writer(shop, 0, 0);
+    answer a = run(w, plan_create(shop, "product", "{'sku': 'P', 'stock': 0}"));
+    expect_record(&a, 201);
+    answer_free(&a);
+    a = run(w, plan_create(shop, "customer", "{'name': 'C'}"));
+    expect_record(&a, 201);
+    answer_free(&a);
+
+    gate_close(w);
+    uint64_t batches0 = atomic_load(&tally_metrics_global.batches);
+    uint64_t coalesced0 = atomic_load(&tally_metrics_global.coalesced_writes);
+    enum { N = 19 };
+    tally_plan *plans[N];
+    char body[128];
+    for (int i = 0; i < 10; i++) { /* 0..9: +1, +2, … +10: one run, stock 55 */
+        snprintf(body, sizeof body, "{'_atomics': {'stock': {'increment': %d}}}", i + 1);
+        plans[i] = plan_update(shop, "product", 1, body);
+    }
+    plans[10] = plan_update(shop, "customer", 1, "{'_atomics': {'orderCount': {'increment': 1}}}");
+    for (int i = 11; i < 14; i++) /* -20 three times: the total (-60) crosses min 0; alone: 35, 15, refused */
+        plans[i] = plan_update(shop, "product", 1, "{'_atomics': {'stock': {'decrement': 20}}}");
+    plans[14] = plan_update(shop, "product", 1, "{'_atomics': {'stock': {'increment': -5}}}"); /* 10 */
+    plans[15] = plan_update(shop, "product", 1, "{'_atomics': {'stock': {'decrement': 1}}}");  /* 9: joins 14 */
+    plans[16] = plan_update(shop, "product", 1, "{'_atomics': {'stock': {'increment': 4}}}");  /* 13: new run */
+    plans[17] = plan_update(shop, "product", 1, "{'_where': {'stock': {'greaterThanOrEqual': 0}}, '_atomics': {'stock': {'increment': 1}}}"); /* 14 */
+    plans[18] = plan_update(shop, "product", 1, "{'_atomics': {'stock': {'increment': 1}}}"); /* 15 */
+    ticket t[N];
+    tally_job *jobs[N];
+    for (int i = 0; i < N; i++) {
+        ticket_init(&t[i]);
+        jobs[i] = new_job(plans[i], &t[i]);
+        assert_int_equal(tally_writer_submit(w, jobs[i]), 0);
+    }
+    gate_open();
+    for (int i = 0; i < N; i++)
+        wait_ticket(&t[i]);
+    assert_int_equal(atomic_load(&tally_metrics_global.batches) - batches0, 1);
+    /* the ten, the pair 14+15, 16 alone (17 is guarded), 18 alone */
+    assert_int_equal(atomic_load(&tally_metrics_global.coalesced_writes) - coalesced0, 12);
+    answer ans[N];
+    for (int i = 0; i < N; i++) {
+        ans[i] = take_answer(jobs[i]);
+        ticket_destroy(&t[i]);
+    }
+    const char *updated = NULL;
+    for (int i = 0; i < 10; i++) {
+        json_t *r = expect_record(&ans[i], 200);
+        assert_int_equal(int_of(r, "stock"), (i + 1) * (i + 2) / 2);
+        assert_string_equal(str_of(r, "sku"), "P");
+        if (!updated)
+            updated = str_of(r, "updatedAt");
+        assert_string_equal(str_of(r, "updatedAt"), updated); /* one batch, one clock */
+    }
+    assert_int_equal(int_of(expect_record(&ans[10], 200), "orderCount"), 1);
+    assert_int_equal(int_of(expect_record(&ans[11], 200), "stock"), 35);
+    assert_int_equal(int_of(expect_record(&ans[12], 200), "stock"), 15);
+    expect_error(&ans[13], 422, "INVARIANT", "_atomics.stock", NULL);
+    int want[] = {10, 9, 13, 14, 15};
+    for (int i = 14; i < N; i++)
+        assert_int_equal(int_of(expect_record(&ans[i], 200), "stock"), want[i - 14]);
+    for (int i = 0; i < N; i++)
+        answer_free(&ans[i]);
+    assert_int_equal(stored_int(shop, "product", 1, "stock"), 15);
+    assert_int_equal(stored_int(shop, "customer", 1, "orderCount"), 1);
+    tally_writer_stop(w);
+    tally_writer_free(w);
+}
+
 static void test_batch_the_database_refuses(void **state)
 {
     (void)state;
@@ -638,6 +713,7 @@ int main(void)
         T(test_nested_error_path),
         T(test_concurrent_increments),
         T(test_failing_job_in_batch),
+        T(test_coalesced_increments),
         T(test_batch_the_database_refuses),
         T(test_queue_full),
         T(test_queue_timeout),

@@ -234,7 +234,17 @@ static int step_fixed(tally_sqlite *st, sqlite3_stmt *stmt, tally_error *err)
 }
 
 static int sqlite_begin(tally_store *st, tally_error *err) { return step_fixed(tally_sqlite_of(st), tally_sqlite_of(st)->begin, err); }
-static int sqlite_commit(tally_store *st, tally_error *err) { return step_fixed(tally_sqlite_of(st), tally_sqlite_of(st)->commit, err); }
+/* A failed COMMIT has rolled the transaction back: nothing of it was applied. */
+static int sqlite_commit(tally_store *st, tally_error *err)
+{
+    int rc = sqlite3_step(tally_sqlite_of(st)->commit);
+    sqlite3_reset(tally_sqlite_of(st)->commit);
+    if (rc == SQLITE_DONE)
+        return 0;
+    return tally_fail(err, TALLY_UNAVAILABLE, NULL, "%s; nothing was applied, retry",
+                      (rc & 0xff) == SQLITE_FULL ? "the disk holding the data folder is full, so this batch could not be committed"
+                                        : "the data folder could not be written, so this batch could not be committed");
+}
 static int sqlite_savepoint(tally_store *st, tally_error *err) { return step_fixed(tally_sqlite_of(st), tally_sqlite_of(st)->savepoint, err); }
 static int sqlite_release(tally_store *st, tally_error *err) { return step_fixed(tally_sqlite_of(st), tally_sqlite_of(st)->release, err); }
 static int sqlite_rollback_to(tally_store *st, tally_error *err) { return step_fixed(tally_sqlite_of(st), tally_sqlite_of(st)->rollback_to, err); }
