@@ -57,6 +57,10 @@ typedef struct tally_migration_ops {
     /* The unique index of field `field` (key < 0) or of compound key `key`, if missing. */
     int (*add_unique)(void *conn, const tally_model *m, int field, int key, tally_error *err);
     int (*drop_unique)(void *conn, const tally_model *m, int field, tally_error *err);
+    /* Before add_unique: a value the stored rows share (tally_sql_duplicate_query), as text into
+     * out ("a@b.c", or "a, 5" for a compound key) and how many rows hold it.  1 found, 0 none, or -code. */
+    int (*find_duplicate)(void *conn, const tally_model *m, int field, int key, char *out, size_t cap,
+                          long long *rows, tally_error *err);
 } tally_migration_ops;
 
 /* " DEFAULT <value>" for ALTER TABLE ADD COLUMN, so existing rows get the
