@@ -66,7 +66,7 @@ static void usage(FILE *f)
             "  --tls-key FILE         the certificate's PEM private key (unencrypted)\n"
             "  --max-connections N    connections open at once (default 1024); past it a request is answered 503\n"
             "                         OVERLOADED and its connection closed\n"
-            "  --max-header-size BYTES  a request's line and headers (default 16384, at most 262144); larger: 431\n"
+            "  --max-header-size BYTES  a request's line and headers (default 65536, at most 262144); larger: 431\n"
             "  --request-timeout MS   a client's time to send a request's headers and body, to finish the TLS\n"
             "                         handshake, or to stay idle between requests; then the connection is closed\n"
             "                         and a slow request logged (default 10000)\n"
@@ -448,7 +448,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     options o = {.max_body = 1 << 20, .queue_timeout_ms = 5000, .queue_max = 10000, .batch_max = 256,
                  .max_txn_steps = 1000, .max_txn_ms = 5000, .idempotency_ttl_ms = 86400000,
-                 .max_connections = 1024, .max_header_size = 16384, .request_timeout_ms = 10000};
+                 .max_connections = 1024, .max_header_size = 65536, .request_timeout_ms = 10000};
     if (strcmp(cmd, "check-schema") == 0)
         return cmd_check_schema(argc, argv, &o);
     if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 && strcmp(cmd, "copy") != 0) {

@@ -1,7 +1,7 @@
 // Robustness: seeded, generated bad input for every call (DESIGN.md §3).
 //
 // The rule checked: bad input gets a clear JSON error — a status in
-// {200,201,400,404,405,409,413,422,429,503} and, for errors,
+// {200,201,400,404,405,409,413,422,426,429,431,503} and, for errors,
 // {"error": {"code", "message"}} with a code of the documented table (the
 // code's own status) — never a 5xx other than 503, never a dropped
 // connection; it changes nothing; the server stays up (GET /health 200 after
