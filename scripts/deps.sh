@@ -9,7 +9,8 @@ need_build=(libh2o-dev libuv1-dev libwslay-dev libssl-dev libjansson-dev libsqli
             libpq-dev libcmocka-dev meson ninja-build pkg-config gcc make)
 # postgresql-15: the server (it brings postgresql-client-15) for the throwaway
 # cluster that scripts/pg.sh starts for the PostgreSQL runs of the tests.
-need_test=(nodejs npm strace postgresql-15)
+# openssl: tests/e2e/net.test.mjs makes its TLS certificate; curl: its --http2 check.
+need_test=(nodejs npm strace postgresql-15 openssl curl)
 need_bench=(wrk redis-server redis-tools nginx-light curl)
 
 want=("${need_build[@]}")

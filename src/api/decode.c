@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/filter.h"
+#include "api/json_in.h"
 #include "core/datetime.h"
 
 /* path.name, or name itself at the top level: always a copy in the plan's
@@ -26,7 +27,7 @@ static const char *json_kind(json_t *v)
     case JSON_ARRAY: return "a list";
     case JSON_STRING: return "a string";
     case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a non-integer number";
+    case JSON_REAL: return tally_json_is_huge_integer(v) ? "a whole number past the 64-bit range" : "a non-integer number";
     case JSON_TRUE:
     case JSON_FALSE: return "a boolean";
     default: return "null";
@@ -38,6 +39,13 @@ static int bad_type(tally_error *err, const char *path, const tally_field *f, js
     const char *type = tally_type_name(f->type);
     return tally_fail(err, TALLY_VALIDATION, path, "%s is %s %s field and takes %s, not %s", f->name,
                       strchr("aeiou", type[0]) ? "an" : "a", type, expected, json_kind(v));
+}
+
+/* An integer literal past 64 bits (read as a double, see json_in.h) where an integer field's value goes. */
+static int huge_integer(tally_error *err, const char *path, const char *field)
+{
+    return tally_fail(err, TALLY_OVERFLOW, path, "%s is an integer field: the number given does not fit a signed "
+                      "64-bit integer (from -9223372036854775808 to 9223372036854775807)", field);
 }
 
 static bool is_numeric_type(tally_type t)
@@ -142,6 +150,8 @@ static int decode_value(tally_plan *plan, const tally_field *f, json_t *v, const
     }
     switch (f->type) {
     case TALLY_TYPE_INTEGER:
+        if (tally_json_is_huge_integer(v))
+            return huge_integer(err, path, f->name);
         if (!json_is_integer(v))
             return bad_type(err, path, f, v, "a whole number");
         *out = tally_value_int(json_integer_value(v));
@@ -346,6 +356,8 @@ static int decode_atomic_op(tally_plan *plan, const tally_field *f, json_t *op, 
         out->amount = tally_value_int(1);
     else if (json_is_integer(amount))
         out->amount = tally_value_int(json_integer_value(amount));
+    else if (f->type == TALLY_TYPE_INTEGER && tally_json_is_huge_integer(amount))
+        return huge_integer(err, path, f->name);
     else if (json_is_real(amount) && f->type == TALLY_TYPE_FLOAT)
         out->amount = tally_value_float(json_real_value(amount));
     else

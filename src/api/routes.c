@@ -11,6 +11,7 @@
 
 #include "api/api.h"
 #include "api/decode.h"
+#include "api/json_in.h"
 #include "api/filter.h"
 #include "api/locks.h"
 #include "api/transaction.h"
@@ -145,33 +146,6 @@ static int submit(route_ctx *c, tally_plan *plan)
                     "the server's queue is full or it is shutting down; nothing was applied, retry later");
 }
 
-/* Writes the dotted path of the first number in j beyond the int64 range into path; returns whether found. */
-static bool find_huge_number(json_t *j, char *path, size_t cap)
-{
-    size_t len = strlen(path);
-    if (json_is_real(j))
-        return json_real_value(j) >= 9223372036854775807.0 || json_real_value(j) <= -9223372036854775808.0;
-    if (json_is_object(j)) {
-        const char *key;
-        json_t *v;
-        json_object_foreach(j, key, v) {
-            snprintf(path + len, cap - len, "%s%s", len ? "." : "", key);
-            if (find_huge_number(v, path, cap))
-                return true;
-        }
-    } else if (json_is_array(j)) {
-        size_t i;
-        json_t *v;
-        json_array_foreach(j, i, v) {
-            snprintf(path + len, cap - len, "[%zu]", i);
-            if (find_huge_number(v, path, cap))
-                return true;
-        }
-    }
-    path[len] = '\0';
-    return false;
-}
-
 /* Submits a plan whose decoder returned `step` (its answer step), or answers the decoder's error. */
 static int submit_decoded(route_ctx *c, tally_plan *plan, int step, tally_error *err)
 {
@@ -189,22 +163,7 @@ static json_t *parse_body(route_ctx *c, tally_error *err)
         tally_fail(err, TALLY_BAD_REQUEST, NULL, "the request needs a JSON object body");
         return NULL;
     }
-    json_error_t jerr;
-    json_t *body = json_loadb(c->req->body, c->req->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!body && strstr(jerr.text, "too big")) {
-        /* Valid JSON, but a number cannot be a 64-bit integer.  jansson says
-         * where in the text; parse again with integers as doubles to name the field. */
-        char path[256] = "";
-        json_t *again = json_loadb(c->req->body, c->req->body_len, JSON_DECODE_INT_AS_REAL, NULL);
-        find_huge_number(again, path, sizeof path);
-        json_decref(again);
-        tally_fail(err, TALLY_OVERFLOW, path[0] ? path : NULL,
-                   "%s%sdoes not fit a signed 64-bit integer: integers are from -9223372036854775808 to "
-                   "9223372036854775807", path[0] ? path : "a number in the body", path[0] ? " " : " ");
-    } else if (!body)
-        tally_fail(err, TALLY_BAD_REQUEST, NULL, "the body is not valid JSON: %s (line %d, column %d)", jerr.text,
-                   jerr.line, jerr.column);
-    return body;
+    return tally_json_parse(c->req->body, c->req->body_len, "the body", "", TALLY_JSON_DOCUMENT, err);
 }
 
 /* ---- handlers ------------------------------------------------------------------ */
@@ -305,11 +264,9 @@ static int handle_list(route_ctx *c, const tally_model *m)
                 rc = tally_fail(&err, TALLY_BAD_REQUEST, "after",
                                 "after must be the \"next\" cursor of an earlier page, unchanged");
         } else { /* filter, sort: JSON */
-            json_error_t jerr;
-            params[k] = json_loadb(val, (size_t)vlen, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+            params[k] = tally_json_parse(val, (size_t)vlen, key, key, TALLY_JSON_ANY, &err);
             if (!params[k])
-                rc = tally_fail(&err, TALLY_BAD_REQUEST, key, "%s is not valid JSON: %s (column %d)", key, jerr.text,
-                                jerr.column);
+                rc = -(int)err.code;
         }
     }
     free(val);

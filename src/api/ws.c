@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "api/decode.h"
+#include "api/json_in.h"
 #include "api/render.h"
 #include "api/transaction.h"
 #include "core/buf.h"
@@ -261,8 +262,8 @@ static void op_end(tally_ws *ws, const char *echo, tally_job_kind kind)
 void tally_ws_message(tally_ws *ws, const char *text, size_t len)
 {
     tally_error err;
-    json_error_t jerr;
-    json_t *msg = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    tally_error perr;
+    json_t *msg = tally_json_parse(text, len, "the message", "", TALLY_JSON_ANY, &perr);
     json_t *id = json_is_object(msg) ? json_object_get(msg, "id") : NULL;
     char *echo = json_dumps(id ? id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
     json_t *op = json_object_get(msg, "op");
@@ -273,9 +274,11 @@ void tally_ws_message(tally_ws *ws, const char *text, size_t len)
         tally_fail(&err, TALLY_PAYLOAD_TOO_LARGE, NULL,
                    "the message is %zu bytes; this server accepts at most %zu (--max-body)", len, ws->api->max_body);
         send_error(ws, echo, &err, false);
+    } else if (!msg) {
+        send_error(ws, echo, &perr, false);
     } else if (!json_is_object(msg)) {
-        tally_fail(&err, TALLY_BAD_REQUEST, NULL, "a message is a JSON object {\"id\", \"op\", ...}%s%s",
-                   msg ? "" : ": ", msg ? "" : jerr.text);
+        tally_fail(&err, TALLY_BAD_REQUEST, NULL, "a message is a JSON object {\"id\", \"op\", ...}, not %s",
+                   json_is_array(msg) ? "a list" : "a single value");
         send_error(ws, echo, &err, false);
     } else if (unknown) {
         tally_fail(&err, TALLY_BAD_REQUEST, unknown, "a message takes id, op, step and timeoutMs, not '%s'", unknown);

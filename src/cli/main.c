@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,8 +31,10 @@
 #include "store/copy.h"
 
 typedef struct options {
-    const char *schema, *data, *db, *listen, *from, *to;
-    size_t max_body;
+    const char *schema, *data, *db, *listen, *from, *to, *tls_cert, *tls_key;
+    size_t max_body, max_header_size;
+    int max_connections;
+    long request_timeout_ms;
     long queue_timeout_ms, queue_max, batch_max;
     int threads, sessions, lanes;
     int max_txn_steps;
@@ -58,6 +61,15 @@ static void usage(FILE *f)
             "                         postgresql://USER[:PASSWORD]@HOST:PORT/DB, shared by any number of servers\n"
             "  --listen HOST:PORT     address to serve HTTP on (default 127.0.0.1:8080; port 0 picks a free one)\n"
             "  --max-body BYTES       largest request body (default 1048576); larger ones get 413\n"
+            "  --tls-cert FILE        serve HTTPS (HTTP/2 by ALPN, HTTP/1.1 otherwise) with this PEM certificate\n"
+            "                         (chain); needs --tls-key\n"
+            "  --tls-key FILE         the certificate's PEM private key (unencrypted)\n"
+            "  --max-connections N    connections open at once (default 1024); past it a request is answered 503\n"
+            "                         OVERLOADED and its connection closed\n"
+            "  --max-header-size BYTES  a request's line and headers (default 65536, at most 262144); larger: 431\n"
+            "  --request-timeout MS   a client's time to send a request's headers and body, to finish the TLS\n"
+            "                         handshake, or to stay idle between requests; then the connection is closed\n"
+            "                         and a slow request logged (default 10000)\n"
             "  --queue-timeout MS     a write waiting longer for the writer gets 503, unapplied (default 5000)\n"
             "  --queue-max N          writes that may wait for the writer before new ones get 503 (default 10000)\n"
             "  --batch-max N          writes committed together at most (default 256)\n"
@@ -92,7 +104,8 @@ static long parse_long(const char *flag, const char *s, long min, long max)
 }
 
 enum { O_SCHEMA = 256, O_DATA, O_DB, O_FROM, O_TO, O_SESSIONS, O_LANES, O_LISTEN, O_MAX_BODY, O_QTIMEOUT, O_QMAX, O_BATCH, O_THREADS,
-       O_DESTRUCTIVE, O_RELAXED, O_PORTABLE, O_MAX_TXN_STEPS, O_MAX_TXN_MS, O_IDEM_TTL, O_HELP };
+       O_DESTRUCTIVE, O_RELAXED, O_PORTABLE, O_MAX_TXN_STEPS, O_MAX_TXN_MS, O_IDEM_TTL, O_TLS_CERT, O_TLS_KEY,
+       O_MAX_CONN, O_MAX_HEADER, O_REQ_TIMEOUT, O_HELP };
 
 /* Sets the option c (a getopt value) from text v (NULL for a switch). */
 static int apply_option(options *o, int c, const char *v)
@@ -117,6 +130,11 @@ static int apply_option(options *o, int c, const char *v)
     case O_IDEM_TTL: o->idempotency_ttl_ms = parse_long("--idempotency-ttl-ms", v, 1000, 365L * 86400000); break;
     case O_MAX_TXN_MS: o->max_txn_ms = parse_long("--max-txn-ms", v, 1, 3600000); break;
     case O_MAX_TXN_STEPS: o->max_txn_steps = (int)parse_long("--max-txn-steps", v, 1, 100000); break;
+    case O_TLS_CERT: o->tls_cert = v; break;
+    case O_TLS_KEY: o->tls_key = v; break;
+    case O_MAX_CONN: o->max_connections = (int)parse_long("--max-connections", v, 1, 1000000); break;
+    case O_MAX_HEADER: o->max_header_size = (size_t)parse_long("--max-header-size", v, 256, 262144); break;
+    case O_REQ_TIMEOUT: o->request_timeout_ms = parse_long("--request-timeout", v, 100, 3600000); break;
     default: return -1;
     }
     return 0;
@@ -137,6 +155,10 @@ static int parse_args(int argc, char **argv, options *o)
         {"max-txn-steps", required_argument, 0, O_MAX_TXN_STEPS},
         {"max-txn-ms", required_argument, 0, O_MAX_TXN_MS},
         {"idempotency-ttl-ms", required_argument, 0, O_IDEM_TTL},
+        {"tls-cert", required_argument, 0, O_TLS_CERT},   {"tls-key", required_argument, 0, O_TLS_KEY},
+        {"max-connections", required_argument, 0, O_MAX_CONN},
+        {"max-header-size", required_argument, 0, O_MAX_HEADER},
+        {"request-timeout", required_argument, 0, O_REQ_TIMEOUT},
         {"help", no_argument, 0, O_HELP},                 {0, 0, 0, 0}};
     /* TALLY_<FLAG> first, so that the command line wins. */
     for (const struct option *lo = longopts; lo->name; lo++) {
@@ -272,6 +294,22 @@ static int load_schema(const char *path, tally_schema **schema)
     return 0;
 }
 
+/* Each connection is an open file: raise the soft limit toward the hard one
+ * if --max-connections needs it, and say so when even that is too low. */
+static void open_files_for(int max_connections)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)max_connections + 256; /* the databases, the data folder, the loops */
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < want)
+        fprintf(stderr, "tally: --max-connections %d needs about %llu open files, and this process may open only "
+                        "%llu (ulimit -n): connections past that are refused by the system, unanswered\n",
+                max_connections, (unsigned long long)want, (unsigned long long)rl.rlim_cur);
+}
+
 static int cmd_serve(options *o)
 {
     tally_schema *schema = NULL;
@@ -284,6 +322,12 @@ static int cmd_serve(options *o)
         fprintf(stderr, "tally: --listen takes HOST:PORT, such as 127.0.0.1:8080, not '%s'\n", o->listen);
         return 2;
     }
+    if ((o->tls_cert != NULL) != (o->tls_key != NULL)) {
+        fprintf(stderr, "tally: HTTPS needs both --tls-cert FILE and --tls-key FILE; %s was not given\n",
+                o->tls_cert ? "--tls-key" : "--tls-cert");
+        return 2;
+    }
+    open_files_for(o->max_connections);
     if (load_schema(o->schema, &schema) || (dir && lock_data_dir(dir) < 0))
         return 1;
     tally_engine *engine;
@@ -297,6 +341,9 @@ static int cmd_serve(options *o)
     tally_api api = {.schema = schema, .engine = engine, .max_body = o->max_body,
                      .max_txn_steps = o->max_txn_steps, .max_txn_ms = (uint64_t)o->max_txn_ms};
     tally_server_options so = {.host = host, .port = port, .threads = o->threads, .api = &api,
+                               .tls_cert = o->tls_cert, .tls_key = o->tls_key,
+                               .max_connections = o->max_connections, .max_header_size = o->max_header_size,
+                               .request_timeout_ms = (uint64_t)o->request_timeout_ms,
                                .drain = drain, .drain_arg = engine};
     int rc = tally_server_run(&so, &err);
     if (rc)
@@ -406,7 +453,8 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     options o = {.max_body = 1 << 20, .queue_timeout_ms = 5000, .queue_max = 10000, .batch_max = 256,
-                 .max_txn_steps = 1000, .max_txn_ms = 5000, .idempotency_ttl_ms = 86400000};
+                 .max_txn_steps = 1000, .max_txn_ms = 5000, .idempotency_ttl_ms = 86400000,
+                 .max_connections = 1024, .max_header_size = 65536, .request_timeout_ms = 10000};
     if (strcmp(cmd, "check-schema") == 0)
         return cmd_check_schema(argc, argv, &o);
     if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 && strcmp(cmd, "copy") != 0) {

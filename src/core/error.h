@@ -30,6 +30,8 @@
     X(LOCKED,               409, "the lock is held by someone else")                      \
     X(LOCK_LOST,            409, "the lock is no longer held by this token")              \
     X(PAYLOAD_TOO_LARGE,    413, "the request body is too large")                         \
+    X(UPGRADE_REQUIRED,     426, "this call needs another protocol version")              \
+    X(HEADERS_TOO_LARGE,    431, "the request's headers are too large")                   \
     X(VALIDATION,           422, "a value does not fit the schema")                       \
     X(INVARIANT,            422, "the change would cross a field's min or max")           \
     X(OVERFLOW,             422, "the integer would overflow 64 bits")                    \

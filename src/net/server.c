@@ -7,6 +7,10 @@
  * first, the worker's answer or h2o disposing the request (the client went
  * away), unhooks the other, so an answer is never written to a freed request.
  * Both happen on the loop thread, so no lock is needed.
+ *
+ * Limits (net/limits.h) are checked here before a request reaches the API:
+ * a connection past --max-connections, a request head past
+ * --max-header-size, a WebSocket upgrade of another protocol version.
  */
 #include "net/server.h"
 
@@ -23,7 +27,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "api/render.h"
 #include "api/ws.h"
+#include "net/http_errors.h"
+#include "net/limits.h"
+#include "net/tls.h"
 
 typedef struct server server;
 
@@ -40,9 +48,12 @@ typedef struct loop_thread {
     uv_async_t wake;                    /* commands from the main thread */
     atomic_int command;                 /* CMD_* */
     tally_engine_local *local;          /* this loop's in-place read context (opaque; NULL if none) */
+    h2o_linklist_t ws_conns;            /* open WebSockets (ws_conn.link), told 1001 at shutdown */
+    uv_timer_t sweep;                   /* notes the requests still arriving (net/limits.h) */
 } loop_thread;
 
-enum { CMD_NONE, CMD_CLOSE_LISTENER, CMD_STOP };
+/* Commands from the main thread: bits, so that two sent close together are both seen. */
+enum { CMD_CLOSE_LISTENER = 1, CMD_GOING_AWAY = 2, CMD_STOP = 4 };
 
 struct server {
     const tally_server_options *opt;
@@ -50,6 +61,9 @@ struct server {
     loop_thread *threads;
     int nthreads;
     atomic_long inflight; /* jobs handed to a worker and not yet answered */
+    SSL_CTX *ssl;         /* NULL: plain HTTP */
+    tally_conn_limits limits;
+    atomic_int websockets; /* open WebSocket connections, over every loop */
 };
 
 typedef struct pending_guard pending_guard;
@@ -81,6 +95,8 @@ static const char *reason_phrase(int status)
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
     case 413: return "Payload Too Large";
+    case 426: return "Upgrade Required";
+    case 431: return "Request Header Fields Too Large";
     case 422: return "Unprocessable Entity";
     case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
@@ -152,6 +168,7 @@ static void on_answers(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages)
  * progress and a close that arrives meanwhile is handled when they return.
  */
 typedef struct ws_conn {
+    h2o_linklist_t link;        /* in thread->ws_conns while conn is open */
     h2o_websocket_conn_t *conn; /* NULL once closed */
     loop_thread *thread;
     tally_ws *ws;
@@ -226,13 +243,20 @@ static void on_ws_message(h2o_websocket_conn_t *conn, const struct wslay_event_o
     if (!arg) { /* closed by the peer or by an error */
         h2o_websocket_close(conn);
         c->conn = NULL;
+        h2o_linklist_unlink(&c->link);
+        atomic_fetch_sub(&c->thread->srv->websockets, 1);
         c->close_pending = true;
         c->depth++;
         ws_leave(c);
         return;
     }
+    if (arg->opcode == WSLAY_BINARY_FRAME) { /* RFC 6455 7.4.1: 1003, a type of data it cannot accept */
+        static const char why[] = "Tally takes JSON text messages, not binary ones";
+        wslay_event_queue_close(conn->ws_ctx, 1003, (const uint8_t *)why, sizeof why - 1);
+        return; /* h2o sends the close when this callback returns; the client's close ends the connection */
+    }
     if (arg->opcode != WSLAY_TEXT_FRAME)
-        return; /* control frames are wslay's; binary frames carry no protocol */
+        return; /* control frames are wslay's */
     c->depth++;
     tally_ws_message(c->ws, (const char *)arg->msg, arg->msg_length);
     ws_leave(c);
@@ -247,6 +271,8 @@ static int upgrade_ws(server *srv, loop_thread *t, h2o_req_t *req, const char *c
     tally_ws_io io = {.send = ws_send, .complete = ws_job_complete, .conn = c};
     c->ws = tally_ws_new(srv->opt->api, &io);
     c->conn = h2o_upgrade_to_websocket(req, client_key, c, on_ws_message);
+    h2o_linklist_insert(&t->ws_conns, &c->link);
+    atomic_fetch_add(&srv->websockets, 1);
     /* Messages past --max-body get a JSON refusal; far past it, wslay closes
      * the connection (1009) rather than buffer without bound. */
     size_t cap = srv->opt->api->max_body * 4 + 65536;
@@ -254,10 +280,63 @@ static int upgrade_ws(server *srv, loop_thread *t, h2o_req_t *req, const char *c
     return 0;
 }
 
+/* Answers a refusal decided here, before the API: err as a JSON error body. */
+static int refuse(h2o_req_t *req, tally_error *err)
+{
+    int status;
+    size_t len;
+    char *body = tally_render_error(err, &status, &len);
+    send_answer(req, status, "application/json", NULL, 0, body, len);
+    free(body);
+    return 0;
+}
+
+/* A WebSocket upgrade (GET with Upgrade: websocket) of a version other than 13: 426 naming 13 (RFC 6455 4.4). */
+static bool other_ws_version(h2o_req_t *req)
+{
+    if (!req->upgrade.base || !h2o_lcstris(req->upgrade.base, req->upgrade.len, H2O_STRLIT("websocket")))
+        return false;
+    ssize_t v = h2o_find_header_by_str(&req->headers, H2O_STRLIT("sec-websocket-version"), -1);
+    return v < 0 || !h2o_memis(req->headers.entries[v].value.base, req->headers.entries[v].value.len, H2O_STRLIT("13"));
+}
+
+/* The limits of net/limits.h; 1 when the request was refused. */
+static int over_limits(server *srv, h2o_req_t *req, tally_conn *conn)
+{
+    tally_error err;
+    if (conn && conn->over_limit) {
+        req->http1_is_persistent = 0; /* and then the connection closes */
+        tally_fail(&err, TALLY_OVERLOADED, NULL, "the server has its most connections open (--max-connections %d); "
+                   "this one is closed: retry later, or reuse an open connection", srv->limits.max_connections);
+        return refuse(req, &err), 1;
+    }
+    size_t head = tally_request_head_size(req);
+    if (head > srv->opt->max_header_size) {
+        tally_fail(&err, TALLY_HEADERS_TOO_LARGE, NULL, "the request's line and headers are %zu bytes; this server "
+                   "takes at most %zu (--max-header-size): send fewer or shorter headers", head,
+                   srv->opt->max_header_size);
+        return refuse(req, &err), 1;
+    }
+    if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/api/ws")) && other_ws_version(req)) {
+        ssize_t v = h2o_find_header_by_str(&req->headers, H2O_STRLIT("sec-websocket-version"), -1);
+        tally_fail(&err, TALLY_UPGRADE_REQUIRED, NULL, "this server speaks WebSocket version 13 (RFC 6455), not "
+                   "%.*s: connect with Sec-WebSocket-Version: 13", v < 0 ? 4 : (int)req->headers.entries[v].value.len,
+                   v < 0 ? "none" : req->headers.entries[v].value.base);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("sec-websocket-version"), 0, NULL,
+                              H2O_STRLIT("13"));
+        return refuse(req, &err), 1;
+    }
+    return 0;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     server *srv = ((tally_handler *)self)->srv;
     loop_thread *t = H2O_STRUCT_FROM_MEMBER(loop_thread, ctx, req->conn->ctx);
+    tally_conn *conn = tally_conn_of(req);
+    tally_conn_request_arrived(conn);
+    if (over_limits(srv, req, conn))
+        return 0;
     const char *client_key = NULL;
     if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/api/ws")) &&
         h2o_is_websocket_handshake(req, &client_key) == 0 && client_key)
@@ -301,27 +380,49 @@ static void on_accept(uv_stream_t *listener, int status)
     loop_thread *t = listener->data;
     uv_tcp_t *conn = h2o_mem_alloc(sizeof *conn);
     uv_tcp_init(listener->loop, conn);
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+    if (uv_accept(listener, (uv_stream_t *)conn) != 0 || !tally_conn_admit(&t->srv->limits)) {
+        uv_close((uv_handle_t *)conn, (uv_close_cb)free); /* a flood past the limit and its refusals: closed */
         return;
     }
     uv_tcp_nodelay(conn, 1);
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+    tally_conn_attach(&t->srv->limits, sock);
     h2o_accept(&t->accept_ctx, sock);
+}
+
+/* Shutdown: every open WebSocket of this loop gets a close frame, 1001 "going away" (RFC 6455 7.4.1). */
+static void ws_going_away(loop_thread *t)
+{
+    static const char why[] = "the server is shutting down";
+    h2o_linklist_t *node = t->ws_conns.next;
+    while (node != &t->ws_conns) {
+        ws_conn *c = H2O_STRUCT_FROM_MEMBER(ws_conn, link, node);
+        node = node->next; /* c may be closed and unlinked below */
+        wslay_event_queue_close(c->conn->ws_ctx, 1001, (const uint8_t *)why, sizeof why - 1);
+        c->depth++;
+        h2o_websocket_proceed(c->conn); /* sends it; a close it reports is handled by ws_leave */
+        ws_leave(c);
+    }
 }
 
 static void on_wake(uv_async_t *async)
 {
     loop_thread *t = async->data;
-    switch (atomic_load(&t->command)) {
-    case CMD_CLOSE_LISTENER:
-        if (!uv_is_closing((uv_handle_t *)&t->listener))
-            uv_close((uv_handle_t *)&t->listener, NULL);
-        break;
-    case CMD_STOP:
-        uv_stop(&t->loop);
-        break;
+    int cmd = atomic_exchange(&t->command, 0);
+    if ((cmd & CMD_CLOSE_LISTENER) && !uv_is_closing((uv_handle_t *)&t->listener)) {
+        uv_close((uv_handle_t *)&t->listener, NULL);
+        uv_timer_stop(&t->sweep);
     }
+    if (cmd & CMD_GOING_AWAY)
+        ws_going_away(t);
+    if (cmd & CMD_STOP)
+        uv_stop(&t->loop);
+}
+
+static void on_sweep(uv_timer_t *timer)
+{
+    loop_thread *t = timer->data;
+    tally_conn_sweep(&t->ctx);
 }
 
 static void *loop_main(void *arg)
@@ -363,7 +464,7 @@ static int open_listener(const char *host, int port, int *bound_port, tally_erro
 static void broadcast(server *srv, int started, int cmd)
 {
     for (int i = 0; i < started; i++) {
-        atomic_store(&srv->threads[i].command, cmd);
+        atomic_fetch_or(&srv->threads[i].command, cmd);
         uv_async_send(&srv->threads[i].wake);
     }
 }
@@ -372,6 +473,10 @@ int tally_server_run(const tally_server_options *opt, tally_error *err)
 {
     server srv = {.opt = opt};
     int rc = 0;
+    if ((opt->tls_cert || opt->tls_key) && !(srv.ssl = tally_tls_context_new(opt->tls_cert, opt->tls_key, err)))
+        return -(int)err->code;
+    srv.limits.max_connections = opt->max_connections;
+    srv.limits.request_timeout_ms = opt->request_timeout_ms;
     srv.nthreads = opt->threads > 0 ? opt->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (srv.nthreads < 1)
         srv.nthreads = 1;
@@ -379,11 +484,22 @@ int tally_server_run(const tally_server_options *opt, tally_error *err)
 
     h2o_config_init(&srv.config);
     srv.config.server_name = h2o_iovec_init(H2O_STRLIT("tally"));
-    /* h2o refuses bodies past its limit with a plain-text 413; keep that limit
-     * well above --max-body so that our own JSON 413 is what clients see. */
+    /* A body a little past --max-body is read whole and refused by the API
+     * (413, JSON): a client still uploading it gets the answer instead of a
+     * connection reset, which is what an early refusal and close gives most
+     * HTTP clients (fetch reports "fetch failed").  Far past it, h2o refuses
+     * before reading (its 413, made JSON by the filter below) and closes. */
     srv.config.max_request_entity_size = opt->api->max_body * 4 + 65536;
+    /* Slow clients: the time to send a request's head and body (HTTP/1), to
+     * finish a TLS handshake, and an HTTP/2 connection's idle time. */
+    srv.config.http1.req_timeout = opt->request_timeout_ms;
+    srv.config.handshake_timeout = opt->request_timeout_ms;
+    srv.config.http2.idle_timeout = opt->request_timeout_ms;
     h2o_hostconf_t *host = h2o_config_register_host(&srv.config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    /* h2o's own error answers are bound to the host's fallback path */
+    tally_http_errors_register(&host->fallback_path, opt->api->max_body);
+    tally_http_errors_register(path, opt->api->max_body);
     tally_handler *handler = (tally_handler *)h2o_create_handler(path, sizeof *handler);
     handler->super.on_req = on_req;
     handler->srv = &srv;
@@ -411,6 +527,12 @@ int tally_server_run(const tally_server_options *opt, tally_error *err)
         h2o_context_init(&t->ctx, &t->loop, &srv.config);
         t->accept_ctx.ctx = &t->ctx;
         t->accept_ctx.hosts = srv.config.hosts;
+        t->accept_ctx.ssl_ctx = srv.ssl;
+        h2o_linklist_init_anchor(&t->ws_conns);
+        uv_timer_init(&t->loop, &t->sweep);
+        t->sweep.data = t;
+        uint64_t every = opt->request_timeout_ms / 4 < 1000 ? opt->request_timeout_ms / 4 + 1 : 1000;
+        uv_timer_start(&t->sweep, on_sweep, every, every);
         h2o_multithread_register_receiver(t->ctx.queue, &t->done_rx, on_answers);
         h2o_multithread_register_receiver(t->ctx.queue, &t->ws_rx, on_ws_answers);
         uv_async_init(&t->loop, &t->wake, on_wake);
@@ -425,7 +547,7 @@ int tally_server_run(const tally_server_options *opt, tally_error *err)
         pthread_create(&t->tid, NULL, loop_main, t);
         started++;
     }
-    printf("tally: listening on http://%s:%d\n", opt->host, port);
+    printf("tally: listening on %s://%s:%d\n", srv.ssl ? "https" : "http", opt->host, port);
     fflush(stdout);
 
     int sig;
@@ -441,11 +563,18 @@ stop:
     for (int waited = 0; atomic_load(&srv.inflight) > 0 && waited < 10000; waited += 5)
         usleep(5000);
     usleep(100000);
+    /* Then WebSockets are told 1001 (going away) and given a moment (bounded)
+     * for the client's close to come back, so they do not see a dropped connection. */
+    broadcast(&srv, started, CMD_GOING_AWAY);
+    for (int waited = 0; atomic_load(&srv.websockets) > 0 && waited < 1000; waited += 5)
+        usleep(5000);
     broadcast(&srv, started, CMD_STOP);
     for (int i = 0; i < started; i++)
         pthread_join(srv.threads[i].tid, NULL);
     for (int i = 0; i < srv.nthreads; i++)
         tally_api_local_close(srv.threads[i].local);
     free(srv.threads);
+    if (srv.ssl)
+        SSL_CTX_free(srv.ssl);
     return rc;
 }

@@ -12,6 +12,7 @@
 #define TALLY_NET_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "api/api.h"
 #include "core/error.h"
@@ -21,6 +22,11 @@ typedef struct tally_server_options {
     int port;                  /* 0 picks a free one */
     int threads;               /* event loops; 0 = one per core */
     const tally_api *api;      /* borrowed */
+    const char *tls_cert;      /* PEM files: both set serves HTTPS (HTTP/2 by ALPN), both NULL plain HTTP */
+    const char *tls_key;
+    int max_connections;       /* open at once; past it requests are answered 503 and the connection closed */
+    size_t max_header_size;    /* a request's line and headers, in bytes; past it a 431 */
+    uint64_t request_timeout_ms; /* a client's time to send a request (and TLS handshake, and HTTP/2 idle) */
     /* Called once on SIGINT/SIGTERM after the listeners are closed: stop the
      * workers so that every queued job is run and answered. */
     void (*drain)(void *arg);
@@ -29,7 +35,8 @@ typedef struct tally_server_options {
 
 /* Serves until SIGINT or SIGTERM, then shuts down cleanly: stops accepting,
  * drains the workers, waits for every answer in flight to be sent, and
- * returns 0.  Prints "tally: listening on http://HOST:PORT" once it serves. */
+ * closes WebSockets with 1001 (going away), and returns 0.  Prints "tally:
+ * listening on http://HOST:PORT" (https:// with TLS) once it serves. */
 int tally_server_run(const tally_server_options *opt, tally_error *err);
 
 #endif

@@ -50,12 +50,30 @@ static reason reason_of(const tally_error *err)
 static int add_unique(const tally_migration_ops *ops, void *conn, const tally_model *m, int field, int key,
                       tally_error *err)
 {
+    char what[160] = "", value[200];
+    long long rows = 0;
+    if (key < 0) {
+        snprintf(what, sizeof what, "%s", m->fields[field].name);
+    } else {
+        for (int i = 0; i < m->uniques[key].nfields; i++)
+            snprintf(what + strlen(what), sizeof what - strlen(what), "%s%s", i ? ", " : "the compound key (",
+                     m->fields[m->uniques[key].fields[i]].name);
+        snprintf(what + strlen(what), sizeof what - strlen(what), ")");
+    }
+    /* Looked for first: on PostgreSQL a failed CREATE INDEX would end the migration's transaction. */
+    int found = ops->find_duplicate(conn, m, field, key, value, sizeof value, &rows, err);
+    if (found < 0)
+        return found;
+    if (found)
+        return tally_fail(err, TALLY_BAD_REQUEST, NULL,
+                          "model '%s': cannot make %s unique: %lld stored records share the value %s (and there may "
+                          "be other duplicates); change or delete those records so that no two share one, then "
+                          "start again", m->name, what, rows, value);
     if (ops->add_unique(conn, m, field, key, err) == 0)
         return 0;
     reason why = reason_of(err);
-    return tally_fail(err, TALLY_BAD_REQUEST, NULL,
-                      "model '%s': cannot make %s unique: the stored records already hold duplicates (%s)", m->name,
-                      key < 0 ? m->fields[field].name : "the compound key", why.text);
+    return tally_fail(err, TALLY_BAD_REQUEST, NULL, "model '%s': cannot make %s unique: the database refused the "
+                      "unique index (%s)", m->name, what, why.text);
 }
 
 static int create_model(const tally_migration_ops *ops, void *conn, const tally_model *m, tally_error *err)

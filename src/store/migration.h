@@ -73,6 +73,10 @@ typedef struct tally_migration_ops {
     int (*read_versions)(void *conn, const char *digest, int64_t *latest, int64_t *latest_at_ms, int64_t *mine,
                          tally_error *err);
     int (*record_version)(void *conn, int64_t version, const char *digest, int64_t at_ms, tally_error *err);
+    /* Before add_unique: a value the stored rows share (tally_sql_duplicate_query), as text into
+     * out ("a@b.c", or "a, 5" for a compound key) and how many rows hold it.  1 found, 0 none, or -code. */
+    int (*find_duplicate)(void *conn, const tally_model *m, int field, int key, char *out, size_t cap,
+                          long long *rows, tally_error *err);
 } tally_migration_ops;
 
 /* " DEFAULT <value>" for ALTER TABLE ADD COLUMN, so existing rows get the

@@ -214,6 +214,33 @@ static void unique_index(dialect d, tally_sql *q, const tally_model *m, int fiel
 }
 
 void tally_sql_unique_index(tally_sql *q, const tally_model *m, int field, int key) { unique_index(SQLITE, q, m, field, key); }
+
+void tally_sql_duplicate_query(tally_sql *q, const tally_model *m, int field, int key)
+{
+    int n = key < 0 ? 1 : m->uniques[key].nfields;
+    const char *names[TALLY_MAX_UNIQUE_FIELDS];
+    for (int i = 0; i < n; i++)
+        names[i] = m->fields[key < 0 ? field : m->uniques[key].fields[i]].name;
+    tally_sql_add(q, "SELECT ");
+    for (int i = 0; i < n; i++) {
+        tally_sql_name(q, names[i]);
+        tally_sql_add(q, ", ");
+    }
+    tally_sql_add(q, "count(*) FROM ");
+    tally_sql_name(q, m->name);
+    for (int i = 0; i < n; i++) { /* NULLs never collide in a unique index */
+        tally_sql_add(q, i ? " AND " : " WHERE ");
+        tally_sql_name(q, names[i]);
+        tally_sql_add(q, " IS NOT NULL");
+    }
+    tally_sql_add(q, " GROUP BY ");
+    for (int i = 0; i < n; i++) {
+        if (i)
+            tally_sql_add(q, ", ");
+        tally_sql_name(q, names[i]);
+    }
+    tally_sql_add(q, " HAVING count(*) > 1 LIMIT 1");
+}
 void tally_pgsql_unique_index(tally_sql *q, const tally_model *m, int field, int key) { unique_index(PG, q, m, field, key); }
 
 /* ---- parameters ------------------------------------------------------------------------------ */

@@ -1,7 +1,7 @@
 // Robustness: seeded, generated bad input for every call (DESIGN.md §3).
 //
 // The rule checked: bad input gets a clear JSON error — a status in
-// {200,201,400,404,405,409,413,422,429,503} and, for errors,
+// {200,201,400,404,405,409,413,422,426,429,431,503} and, for errors,
 // {"error": {"code", "message"}} with a code of the documented table (the
 // code's own status) — never a 5xx other than 503, never a dropped
 // connection; it changes nothing; the server stays up (GET /health 200 after
@@ -42,15 +42,18 @@
 // cheap) and --max-txn-ms 2000. A crash in part 4 restarts the comparison:
 // the snapshot is taken again on the fresh server.
 //
-// Known exceptions, allowed: h2o answers some malformed HTTP itself, with a
-// plain-text 400/413 (or by closing the connection) before Tally sees it —
-// bodies over 4 × --max-body + 64 KiB, request heads over about 400 KiB,
-// control characters in the request line or header values, a method that
-// is not an HTTP token, bytes that are not HTTP at all — and an Expect
-// header other than 100-continue with a plain-text 417; h2o also closes the
-// connection after an answer to a request whose Connection header is not
-// keep-alive. WebSocket text frames with invalid UTF-8 are closed by wslay
-// with 1007 (RFC 6455), not answered; binary frames are ignored.
+// Known exceptions, allowed: h2o 2.2.5 answers some malformed HTTP itself,
+// with a plain-text 400 written straight to the socket (send_bad_request in
+// its lib/http1.c, which no hook sees) or by closing the connection, before
+// Tally sees it — request heads over about 400 KiB (H2O_MAX_REQLEN), more
+// than 100 headers, control characters in the request line or header
+// values, a method that is not an HTTP token, bytes that are not HTTP at
+// all. Its other refusals (a broken Content-Length or chunked body, a body
+// over --max-body, an Expect other than 100-continue) are rewritten as JSON.
+// h2o also closes the connection after an answer to a request whose
+// Connection header is not keep-alive. WebSocket text frames with invalid
+// UTF-8 are closed by wslay with 1007 (RFC 6455), not answered; binary
+// frames are closed with 1003.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, stopAll, shopSchema, writeSchema, sleep } from './lib/server.mjs';

@@ -149,6 +149,31 @@ static int add_unique(void *conn, const tally_model *m, int field, int key, tall
     return exec_sql(conn, &q, err);
 }
 
+static int find_duplicate(void *conn, const tally_model *m, int field, int key, char *out, size_t cap, long long *rows,
+                          tally_error *err)
+{
+    tally_pg *st = conn;
+    tally_sql q;
+    tally_sql_init(&q);
+    tally_sql_duplicate_query(&q, m, field, key);
+    PGresult *r = PQexec(st->conn, q.s);
+    tally_sql_free(&q);
+    int found = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        found = tally_fail(err, TALLY_INTERNAL, NULL, "cannot look for duplicates in %s: %s", m->name,
+                           PQresultErrorMessage(r));
+    } else if (PQntuples(r) == 1) {
+        int n = PQnfields(r) - 1;
+        out[0] = '\0';
+        for (int i = 0; i < n; i++)
+            snprintf(out + strlen(out), cap - strlen(out), "%s'%.60s'", i ? ", " : "", PQgetvalue(r, 0, i));
+        *rows = strtoll(PQgetvalue(r, 0, n), NULL, 10);
+        found = 1;
+    }
+    PQclear(r);
+    return found;
+}
+
 static int drop_unique(void *conn, const tally_model *m, int field, tally_error *err)
 {
     char index[TALLY_PG_IDENT_MAX + 1];
@@ -328,6 +353,7 @@ static const tally_migration_ops PG_MIGRATION = {
     .drop_unique = drop_unique,
     .read_versions = read_versions,
     .record_version = record_version,
+    .find_duplicate = find_duplicate,
 };
 
 int tally_pg_meta_lock(tally_pg *st, const char *name, bool wait, tally_error *err)

@@ -67,6 +67,37 @@ static int add_unique(void *conn, const tally_model *m, int field, int key, tall
     return exec_sql(conn, &q, err);
 }
 
+static int find_duplicate(void *conn, const tally_model *m, int field, int key, char *out, size_t cap, long long *rows,
+                          tally_error *err)
+{
+    tally_sqlite *st = conn;
+    tally_sql q;
+    tally_sql_init(&q);
+    tally_sql_duplicate_query(&q, m, field, key);
+    sqlite3_stmt *stmt;
+    int rc = sqlite3_prepare_v2(st->db, q.s, -1, &stmt, NULL);
+    tally_sql_free(&q);
+    if (rc != SQLITE_OK)
+        return tally_fail(err, TALLY_INTERNAL, NULL, "cannot look for duplicates in %s: %s", m->name,
+                          sqlite3_errmsg(st->db));
+    int found = 0;
+    if ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int n = sqlite3_column_count(stmt) - 1;
+        out[0] = '\0';
+        for (int i = 0; i < n; i++) {
+            const char *v = (const char *)sqlite3_column_text(stmt, i);
+            snprintf(out + strlen(out), cap - strlen(out), "%s'%.60s'", i ? ", " : "", v ? v : "");
+        }
+        *rows = sqlite3_column_int64(stmt, n);
+        found = 1;
+    } else if (rc != SQLITE_DONE) {
+        found = tally_fail(err, TALLY_INTERNAL, NULL, "cannot look for duplicates in %s: %s", m->name,
+                           sqlite3_errmsg(st->db));
+    }
+    sqlite3_finalize(stmt);
+    return found;
+}
+
 static int drop_unique(void *conn, const tally_model *m, int field, tally_error *err)
 {
     tally_sql q;
@@ -266,6 +297,7 @@ static const tally_migration_ops SQLITE_MIGRATION = {
     .drop_unique = drop_unique,
     .read_versions = read_versions,
     .record_version = record_version,
+    .find_duplicate = find_duplicate,
 };
 
 int tally_sqlite_migrate(tally_store *base, unsigned flags, tally_error *err)

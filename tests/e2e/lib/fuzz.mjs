@@ -333,12 +333,12 @@ export async function rawExchange(port, chunks, { waitMs = 400, heads = [], maxM
 
 // ---------- the contract every answer must meet ----------
 
-export const ALLOWED_STATUS = new Set([200, 201, 400, 404, 405, 409, 413, 422, 429, 503]);
+export const ALLOWED_STATUS = new Set([200, 201, 400, 404, 405, 409, 413, 422, 426, 429, 431, 503]);
 /** Error codes of DESIGN.md §3 / README's table, with their status. */
 export const CODE_STATUS = {
   BAD_REQUEST: 400, NOT_FOUND: 404, METHOD_NOT_ALLOWED: 405,
   GUARD_FAILED: 409, UNIQUE_VIOLATION: 409, CONFLICT: 409, EXPECTATION_FAILED: 409, LOCKED: 409, LOCK_LOST: 409,
-  PAYLOAD_TOO_LARGE: 413,
+  PAYLOAD_TOO_LARGE: 413, UPGRADE_REQUIRED: 426, HEADERS_TOO_LARGE: 431,
   VALIDATION: 422, INVARIANT: 422, OVERFLOW: 422, IDEMPOTENCY_MISMATCH: 422,
   RATE_LIMITED: 429, OVERLOADED: 503,
 };

@@ -34,6 +34,7 @@ import { before, after } from 'node:test';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, mkdirSync, writeFileSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -189,6 +190,18 @@ export function makeApi(baseUrl) {
   };
 }
 
+/** GET over HTTPS trusting ca (PEM text): {status, headers, text}. */
+export function httpsGet(url, ca) {
+  return new Promise((resolve, reject) => {
+    https.get(url, { ca }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text }));
+    }).on('error', reject);
+  });
+}
+
 function onceExit(proc) {
   return new Promise((resolve) => {
     if (proc.exitCode !== null || proc.signalCode !== null) {
@@ -219,7 +232,8 @@ function childPids(pid) {
  * dir; on PostgreSQL it names the server's database, see dbArgs), backend
  * ('sqlite' | 'postgres' | 'none': default BACKEND; 'none' passes no store
  * flag, for args that name one themselves), args (extra flags), wrap (argv
- * prefix, e.g. ['strace', ...]), env, startTimeoutMs.
+ * prefix, e.g. ['strace', ...]), env, startTimeoutMs, ca (PEM text: the
+ * certificate an HTTPS server's /health is checked against).
  */
 export async function startServer(opts = {}) {
   const schema = opts.schema || SHOP_SCHEMA;
@@ -243,7 +257,7 @@ export async function startServer(opts = {}) {
   const listening = new Promise((resolve, reject) => {
     proc.stdout.on('data', (d) => {
       stdout += d;
-      const m = /tally: listening on (http:\/\/127\.0\.0\.1:(\d+))/.exec(stdout);
+      const m = /tally: listening on (https?:\/\/127\.0\.0\.1:(\d+))/.exec(stdout);
       if (m) resolve({ url: m[1], port: Number(m[2]) });
     });
     proc.once('error', (e) => reject(new Error(`cannot run ${argv[0]}: ${e.message}`)));
@@ -271,9 +285,13 @@ export async function startServer(opts = {}) {
   // Wait for /health (the listening line should already mean it serves).
   for (let i = 0; ; i++) {
     try {
-      const r = await fetch(where.url + '/health');
-      await r.arrayBuffer();
-      if (r.status === 200) break;
+      if (where.url.startsWith('https:')) {   // opts.ca: the PEM the server's certificate is checked against
+        if ((await httpsGet(where.url + '/health', opts.ca)).status === 200) break;
+      } else {
+        const r = await fetch(where.url + '/health');
+        await r.arrayBuffer();
+        if (r.status === 200) break;
+      }
     } catch { /* not yet */ }
     if (i > 200) { proc.kill('SIGKILL'); await exited; throw new Error(`/health never answered 200\nstderr: ${stderr}`); }
     await sleep(50);
