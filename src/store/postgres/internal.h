@@ -13,6 +13,7 @@
  *   locks.c        leases with fencing tokens
  *   limits.c       GCRA rate limits
  *   idempotency.c  stored answers for Idempotency-Key, and the sweep
+ *   keys.c         API keys and the generation every server's cache watches
  */
 #ifndef TALLY_STORE_POSTGRES_INTERNAL_H
 #define TALLY_STORE_POSTGRES_INTERNAL_H
@@ -119,6 +120,13 @@ int tally_pg_idem_get(tally_store *base, const tally_idem_key *k, tally_idem_ans
 int tally_pg_idem_put(tally_store *base, const tally_idem_key *k, int status, const char *body, size_t len,
                       int64_t now_ms, tally_error *err);
 int tally_pg_sweep(tally_store *base, int64_t now_ms, int64_t idem_ttl_ms);
+/* API keys (keys.c); the tables' DDL is also run by the migration. */
+extern const char tally_pg_keys_tables[];
+int tally_pg_keys_prepare(tally_store *base, tally_error *err);
+int tally_pg_keys_state(tally_store *base, tally_keys_state *out, tally_error *err);
+int tally_pg_keys_list(tally_store *base, tally_key_row **rows, int *n, tally_keys_state *state, tally_error *err);
+int tally_pg_keys_create(tally_store *base, tally_key_row *row, tally_error *err);
+int tally_pg_keys_revoke(tally_store *base, const char *name, tally_error *err);
 
 
 #endif

@@ -252,6 +252,8 @@ int tally_sqlite_migrate(tally_store *base, unsigned flags, tally_error *err)
                                "created_at INTEGER NOT NULL, PRIMARY KEY (method, path, key)) STRICT; "
                                "CREATE INDEX IF NOT EXISTS tally_idempotency_created ON tally_idempotency (created_at)",
                                err);
+    if (rc == 0) /* API keys */
+        rc = tally_sqlite_exec(st, tally_sqlite_keys_tables, err);
     if (rc == 0)
         rc = tally_migration_apply(&SQLITE_MIGRATION, st, st->schema, flags & TALLY_MIGRATE_DESTRUCTIVE, err);
     if (rc == 0 && !(flags & TALLY_MIGRATE_CHECK_ONLY))
