@@ -104,7 +104,7 @@ static tally_scope step_scope(const tally_step *s, char *what, size_t cap)
         snprintf(what, cap, "to read %s records", model);
         return tally_scope_of(TALLY_SCOPE_READ, model);
     case TALLY_OP_DELETE_MANY:
-        if (!s->where || (s->where->kind == TALLY_FILTER_AND && s->where->nchildren == 0)) {
+        if (!s->where || s->where->kind == TALLY_FILTER_TRUE) {
             snprintf(what, cap, "to delete every %s record (\"filter\": {})", model);
             return tally_scope_of(TALLY_SCOPE_ADMIN, NULL);
         }
