@@ -97,7 +97,7 @@ int tally_keys_cli_run(const tally_keys_cli *k)
         return 1;
     }
     tally_store *st;
-    tally_store_options so = {.role = TALLY_STORE_KEYS};
+    tally_store_options so = {.role = TALLY_STORE_KEYS, .relaxed_durability = k->relaxed};
     if (tally_store_open(k->db, schema, &so, &st, &err) || tally_store_keys_prepare(st, &err)) {
         char where[300];
         tally_url_redact(k->dir ? k->dir : k->db, where, sizeof where);

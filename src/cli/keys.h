@@ -8,6 +8,8 @@
 #ifndef TALLY_CLI_KEYS_H
 #define TALLY_CLI_KEYS_H
 
+#include <stdbool.h>
+
 typedef struct tally_keys_cli {
     const char *command;       /* "create", "list" or "revoke" */
     const char *db;            /* the engine's URL: a SQLite file or postgresql://… */
@@ -17,6 +19,7 @@ typedef struct tally_keys_cli {
     const char *const *scopes; /* create: --scope … */
     int nscopes;
     const char *revoke_name;   /* revoke NAME */
+    bool relaxed;              /* --durability-relaxed: the database may run with fsync off */
 } tally_keys_cli;
 
 /* Runs the command: the exit status (0, 1 when the database refused, 2 for a usage mistake). */

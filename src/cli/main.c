@@ -512,7 +512,8 @@ int main(int argc, char **argv)
         if (resolve_db(&o, db, sizeof db, &dir))
             return 2;
         tally_keys_cli k = {.command = argv[2], .db = db, .dir = dir, .schema_path = o.schema, .name = o.name,
-                            .scopes = o.scopes, .nscopes = o.nscopes, .revoke_name = o.positional};
+                            .scopes = o.scopes, .nscopes = o.nscopes, .revoke_name = o.positional,
+                            .relaxed = o.relaxed};
         return tally_keys_cli_run(&k);
     }
     if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 && strcmp(cmd, "copy") != 0) {

@@ -108,7 +108,7 @@ int tally_engine_open(const tally_schema *schema, const tally_engine_options *op
                                      &e->sessions, err))
             goto fail;
     }
-    if (tally_keyring_start(e->db, schema, &e->keyring, err))
+    if (tally_keyring_start(e->db, schema, &e->store_opt, &e->keyring, err))
         goto fail;
     *out = e;
     return 0;

@@ -136,7 +136,8 @@ static void *keyring_main(void *arg)
     }
 }
 
-int tally_keyring_start(const char *url, const tally_schema *schema, tally_keyring **out, tally_error *err)
+int tally_keyring_start(const char *url, const tally_schema *schema, const tally_store_options *opt, tally_keyring **out,
+                        tally_error *err)
 {
     *out = NULL;
     tally_keyring *kr = calloc(1, sizeof *kr);
@@ -149,7 +150,8 @@ int tally_keyring_start(const char *url, const tally_schema *schema, tally_keyri
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&kr->cv, &ca);
     pthread_condattr_destroy(&ca);
-    tally_store_options so = {.role = TALLY_STORE_KEYS};
+    tally_store_options so = *opt;
+    so.role = TALLY_STORE_KEYS;
     if (tally_store_open(url, schema, &so, &kr->store, err) || reload(kr, err)) {
         tally_keyring_free(kr);
         return -(int)err->code;

@@ -52,9 +52,10 @@ typedef struct tally_keys_call {
     struct tally_keys_call *next;
 } tally_keys_call;
 
-/* Opens the keyring's connection (url and schema borrowed), loads the table,
- * starts the thread. */
-int tally_keyring_start(const char *url, const tally_schema *schema, tally_keyring **out, tally_error *err);
+/* Opens the keyring's connection (url and schema borrowed; opt's durability,
+ * role KEYS), loads the table, starts the thread. */
+int tally_keyring_start(const char *url, const tally_schema *schema, const tally_store_options *opt, tally_keyring **out,
+                        tally_error *err);
 /* Stops the thread: calls still queued are answered OVERLOADED.  Safe to call twice. */
 void tally_keyring_stop(tally_keyring *kr);
 /* Stops if needed, closes the connection, frees. */
