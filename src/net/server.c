@@ -159,8 +159,13 @@ static tally_http_request api_request(h2o_req_t *req)
     };
     r.authorization = header(req, "authorization", &r.authorization_len);
     r.origin_header = header(req, "origin", &r.origin_header_len);
-    r.host = req->authority.base && req->authority.len ? req->authority.base : NULL;
-    r.host_len = r.host ? req->authority.len : 0;
+    /* The Host header (HTTP/2: :authority) as the client sent it.  When it is
+     * missing h2o fills in its host configuration's name: that very buffer
+     * means "none was sent" (HTTP/1.0). */
+    h2o_iovec_t host = req->input.authority;
+    bool supplied = req->hostconf && host.base == req->hostconf->authority.hostport.base;
+    r.host = host.base && host.len && !supplied ? host.base : NULL;
+    r.host_len = r.host ? host.len : 0;
     return r;
 }
 
