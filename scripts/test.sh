@@ -36,7 +36,7 @@ done
 want() { case " ${phases[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # The suites that go through the record path (run again under the sanitizers).
-ASAN_SUITES=(records.test.mjs atomics.test.mjs relations.test.mjs transaction.test.mjs ws.test.mjs)
+ASAN_SUITES=(records.test.mjs atomics.test.mjs relations.test.mjs transaction.test.mjs ws.test.mjs auth.test.mjs)
 read -r -a SUITES <<<"${TALLY_E2E_SUITES:-}"
 if [ ${#SUITES[@]} -eq 0 ]; then
   SUITES=()

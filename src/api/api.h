@@ -10,6 +10,7 @@
 #ifndef TALLY_API_API_H
 #define TALLY_API_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,9 +18,14 @@
 #include "exec/engine.h"
 #include "exec/job.h"
 
+struct tally_access;
+struct tally_txn_quota;
+
 typedef struct tally_api {
     const tally_schema *schema; /* borrowed */
     tally_engine *engine;       /* borrowed */
+    const struct tally_access *access; /* origins, hosts, open mode (api/origin.h); borrowed */
+    struct tally_txn_quota *txns;      /* open interactive transactions per key and in all (api/txn_quota.h) */
     size_t max_body;            /* bytes; larger bodies get 413 */
     int max_txn_steps;          /* steps in one transaction */
     uint64_t max_txn_ms;        /* interactive transactions' longest timeout */
@@ -36,6 +42,13 @@ typedef struct tally_http_request {
     size_t body_len;
     const char *idem_key;             /* the Idempotency-Key header, or NULL */
     size_t idem_key_len;
+    const char *authorization;        /* the Authorization header, or NULL */
+    size_t authorization_len;
+    const char *origin_header;        /* the Origin header, or NULL */
+    size_t origin_header_len;
+    const char *host;                 /* the Host header (HTTP/2: :authority), or NULL */
+    size_t host_len;
+    bool tls;                         /* arrived over HTTPS: the server's own origin is https://Host */
     tally_engine_local *local;        /* the loop thread's in-place read context (may be NULL) */
     void (*complete)(tally_job *job); /* called (on a worker thread) with a job's answer */
     void *origin;                     /* stored in the job for complete */
@@ -48,6 +61,12 @@ typedef struct tally_http_response {
     const char *content_type; /* static */
     const char *allow;        /* static; set with 405 */
     int retry_after_s;        /* > 0: a Retry-After header */
+    /* Set whether the answer is now or later: headers for the net layer to add. */
+    bool www_authenticate;    /* a 401: WWW-Authenticate: Bearer */
+    const char *cors_origin;  /* an allowed cross-origin request: Access-Control-Allow-Origin (points
+                                 into the request's Origin header), Vary, Expose-Headers */
+    size_t cors_origin_len;
+    bool preflight;           /* an answered CORS preflight: the Allow-Methods/-Headers/-Max-Age headers */
 } tally_http_response;
 
 enum { TALLY_API_LATER = 0, TALLY_API_NOW = 1 };
@@ -55,6 +74,13 @@ enum { TALLY_API_LATER = 0, TALLY_API_NOW = 1 };
 /* Answers now (returns TALLY_API_NOW, resp filled) or submits a job whose
  * answer reaches req->complete later (returns TALLY_API_LATER). */
 int tally_api_handle(const tally_api *api, const tally_http_request *req, tally_http_response *resp);
+
+/* A WebSocket upgrade at /api/ws: 0 when it may proceed (its origin, Host
+ * and token checked; *principal is for tally_ws_new, malloc'ed, handed over),
+ * else TALLY_API_NOW with resp the refusal to send instead. */
+struct tally_principal;
+int tally_api_ws_admit(const tally_api *api, const tally_http_request *req, tally_http_response *resp,
+                       struct tally_principal **principal);
 
 /* A loop thread's context for answering point reads in place (NULL when the
  * backend cannot); opened and closed by that thread. */

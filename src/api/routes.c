@@ -10,8 +10,11 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/auth.h"
 #include "api/decode.h"
 #include "api/json_in.h"
+#include "api/keys.h"
+#include "api/origin.h"
 #include "api/filter.h"
 #include "api/locks.h"
 #include "api/transaction.h"
@@ -27,6 +30,7 @@ typedef struct route_ctx {
     char seg[MAX_SEGMENTS][256]; /* percent-decoded path segments after /api */
     size_t seglen[MAX_SEGMENTS];
     int nseg;
+    tally_principal principal; /* who asks (authenticated before routing) */
 } route_ctx;
 
 static int answer_error(route_ctx *c, tally_error *err)
@@ -113,6 +117,11 @@ static bool method_is(const tally_http_request *req, const char *m)
 
 static int submit(route_ctx *c, tally_plan *plan)
 {
+    tally_error aerr;
+    if (tally_auth_check_plan(&c->principal, plan, 0, &aerr)) { /* every step, before any runs */
+        tally_plan_free(plan);
+        return answer_error(c, &aerr);
+    }
     tally_job *job = tally_job_new(plan);
     job->render = tally_render_job;
     job->complete = c->req->complete;
@@ -136,6 +145,13 @@ static int submit(route_ctx *c, tally_plan *plan)
         if (!job->idem) {
             tally_job_free(job);
             return answer_error(c, &err);
+        }
+        if (!c->principal.open) { /* one key never replays another's answer: the key's id scopes it */
+            char *scoped;
+            if (asprintf(&scoped, "%lld\n%s", (long long)c->principal.key.id, job->idem->key) < 0)
+                abort();
+            free((char *)job->idem->key);
+            job->idem->key = scoped;
         }
     }
     int rc = tally_engine_submit(c->api->engine, job);
@@ -307,6 +323,10 @@ static int handle_transaction(route_ctx *c)
 static int handle_primitive(route_ctx *c)
 {
     bool locks = strcmp(c->seg[0], "locks") == 0;
+    tally_error aerr;
+    tally_scope need = tally_scope_of(locks ? TALLY_SCOPE_LOCKS : TALLY_SCOPE_LIMITS, NULL);
+    if (tally_auth_require(&c->principal, &need, locks ? "for locks" : "for rate limits", &aerr))
+        return answer_error(c, &aerr);
     if (locks && c->nseg == 1) {
         if (!method_is(c->req, "GET"))
             return method_not_allowed(c, "GET");
@@ -357,6 +377,13 @@ static int route_api(route_ctx *c)
     if (c->nseg == 1 && strcmp(c->seg[0], "ws") == 0) /* the net layer upgrades real handshakes */
         return fail_now(c, TALLY_BAD_REQUEST, NULL, "%s",
                         "/api/ws speaks WebSocket: connect with a WebSocket client (Upgrade: websocket)");
+    if (strcmp(c->seg[0], "keys") == 0 && c->nseg <= 2) {
+        tally_error aerr;
+        tally_scope admin = tally_scope_of(TALLY_SCOPE_ADMIN, NULL);
+        if (tally_auth_require(&c->principal, &admin, "to manage keys", &aerr))
+            return answer_error(c, &aerr);
+        return tally_api_keys(c->api, c->req, c->nseg == 2 ? c->seg[1] : NULL, c->resp);
+    }
     if (strcmp(c->seg[0], "locks") == 0 || strcmp(c->seg[0], "limits") == 0)
         return handle_primitive(c);
     if (c->nseg == 1 && strcmp(c->seg[0], "transaction") == 0)
@@ -365,6 +392,16 @@ static int route_api(route_ctx *c)
     if (!m)
         return fail_now(c, TALLY_NOT_FOUND, NULL, "there is no model '%s' in the schema", c->seg[0]);
     const tally_http_request *req = c->req;
+    { /* the model's read or write scope, before the body is looked at; submit checks every step again */
+        bool read = method_is(req, "GET") || method_is(req, "HEAD") ||
+                    (c->nseg == 2 && strcmp(c->seg[1], "find") == 0);
+        char what[128];
+        snprintf(what, sizeof what, "to %s %s records", read ? "read" : "write", m->name);
+        tally_scope need = tally_scope_of(read ? TALLY_SCOPE_READ : TALLY_SCOPE_WRITE, m->name);
+        tally_error aerr;
+        if (tally_auth_require(&c->principal, &need, what, &aerr))
+            return answer_error(c, &aerr);
+    }
     if (c->nseg == 1) {
         if (method_is(req, "GET"))
             return handle_list(c, m);
@@ -398,24 +435,66 @@ static int route_api(route_ctx *c)
     return fail_now(c, TALLY_NOT_FOUND, NULL, "%s", "no such path under /api");
 }
 
+/* The browser checks (api/origin.h): 0 to go on (resp's CORS fields set for
+ * an allowed cross-origin request), or -TALLY_FORBIDDEN with err. */
+static int check_browser(const tally_api *api, const tally_http_request *req, tally_http_response *resp,
+                         tally_error *err)
+{
+    bool keys_on = tally_keyring_keys_on(tally_engine_keyring(api->engine));
+    if (req->origin_header) {
+        if (!tally_origin_allowed(api->access, keys_on, req->origin_header, req->origin_header_len, req->host,
+                                  req->host_len, req->tls))
+            return tally_fail(err, TALLY_FORBIDDEN, NULL,
+                              "requests from the web page at %.*s are not allowed; nothing was changed (the server "
+                              "allows its own origin and those given with --cors-origin)",
+                              (int)(req->origin_header_len > 200 ? 200 : req->origin_header_len), req->origin_header);
+        resp->cors_origin = req->origin_header;
+        resp->cors_origin_len = req->origin_header_len;
+    }
+    if (!keys_on && req->host && !tally_host_allowed(api->access, req->host, req->host_len))
+        return tally_fail(err, TALLY_FORBIDDEN, NULL,
+                          "this server has no API keys yet, so it answers only to localhost, 127.0.0.1, [::1] and "
+                          "the names given with --host, not to Host %.*s (a defence against DNS rebinding); create "
+                          "a key with `tally keys create`, or add --host",
+                          (int)(req->host_len > 200 ? 200 : req->host_len), req->host);
+    return 0;
+}
+
 int tally_api_handle(const tally_api *api, const tally_http_request *req, tally_http_response *resp)
 {
     route_ctx c = {.api = api, .req = req, .resp = resp};
     memset(resp, 0, sizeof *resp);
     const char *p = req->path;
     size_t n = req->path_len;
+    tally_error err;
+    if (check_browser(api, req, resp, &err))
+        return answer_error(&c, &err);
+    if (req->origin_header && method_is(req, "OPTIONS")) { /* a CORS preflight: no token needed */
+        resp->status = 204;
+        resp->preflight = true;
+        return TALLY_API_NOW;
+    }
     if (n == 7 && memcmp(p, "/health", 7) == 0) {
         if (!method_is(req, "GET") && !method_is(req, "HEAD"))
             return method_not_allowed(&c, "GET");
         return handle_health(&c);
     }
+    const char *token = NULL;
+    size_t token_len = 0;
+    tally_auth_token(req, false, &token, &token_len);
+    if (tally_auth_authenticate(api, token, token_len, &c.principal, &err)) {
+        resp->www_authenticate = true;
+        return answer_error(&c, &err);
+    }
     if (n == 8 && memcmp(p, "/metrics", 8) == 0) {
         if (!method_is(req, "GET"))
             return method_not_allowed(&c, "GET");
+        tally_scope need = tally_scope_of(TALLY_SCOPE_METRICS, NULL);
+        if (tally_auth_require(&c.principal, &need, "to read /metrics", &err))
+            return answer_error(&c, &err);
         return handle_metrics(&c);
     }
     if (req->body_len > api->max_body) {
-        tally_error err;
         tally_fail(&err, TALLY_PAYLOAD_TOO_LARGE, NULL,
                    "the body is %zu bytes; this server accepts at most %zu (--max-body)", req->body_len, api->max_body);
         return answer_error(&c, &err);
@@ -439,6 +518,30 @@ int tally_api_handle(const tally_api *api, const tally_http_request *req, tally_
         i = end + 1;
     }
     return route_api(&c);
+}
+
+int tally_api_ws_admit(const tally_api *api, const tally_http_request *req, tally_http_response *resp,
+                       tally_principal **principal)
+{
+    route_ctx c = {.api = api, .req = req, .resp = resp};
+    memset(resp, 0, sizeof *resp);
+    *principal = NULL;
+    tally_error err;
+    if (check_browser(api, req, resp, &err))
+        return answer_error(&c, &err);
+    const char *token = NULL;
+    size_t token_len = 0;
+    tally_auth_token(req, true, &token, &token_len);
+    tally_principal p;
+    if (tally_auth_authenticate(api, token, token_len, &p, &err)) {
+        resp->www_authenticate = true;
+        return answer_error(&c, &err);
+    }
+    *principal = malloc(sizeof p);
+    if (!*principal)
+        abort();
+    **principal = p;
+    return 0;
 }
 
 int tally_api_local_open(const tally_api *api, tally_engine_local **out, tally_error *err)

@@ -17,10 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/auth.h"
 #include "api/decode.h"
 #include "api/json_in.h"
 #include "api/render.h"
 #include "api/transaction.h"
+#include "api/txn_quota.h"
 #include "core/buf.h"
 #include "exec/session.h"
 
@@ -32,15 +34,19 @@ struct tally_ws {
     const char *aborted;    /* the server rolled the transaction back (why, static); the client must end it */
     bool closed;
     int pending;            /* jobs out */
+    tally_principal *principal; /* the key of the upgrade, looked up again for every message; owned */
+    bool counted;           /* the open transaction holds a place in api->txns */
+    int64_t counted_key;    /* the key it was counted for (0: open mode) */
 };
 
-tally_ws *tally_ws_new(const tally_api *api, const tally_ws_io *io)
+tally_ws *tally_ws_new(const tally_api *api, const tally_ws_io *io, tally_principal *principal)
 {
     tally_ws *ws = calloc(1, sizeof *ws);
     if (!ws)
         abort();
     ws->api = api;
     ws->io = *io;
+    ws->principal = principal;
     return ws;
 }
 
@@ -116,6 +122,9 @@ static void drop_session(tally_ws *ws)
         tally_session_unref(ws->session);
     ws->session = NULL;
     ws->busy = false;
+    if (ws->counted && ws->api->txns)
+        tally_txn_quota_give(ws->api->txns, ws->counted_key);
+    ws->counted = false;
 }
 
 /* Hands a session job to the writer; false when the transaction is no longer open. */
@@ -162,7 +171,14 @@ static void op_begin(tally_ws *ws, const char *echo, json_t *msg)
         tally_fail(&err, TALLY_CONFLICT, "op", "a transaction is already open on this connection; commit or roll it back first");
         return send_error(ws, echo, &err, false);
     }
+    if (tally_auth_check_begin(ws->principal, &err))
+        return send_error(ws, echo, &err, false);
+    int64_t key = ws->principal->open ? 0 : ws->principal->key.id;
+    if (ws->api->txns && tally_txn_quota_take(ws->api->txns, key, ws->principal->key.name, &err))
+        return send_error(ws, echo, &err, false);
     ws->session = tally_session_new(ws->api->schema, timeout, ws->io.conn);
+    ws->counted = ws->api->txns != NULL;
+    ws->counted_key = key;
     tally_job *job = new_job(ws, TALLY_JOB_BEGIN, NULL, echo);
     if (tally_engine_submit(ws->api->engine, job) != 0) {
         tally_job_free(job);
@@ -180,8 +196,9 @@ static void op_lone_step(tally_ws *ws, const char *echo, json_t *step)
 {
     tally_error err;
     tally_plan *plan = tally_plan_new(ws->api->schema);
-    if (tally_decode_txn_step(plan, step, "", &err)) {
+    if (tally_decode_txn_step(plan, step, "", &err) || tally_auth_check_plan(ws->principal, plan, 0, &err)) {
         tally_plan_free(plan);
+        err.step = -1;
         return send_error(ws, echo, &err, false);
     }
     plan->answer_step = plan->nsteps - 1;
@@ -219,7 +236,8 @@ static void op_step(tally_ws *ws, const char *echo, json_t *step)
         return refuse_aborted(ws, echo);
     tally_plan *plan = s->plan; /* ours: no call of the session is in flight */
     int from = plan->nsteps, index = plan->ntxn;
-    if (tally_decode_txn_step(plan, step, "", &err)) {
+    /* a step the key may not run is refused like one that does not decode: before it runs */
+    if (tally_decode_txn_step(plan, step, "", &err) || tally_auth_check_plan(ws->principal, plan, from, &err)) {
         err.step = index;
         rollback_silently(ws);
         ws->aborted = "a step failed";
@@ -270,7 +288,9 @@ void tally_ws_message(tally_ws *ws, const char *text, size_t len)
     const char *name = json_string_value(op);
     static const char *const keys[] = {"id", "op", "step", "timeoutMs", NULL};
     const char *unknown = json_is_object(msg) ? tally_unknown_key(msg, keys, NULL) : NULL;
-    if (len > ws->api->max_body) { /* parsed only to echo its id (the net layer caps what it reads) */
+    if (tally_auth_refresh(ws->api, ws->principal, &err)) { /* the key as it is now: revoked keys stop here */
+        send_error(ws, echo, &err, false);
+    } else if (len > ws->api->max_body) { /* parsed only to echo its id (the net layer caps what it reads) */
         tally_fail(&err, TALLY_PAYLOAD_TOO_LARGE, NULL,
                    "the message is %zu bytes; this server accepts at most %zu (--max-body)", len, ws->api->max_body);
         send_error(ws, echo, &err, false);
@@ -317,6 +337,7 @@ static bool maybe_free(tally_ws *ws)
     if (!ws->closed || ws->pending > 0)
         return false;
     drop_session(ws);
+    free(ws->principal);
     free(ws);
     return true;
 }

@@ -28,7 +28,9 @@ typedef struct tally_ws_io {
     void *conn;                                            /* the net layer's connection (job->origin) */
 } tally_ws_io;
 
-tally_ws *tally_ws_new(const tally_api *api, const tally_ws_io *io);
+/* principal: the key of the upgrade (tally_api_ws_admit), handed over. */
+struct tally_principal;
+tally_ws *tally_ws_new(const tally_api *api, const tally_ws_io *io, struct tally_principal *principal);
 /* A text message arrived. */
 void tally_ws_message(tally_ws *ws, const char *text, size_t len);
 /* A job of this connection came back (loop thread): sends its answer if the

@@ -1,9 +1,10 @@
 /*
- * main.c — the `tally` command: serve, check-schema, migrate.
+ * main.c — the `tally` command: serve, check-schema, migrate, copy, keys.
  *
  *   tally serve --schema FILE (--data DIR | --db URL) --listen HOST:PORT [options]
  *   tally check-schema FILE
  *   tally migrate --schema FILE (--data DIR | --db URL) [--allow-destructive]
+ *   tally keys create|list|revoke (--data DIR | --db URL) …   (cli/keys.c)
  *
  * Every flag may also be given as an environment variable TALLY_<FLAG>
  * (--db as TALLY_DB, --queue-timeout as TALLY_QUEUE_TIMEOUT); a flag on the
@@ -26,12 +27,25 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/origin.h"
+#include "api/txn_quota.h"
+#include "cli/keys.h"
 #include "exec/engine.h"
+#include "exec/keyring.h"
 #include "net/server.h"
 #include "store/copy.h"
 
+#define MAX_REPEATS 64
+
 typedef struct options {
-    const char *schema, *data, *db, *listen, *from, *to, *tls_cert, *tls_key;
+    const char *schema, *data, *db, *listen, *from, *to, *tls_cert, *tls_key, *name;
+    const char *cors[MAX_REPEATS], *hosts[MAX_REPEATS], *scopes[MAX_REPEATS];
+    int ncors, nhosts, nscopes;
+    bool open;
+    int max_txns, max_txns_per_key;
+    bool queue_timeout_set;
+    bool positional_wanted;  /* tally keys revoke NAME */
+    const char *positional;
     size_t max_body, max_header_size;
     int max_connections;
     long request_timeout_ms;
@@ -70,7 +84,8 @@ static void usage(FILE *f)
             "  --request-timeout MS   a client's time to send a request's headers and body, to finish the TLS\n"
             "                         handshake, or to stay idle between requests; then the connection is closed\n"
             "                         and a slow request logged (default 10000)\n"
-            "  --queue-timeout MS     a write waiting longer for the writer gets 503, unapplied (default 5000)\n"
+            "  --queue-timeout MS     a write waiting longer for the writer gets 503, unapplied (default: --max-txn-ms\n"
+            "                         + 5000, so 10000: above the longest interactive transaction)\n"
             "  --queue-max N          writes that may wait for the writer before new ones get 503 (default 10000)\n"
             "  --batch-max N          writes committed together at most (default 256)\n"
             "  --threads N            HTTP event loops (default: one per core)\n"
@@ -88,7 +103,25 @@ static void usage(FILE *f)
             "                         connection (default 16); a begin past them waits up to --queue-timeout\n"
             "  --portable             PostgreSQL: only what PostgreSQL-compatible distributed engines share: a meta\n"
             "                         row locked FOR UPDATE instead of advisory locks, no LISTEN/NOTIFY (lock\n"
-            "                         waiters on other servers are found by polling); see docs/distributed-engines.md\n");
+            "                         waiters on other servers are found by polling); see docs/distributed-engines.md\n"
+            "  --max-txns N           interactive transactions open or waiting to begin at once, in all; a begin\n"
+            "                         beyond gets 503 OVERLOADED (default 64)\n"
+            "  --max-txns-per-key N   the same for one API key; beyond, 429 TOO_MANY_TRANSACTIONS (default 4)\n"
+            "\n"
+            "access (README, section Access; each also as TALLY_CORS_ORIGIN, TALLY_HOST: comma-separated):\n"
+            "  --cors-origin ORIGIN   let web pages from ORIGIN (https://app.example.com) call the server; repeatable;\n"
+            "                         '*' (any page) only counts once API keys exist\n"
+            "  --host NAME            with no API keys yet, answer to Host NAME too (besides localhost, 127.0.0.1\n"
+            "                         and [::1]); repeatable\n"
+            "  --open                 serve without API keys on a non-loopback address: anyone who can reach it\n"
+            "                         may read and write everything\n"
+            "\n"
+            "keys (work while a server serves the same --data or --db):\n"
+            "  tally keys create --name NAME --scope SCOPE [--scope SCOPE...] (--data DIR | --db URL) [--schema FILE]\n"
+            "                         prints the new key's token, once; scopes: admin, read, write, read:MODEL,\n"
+            "                         write:MODEL, locks, limits, changes, action:NAME, metrics\n"
+            "  tally keys list (--data DIR | --db URL)\n"
+            "  tally keys revoke NAME (--data DIR | --db URL)\n");
 }
 
 static long parse_long(const char *flag, const char *s, long min, long max)
@@ -105,7 +138,18 @@ static long parse_long(const char *flag, const char *s, long min, long max)
 
 enum { O_SCHEMA = 256, O_DATA, O_DB, O_FROM, O_TO, O_SESSIONS, O_LANES, O_LISTEN, O_MAX_BODY, O_QTIMEOUT, O_QMAX, O_BATCH, O_THREADS,
        O_DESTRUCTIVE, O_RELAXED, O_PORTABLE, O_MAX_TXN_STEPS, O_MAX_TXN_MS, O_IDEM_TTL, O_TLS_CERT, O_TLS_KEY,
-       O_MAX_CONN, O_MAX_HEADER, O_REQ_TIMEOUT, O_HELP };
+       O_MAX_CONN, O_MAX_HEADER, O_REQ_TIMEOUT, O_HELP, O_CORS, O_HOST, O_OPEN, O_MAX_TXNS, O_MAX_TXNS_KEY, O_NAME,
+       O_SCOPE };
+
+/* A repeatable flag's value: kept in list (at most MAX_REPEATS). */
+static void repeat(const char *flag, const char **list, int *n, const char *v)
+{
+    if (*n == MAX_REPEATS) {
+        fprintf(stderr, "tally: %s is given more than %d times\n", flag, MAX_REPEATS);
+        exit(2);
+    }
+    list[(*n)++] = v;
+}
 
 /* Sets the option c (a getopt value) from text v (NULL for a switch). */
 static int apply_option(options *o, int c, const char *v)
@@ -120,7 +164,24 @@ static int apply_option(options *o, int c, const char *v)
     case O_LANES: o->lanes = (int)parse_long("--lanes", v, 1, 64); break;
     case O_LISTEN: o->listen = v; break;
     case O_MAX_BODY: o->max_body = (size_t)parse_long("--max-body", v, 1, 1L << 30); break;
-    case O_QTIMEOUT: o->queue_timeout_ms = parse_long("--queue-timeout", v, 1, 3600000); break;
+    case O_QTIMEOUT:
+        o->queue_timeout_ms = parse_long("--queue-timeout", v, 1, 3600000);
+        o->queue_timeout_set = true;
+        break;
+    case O_CORS:
+        if (!tally_origin_valid(v)) {
+            fprintf(stderr, "tally: --cors-origin takes an origin such as https://app.example.com (scheme, host, "
+                            "optional port, no path) or *, not '%s'\n", v);
+            exit(2);
+        }
+        repeat("--cors-origin", o->cors, &o->ncors, v);
+        break;
+    case O_HOST: repeat("--host", o->hosts, &o->nhosts, v); break;
+    case O_SCOPE: repeat("--scope", o->scopes, &o->nscopes, v); break;
+    case O_NAME: o->name = v; break;
+    case O_OPEN: o->open = true; break;
+    case O_MAX_TXNS: o->max_txns = (int)parse_long("--max-txns", v, 1, 100000); break;
+    case O_MAX_TXNS_KEY: o->max_txns_per_key = (int)parse_long("--max-txns-per-key", v, 1, 100000); break;
     case O_QMAX: o->queue_max = parse_long("--queue-max", v, 1, 10000000); break;
     case O_BATCH: o->batch_max = parse_long("--batch-max", v, 1, 100000); break;
     case O_THREADS: o->threads = (int)parse_long("--threads", v, 1, 256); break;
@@ -159,6 +220,10 @@ static int parse_args(int argc, char **argv, options *o)
         {"max-connections", required_argument, 0, O_MAX_CONN},
         {"max-header-size", required_argument, 0, O_MAX_HEADER},
         {"request-timeout", required_argument, 0, O_REQ_TIMEOUT},
+        {"cors-origin", required_argument, 0, O_CORS},    {"host", required_argument, 0, O_HOST},
+        {"open", no_argument, 0, O_OPEN},                 {"max-txns", required_argument, 0, O_MAX_TXNS},
+        {"max-txns-per-key", required_argument, 0, O_MAX_TXNS_KEY},
+        {"name", required_argument, 0, O_NAME},           {"scope", required_argument, 0, O_SCOPE},
         {"help", no_argument, 0, O_HELP},                 {0, 0, 0, 0}};
     /* TALLY_<FLAG> first, so that the command line wins. */
     for (const struct option *lo = longopts; lo->name; lo++) {
@@ -172,6 +237,12 @@ static int parse_args(int argc, char **argv, options *o)
             continue;
         if (lo->has_arg == no_argument && strcmp(v, "1") != 0 && strcmp(v, "true") != 0)
             continue;
+        if (lo->val == O_CORS || lo->val == O_HOST || lo->val == O_SCOPE) { /* repeatable: a comma-separated list */
+            char *copy = strdup(v), *save = NULL; /* kept: the options point into it */
+            for (char *part = strtok_r(copy, ", ", &save); part; part = strtok_r(NULL, ", ", &save))
+                apply_option(o, lo->val, part);
+            continue;
+        }
         if (apply_option(o, lo->val, v) != 0)
             return -1;
     }
@@ -186,6 +257,8 @@ static int parse_args(int argc, char **argv, options *o)
             return -1;
         }
     }
+    if (optind < argc && o->positional_wanted && !o->positional)
+        o->positional = argv[optind++];
     if (optind < argc) {
         fprintf(stderr, "tally: unexpected argument '%s'\n", argv[optind]);
         return -1;
@@ -338,7 +411,28 @@ static int cmd_serve(options *o)
         tally_schema_free(schema);
         return 1;
     }
-    tally_api api = {.schema = schema, .engine = engine, .max_body = o->max_body,
+    /* Open mode (no key has ever existed) only on a loopback address, unless --open says otherwise. */
+    bool keys_on = tally_keyring_keys_on(tally_engine_keyring(engine));
+    if (!keys_on && !o->open && !tally_listen_is_loopback(host)) {
+        fprintf(stderr,
+                "tally: refusing to serve %s without API keys: anyone who can reach it could read and write "
+                "everything. Create a key first:\n"
+                "  tally keys create --name admin --scope admin %s %s\n"
+                "(it prints the token to send as Authorization: Bearer TOKEN), or listen on 127.0.0.1, or pass "
+                "--open to serve without keys anyway\n",
+                o->listen, o->db ? "--db" : "--data", o->db ? o->db : dir);
+        tally_engine_close(engine);
+        tally_schema_free(schema);
+        return 1;
+    }
+    if (!keys_on)
+        for (int i = 0; i < o->ncors; i++)
+            if (strcmp(o->cors[i], "*") == 0)
+                fprintf(stderr, "tally: --cors-origin '*' allows no page until an API key exists\n");
+    tally_access access = {.cors = o->cors, .ncors = o->ncors, .hosts = o->hosts, .nhosts = o->nhosts,
+                           .listen_host = host, .open = o->open};
+    tally_txn_quota *txns = tally_txn_quota_new(o->max_txns_per_key, o->max_txns);
+    tally_api api = {.schema = schema, .engine = engine, .access = &access, .txns = txns, .max_body = o->max_body,
                      .max_txn_steps = o->max_txn_steps, .max_txn_ms = (uint64_t)o->max_txn_ms};
     tally_server_options so = {.host = host, .port = port, .threads = o->threads, .api = &api,
                                .tls_cert = o->tls_cert, .tls_key = o->tls_key,
@@ -346,6 +440,7 @@ static int cmd_serve(options *o)
                                .request_timeout_ms = (uint64_t)o->request_timeout_ms,
                                .drain = drain, .drain_arg = engine};
     int rc = tally_server_run(&so, &err);
+    tally_txn_quota_free(txns);
     if (rc)
         fprintf(stderr, "tally: %s\n", err.message);
     tally_engine_close(engine);
@@ -454,9 +549,27 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     options o = {.max_body = 1 << 20, .queue_timeout_ms = 5000, .queue_max = 10000, .batch_max = 256,
                  .max_txn_steps = 1000, .max_txn_ms = 5000, .idempotency_ttl_ms = 86400000,
-                 .max_connections = 1024, .max_header_size = 65536, .request_timeout_ms = 10000};
+                 .max_connections = 1024, .max_header_size = 65536, .request_timeout_ms = 10000,
+                 .max_txns = 64, .max_txns_per_key = 4};
     if (strcmp(cmd, "check-schema") == 0)
         return cmd_check_schema(argc, argv, &o);
+    if (strcmp(cmd, "keys") == 0) {
+        if (argc < 3 || (strcmp(argv[2], "create") && strcmp(argv[2], "list") && strcmp(argv[2], "revoke"))) {
+            fprintf(stderr, "usage: tally keys create|list|revoke … (tally --help says more)\n");
+            return 2;
+        }
+        o.positional_wanted = strcmp(argv[2], "revoke") == 0;
+        if (parse_args(argc - 2, argv + 2, &o))
+            return 2;
+        char db[PATH_MAX + 16];
+        const char *dir;
+        if (resolve_db(&o, db, sizeof db, &dir))
+            return 2;
+        tally_keys_cli k = {.command = argv[2], .db = db, .dir = dir, .schema_path = o.schema, .name = o.name,
+                            .scopes = o.scopes, .nscopes = o.nscopes, .revoke_name = o.positional,
+                            .relaxed = o.relaxed};
+        return tally_keys_cli_run(&k);
+    }
     if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 && strcmp(cmd, "copy") != 0) {
         fprintf(stderr, "tally: unknown command '%s'\n", cmd);
         usage(stderr);
@@ -464,6 +577,13 @@ int main(int argc, char **argv)
     }
     if (parse_args(argc - 1, argv + 1, &o))
         return 2;
+    /* A write queued behind a legal interactive transaction must not time out: the queue's
+     * timeout is above the longest transaction unless set otherwise. */
+    if (!o.queue_timeout_set)
+        o.queue_timeout_ms = o.max_txn_ms + 5000;
+    else if (o.queue_timeout_ms <= o.max_txn_ms && strcmp(cmd, "serve") == 0)
+        fprintf(stderr, "tally: note: --queue-timeout %ld is not above --max-txn-ms %ld, so a write queued behind "
+                        "an interactive transaction may get 503\n", o.queue_timeout_ms, o.max_txn_ms);
     if (strcmp(cmd, "copy") == 0)
         return cmd_copy(&o);
     return strcmp(cmd, "serve") == 0 ? cmd_serve(&o) : cmd_migrate(&o);

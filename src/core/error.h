@@ -37,6 +37,7 @@
     X(OVERFLOW,             422, "the integer would overflow 64 bits")                    \
     X(IDEMPOTENCY_MISMATCH, 422, "the idempotency key was used with another request")     \
     X(RATE_LIMITED,         429, "rate limit exceeded")                                   \
+    X(TOO_MANY_TRANSACTIONS, 429, "this key has too many interactive transactions open")  \
     X(INTERNAL,             500, "internal error")                                        \
     X(OVERLOADED,           503, "the server is overloaded; retry later")                 \
     X(UNAVAILABLE,          503, "the write could not be made durable; retry")            \

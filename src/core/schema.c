@@ -37,7 +37,8 @@ static int parse_type(const char *s, tally_type *out)
 /* Names that would shadow a route under /api or a storage table. */
 static bool reserved_model_name(const char *name)
 {
-    static const char *const reserved[] = {"transaction", "locks", "limits", "ws", "metrics", "health"};
+    static const char *const reserved[] = {"transaction", "locks", "limits", "ws", "metrics", "health",
+                                          "keys", "changes", "actions"};
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
         if (strcmp(name, reserved[i]) == 0)
             return true;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "exec/lock_hints.h"
+#include "exec/keyring.h"
 #include "exec/metrics.h"
 #include "exec/reader.h"
 #include "exec/route.h"
@@ -24,6 +25,7 @@ struct tally_engine {
     tally_reader *reader;
     tally_session_pool *sessions;   /* NULL where sessions own the writer */
     tally_lock_hints *hints;        /* NULL where the backend has none, or --portable */
+    tally_keyring *keyring;         /* the API key table's cache */
 };
 
 struct tally_engine_local {
@@ -135,6 +137,8 @@ int tally_engine_open(const tally_schema *schema, const tally_engine_options *op
                                      &e->sessions, err))
             goto fail;
     }
+    if (tally_keyring_start(e->db, schema, &e->store_opt, &e->keyring, err))
+        goto fail;
     *out = e;
     return 0;
 fail:
@@ -143,6 +147,8 @@ fail:
 }
 
 const tally_backend_ops *tally_engine_backend(const tally_engine *e) { return e->ops; }
+
+tally_keyring *tally_engine_keyring(tally_engine *e) { return e->keyring; }
 
 bool tally_engine_healthy(tally_engine *e, char *reason, size_t cap, tally_db_state *state)
 {
@@ -231,6 +237,7 @@ void tally_engine_stop(tally_engine *e)
         return;
     /* Sessions first: a commit still to come may be waited on by writes. */
     tally_session_pool_stop(e->sessions);
+    tally_keyring_stop(e->keyring);
     for (int i = 0; e->lanes && i < e->nlanes; i++)
         tally_writer_stop(e->lanes[i]);
     tally_lock_hints_stop(e->hints); /* after the lanes: nothing is released any more */
@@ -244,6 +251,7 @@ void tally_engine_close(tally_engine *e)
         return;
     tally_engine_stop(e);
     tally_session_pool_free(e->sessions);
+    tally_keyring_free(e->keyring);
     for (int i = 0; e->lanes && i < e->nlanes; i++)
         tally_writer_free(e->lanes[i]); /* closes the writer connection: SQLite checkpoints on close */
     free(e->lanes);

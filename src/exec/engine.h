@@ -57,6 +57,10 @@ int tally_engine_migrate(const tally_schema *schema, const tally_engine_options 
 
 const tally_backend_ops *tally_engine_backend(const tally_engine *e);
 
+/* The API key table's cache (exec/keyring.h), the engine's. */
+struct tally_keyring;
+struct tally_keyring *tally_engine_keyring(tally_engine *e);
+
 /* Whether the database answers (as the writer lanes last found it: at their
  * last commit, or a probe while idle or down); when not, reason says why. */
 bool tally_engine_healthy(tally_engine *e, char *reason, size_t cap, tally_db_state *state);

@@ -463,27 +463,46 @@ static uint64_t tend_waiters(tally_writer *w)
     return next_due;
 }
 
-/* Runs popped jobs in order: plain writes as group-commit batches, a BEGIN as a session between them. */
+/*
+ * Runs popped jobs: plain writes as group-commit batches, each BEGIN as a
+ * session of its own.  Writes go ahead of the BEGINs waiting with them, and
+ * after each session the writes that arrived meanwhile run before the next
+ * BEGIN: a write waits for at most the one transaction open when it came,
+ * never for a queue of them, so that one client's interactive transactions
+ * can delay but never fail another's writes (--queue-timeout is above the
+ * longest transaction).  BEGINs keep their order among themselves.
+ */
 static void run_jobs(tally_writer *w, tally_job *list)
 {
-    while (list) {
-        tally_job *seg = list, *last = NULL;
+    tally_job *begins = NULL, **btail = &begins;
+    for (;;) {
+        tally_job *writes = NULL, **wtail = &writes;
         size_t n = 0;
-        while (list && list->kind != TALLY_JOB_BEGIN) {
-            last = list;
-            list = list->next;
-            n++;
+        for (tally_job *j = list, *next; j; j = next) {
+            next = j->next;
+            j->next = NULL;
+            if (j->kind == TALLY_JOB_BEGIN) {
+                *btail = j;
+                btail = &j->next;
+            } else {
+                *wtail = j;
+                wtail = &j->next;
+                n++;
+            }
         }
-        if (last) {
-            last->next = NULL;
-            run_batch(w, seg, n);
-        }
-        if (list) {
-            tally_job *begin = list;
-            list = list->next;
-            begin->next = NULL;
-            tally_session_run(w->store, &w->session_queue, begin);
-        }
+        if (writes)
+            run_batch(w, writes, n);
+        if (!begins)
+            return;
+        tally_job *begin = begins;
+        begins = begin->next;
+        if (!begins)
+            btail = &begins;
+        begin->next = NULL;
+        tally_session_run(w->store, &w->session_queue, begin);
+        size_t count;
+        /* what waits now, without waiting (a deadline already past) */
+        list = tally_queue_pop_batch_until(&w->queue, w->opt.batch_max, 1, &count);
     }
 }
 

@@ -90,7 +90,10 @@ static const char *reason_phrase(int status)
     switch (status) {
     case 200: return "OK";
     case 201: return "Created";
+    case 204: return "No Content";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
@@ -111,7 +114,8 @@ static void send_answer(h2o_req_t *req, int status, const char *content_type, co
 {
     req->res.status = status;
     req->res.reason = reason_phrase(status);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    if (content_type)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
     if (allow)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
     if (retry_after_s > 0) {
@@ -121,6 +125,64 @@ static void send_answer(h2o_req_t *req, int status, const char *content_type, co
     }
     req->res.content_length = len; /* h2o_send_inline leaves it unset, which costs the keep-alive */
     h2o_send_inline(req, body, len); /* copies the body into the request's pool */
+}
+
+/* The headers the API layer asked for (api.h, tally_http_response): added at
+ * once, so that an answer that comes later from a worker carries them too. */
+static void add_access_headers(h2o_req_t *req, const tally_http_response *resp)
+{
+    if (resp->www_authenticate)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));
+    if (!resp->cors_origin)
+        return;
+    /* the value points into the request's own headers, which live as long as the request */
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, resp->cors_origin,
+                   resp->cors_origin_len);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("Origin"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-expose-headers"), 0, NULL,
+                   H2O_STRLIT("Retry-After"));
+    if (resp->preflight) {
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-methods"), 0, NULL,
+                       H2O_STRLIT("GET, POST, PATCH, DELETE, OPTIONS"));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-headers"), 0, NULL,
+                       H2O_STRLIT("Authorization, Content-Type, Idempotency-Key"));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-max-age"), 0, NULL, H2O_STRLIT("600"));
+    }
+}
+
+/* A request header's value (name in lower case), or NULL. */
+static const char *header(h2o_req_t *req, const char *name, size_t *len)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+    *len = i >= 0 ? req->headers.entries[i].value.len : 0;
+    return i >= 0 ? req->headers.entries[i].value.base : NULL;
+}
+
+/* What the API layer reads of a request: method, path, query, body and the headers it uses. */
+static tally_http_request api_request(h2o_req_t *req)
+{
+    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    ssize_t idem = h2o_find_header_by_str(&req->headers, H2O_STRLIT("idempotency-key"), -1);
+    tally_http_request r = {
+        .method = req->method.base, .method_len = req->method.len,
+        .path = req->path.base, .path_len = path_len,
+        .query = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : NULL,
+        .query_len = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0,
+        .body = req->entity.base, .body_len = req->entity.base ? req->entity.len : 0,
+        .idem_key = idem >= 0 ? req->headers.entries[idem].value.base : NULL,
+        .idem_key_len = idem >= 0 ? req->headers.entries[idem].value.len : 0,
+        .tls = req->scheme == &H2O_URL_SCHEME_HTTPS,
+    };
+    r.authorization = header(req, "authorization", &r.authorization_len);
+    r.origin_header = header(req, "origin", &r.origin_header_len);
+    /* The Host header (HTTP/2: :authority) as the client sent it.  When it is
+     * missing h2o fills in its host configuration's name: that very buffer
+     * means "none was sent" (HTTP/1.0). */
+    h2o_iovec_t host = req->input.authority;
+    bool supplied = req->hostconf && host.base == req->hostconf->authority.hostport.base;
+    r.host = host.base && host.len && !supplied ? host.base : NULL;
+    r.host_len = r.host ? host.len : 0;
+    return r;
 }
 
 static void on_guard_dispose(void *arg)
@@ -268,8 +330,18 @@ static int upgrade_ws(server *srv, loop_thread *t, h2o_req_t *req, const char *c
     if (!c)
         return -1;
     c->thread = t;
+    tally_http_request r = api_request(req);
+    tally_http_response resp;
+    struct tally_principal *principal;
+    if (tally_api_ws_admit(srv->opt->api, &r, &resp, &principal) != 0) { /* refused: origin, Host or token */
+        free(c);
+        add_access_headers(req, &resp);
+        send_answer(req, resp.status, resp.content_type, resp.allow, 0, resp.body, resp.body_len);
+        free(resp.body);
+        return 0;
+    }
     tally_ws_io io = {.send = ws_send, .complete = ws_job_complete, .conn = c};
-    c->ws = tally_ws_new(srv->opt->api, &io);
+    c->ws = tally_ws_new(srv->opt->api, &io, principal);
     c->conn = h2o_upgrade_to_websocket(req, client_key, c, on_ws_message);
     h2o_linklist_insert(&t->ws_conns, &c->link);
     atomic_fetch_add(&srv->websockets, 1);
@@ -349,21 +421,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     p->guard = h2o_mem_alloc_shared(&req->pool, sizeof *p->guard, on_guard_dispose);
     p->guard->p = p;
 
-    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-    ssize_t idem = h2o_find_header_by_str(&req->headers, H2O_STRLIT("idempotency-key"), -1);
-    tally_http_request r = {
-        .method = req->method.base, .method_len = req->method.len,
-        .path = req->path.base, .path_len = path_len,
-        .query = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : NULL,
-        .query_len = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0,
-        .body = req->entity.base, .body_len = req->entity.base ? req->entity.len : 0,
-        .idem_key = idem >= 0 ? req->headers.entries[idem].value.base : NULL,
-        .idem_key_len = idem >= 0 ? req->headers.entries[idem].value.len : 0,
-        .local = t->local, .complete = on_job_complete, .origin = p,
-    };
+    tally_http_request r = api_request(req);
+    r.local = t->local;
+    r.complete = on_job_complete;
+    r.origin = p;
     tally_http_response resp;
     atomic_fetch_add(&srv->inflight, 1);
-    if (tally_api_handle(srv->opt->api, &r, &resp) == TALLY_API_NOW) {
+    int now = tally_api_handle(srv->opt->api, &r, &resp);
+    add_access_headers(req, &resp);
+    if (now == TALLY_API_NOW) {
         atomic_fetch_sub(&srv->inflight, 1);
         p->guard->p = NULL;
         free(p);

@@ -28,6 +28,7 @@
 #include "core/error.h"
 #include "core/plan.h"
 #include "core/schema.h"
+#include "core/scope.h"
 
 typedef struct tally_store tally_store;
 typedef struct tally_backend_ops tally_backend_ops;
@@ -42,6 +43,8 @@ typedef enum tally_store_role {
     TALLY_STORE_READER,  /* read-only: reads that never wait on the writer */
     TALLY_STORE_SESSION, /* read-write, for one interactive transaction at a time (PostgreSQL) */
     TALLY_STORE_HINTS,   /* a side connection for wake-up hints between servers (hint_* below); never in a transaction */
+    TALLY_STORE_KEYS,    /* read-write, for the API key table alone (the keyring, `tally keys`): its own
+                            short transactions, which wait for locks rather than give up */
 } tally_store_role;
 
 typedef struct tally_store_options {
@@ -95,6 +98,23 @@ typedef struct tally_idem_answer {
     char *body; /* malloc'ed, the caller's */
     size_t len;
 } tally_idem_answer;
+
+/* API keys (DESIGN.md §3): one row per live key; only the token's SHA-256 is
+ * stored.  The state row counts every change (the generation each server's
+ * cache compares against) and remembers that a key has ever existed. */
+#define TALLY_KEY_NAME_MAX 64 /* 63 bytes + NUL */
+typedef struct tally_key_row {
+    int64_t id;                          /* never reused: scopes Idempotency-Key answers */
+    char name[TALLY_KEY_NAME_MAX];
+    char scopes[TALLY_SCOPES_TEXT_MAX];  /* space-separated, as tally_scopes_format writes them */
+    unsigned char hash[32];              /* SHA-256 of the token */
+    int64_t created_at;                  /* UTC ms */
+} tally_key_row;
+
+typedef struct tally_keys_state {
+    int64_t generation; /* grows with every create and revoke */
+    bool ever;          /* a key has existed: open mode never comes back */
+} tally_keys_state;
 
 /*
  * The operations.  Every function returns 0 or a negative tally_code with
@@ -161,6 +181,18 @@ struct tally_backend_ops {
      * passive WAL checkpoint past a size).  Returns 1 when it did some. */
     int (*maintain)(tally_store *st);
 
+    /* API keys, each call its own transaction on a connection of its own
+     * (the keyring's, or the tally keys command's), never inside a batch.
+     * keys_prepare creates the key tables if missing (the migration does too).
+     * keys_list: every key (rows malloc'ed, the caller's) and the state, in one
+     * snapshot.  keys_create: -TALLY_CONFLICT when the name is taken, else 0
+     * with row->id set.  keys_revoke: -TALLY_NOT_FOUND when no key has it. */
+    int (*keys_prepare)(tally_store *st, tally_error *err);
+    int (*keys_state)(tally_store *st, tally_keys_state *out, tally_error *err);
+    int (*keys_list)(tally_store *st, tally_key_row **rows, int *n, tally_keys_state *state, tally_error *err);
+    int (*keys_create)(tally_store *st, tally_key_row *row, tally_error *err);
+    int (*keys_revoke)(tally_store *st, const char *name, tally_error *err);
+
     /* Appends the backend's own Prometheus lines to f (SQLite: fsyncs
      * counted by its VFS shim).  Any thread; may be NULL. */
     void (*metrics)(FILE *f);
@@ -225,6 +257,16 @@ static inline int tally_store_idem_put(tally_store *st, const tally_idem_key *k,
 { return st->ops->idem_put(st, k, status, body, len, now_ms, err); }
 static inline int tally_store_sweep(tally_store *st, int64_t now_ms, int64_t idem_ttl_ms)
 { return st->ops->sweep(st, now_ms, idem_ttl_ms); }
+static inline int tally_store_keys_prepare(tally_store *st, tally_error *err) { return st->ops->keys_prepare(st, err); }
+static inline int tally_store_keys_state(tally_store *st, tally_keys_state *out, tally_error *err)
+{ return st->ops->keys_state(st, out, err); }
+static inline int tally_store_keys_list(tally_store *st, tally_key_row **rows, int *n, tally_keys_state *state,
+                                        tally_error *err)
+{ return st->ops->keys_list(st, rows, n, state, err); }
+static inline int tally_store_keys_create(tally_store *st, tally_key_row *row, tally_error *err)
+{ return st->ops->keys_create(st, row, err); }
+static inline int tally_store_keys_revoke(tally_store *st, const char *name, tally_error *err)
+{ return st->ops->keys_revoke(st, name, err); }
 static inline int tally_store_maintain(tally_store *st) { return st->ops->maintain ? st->ops->maintain(st) : 0; }
 
 #endif

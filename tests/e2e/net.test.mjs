@@ -179,7 +179,7 @@ test('--max-connections: past it a request is answered 503 OVERLOADED naming the
     hold.push(s);
   }
   await sleep(100);
-  const r = await rawExchange(srv.port, 'GET /api/customer HTTP/1.1\r\nHost: x\r\n\r\n');
+  const r = await rawExchange(srv.port, 'GET /api/customer HTTP/1.1\r\nHost: localhost\r\n\r\n');
   expectRawError(r, 503, 'OVERLOADED');
   assert.match(r.body.error.message, /--max-connections 2/);
   assert.ok(r.closed, 'the refused connection is closed');
@@ -193,7 +193,7 @@ test('--max-header-size: a larger request head is a 431 HEADERS_TOO_LARGE JSON (
   const r = await srv.api('GET', '/api/customer', undefined, { headers: { 'x-big': 'a'.repeat(6000) } });
   expectError(r, 431, 'HEADERS_TOO_LARGE');
   assert.match(r.body.error.message, /--max-header-size/);
-  const raw = await rawExchange(srv.port, `GET /api/customer HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20000)}\r\n\r\n`);
+  const raw = await rawExchange(srv.port, `GET /api/customer HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'b'.repeat(20000)}\r\n\r\n`);
   expectRawError(raw, 431, 'HEADERS_TOO_LARGE');
   await stillServes(srv);
 });
@@ -202,8 +202,8 @@ test('--request-timeout: slow headers and a slow body are cut off cleanly, with 
   const srv = await startServer({ args: ['--request-timeout', '800'] });
   const t0 = Date.now();
   const [head, body] = await Promise.all([
-    rawExchange(srv.port, 'POST /api/customer HTTP/1.1\r\nHost: x\r\nContent-Type: appl', { waitMs: 5000 }),
-    rawExchange(srv.port, 'POST /api/customer HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n{"na', { waitMs: 5000 }),
+    rawExchange(srv.port, 'POST /api/customer HTTP/1.1\r\nHost: localhost\r\nContent-Type: appl', { waitMs: 5000 }),
+    rawExchange(srv.port, 'POST /api/customer HTTP/1.1\r\nHost: localhost\r\nContent-Length: 20\r\n\r\n{"na', { waitMs: 5000 }),
     (async () => { await sleep(200); await stillServes(srv); })(),
   ]);
   const took = Date.now() - t0;
@@ -220,30 +220,30 @@ test('--request-timeout: slow headers and a slow body are cut off cleanly, with 
 
 test("malformed HTTP that h2o refuses itself is answered with our JSON errors; the server stays up", async () => {
   const srv = await startServer({ args: ['--max-body', '1000'] });
-  const cl = await rawExchange(srv.port, 'POST /api/customer HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n{}');
+  const cl = await rawExchange(srv.port, 'POST /api/customer HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n{}');
   expectRawError(cl, 400, 'BAD_REQUEST');
   assert.match(cl.body.error.message, /Content-Length/);
 
   // far past --max-body (over 4 x it + 64 KiB): h2o refuses before reading, and its 413 is our JSON
-  const big = await rawExchange(srv.port, 'POST /api/customer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n');
+  const big = await rawExchange(srv.port, 'POST /api/customer HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n');
   expectRawError(big, 413, 'PAYLOAD_TOO_LARGE');
   assert.match(big.body.error.message, /at most 1000 bytes \(--max-body\)/);
   // a little past it: read whole, then refused, so that the client sees the answer
   const body = JSON.stringify({ name: 'x'.repeat(5000) });
-  const over = await rawExchange(srv.port, `POST /api/customer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+  const over = await rawExchange(srv.port, `POST /api/customer HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
   expectRawError(over, 413, 'PAYLOAD_TOO_LARGE');
   assert.match(over.body.error.message, /at most 1000 \(--max-body\)/);
 
-  const te = await rawExchange(srv.port, 'POST /api/customer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n');
+  const te = await rawExchange(srv.port, 'POST /api/customer HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n');
   expectRawError(te, 400, 'BAD_REQUEST');
 
-  const chunked = await rawExchange(srv.port, 'POST /api/customer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n');
+  const chunked = await rawExchange(srv.port, 'POST /api/customer HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n');
   expectRawError(chunked, 400, 'BAD_REQUEST');
 
   // Known limit (docs/decisions.md): h2o 2.2.5 answers an unparsable request
   // head (a control character in a header value) from lib/http1.c
   // send_bad_request, straight to the socket: a plain-text 400 that no hook sees.
-  const ctl = await rawExchange(srv.port, 'GET /api/customer HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n');
+  const ctl = await rawExchange(srv.port, 'GET /api/customer HTTP/1.1\r\nHost: localhost\r\nX-A: a\x01b\r\n\r\n');
   assert.equal(ctl.status, 400, ctl.text);
   await stillServes(srv);
 });
@@ -261,7 +261,7 @@ test('WebSocket: a binary frame is closed with 1003; version 8 is a 426 naming 1
   assert.equal(cb.code, 1003);
   assert.match(cb.reason, /JSON text messages/);
 
-  const v8 = await rawExchange(srv.port, 'GET /api/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+  const v8 = await rawExchange(srv.port, 'GET /api/ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
     'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n');
   expectRawError(v8, 426, 'UPGRADE_REQUIRED');
   assert.match(v8.head, /sec-websocket-version: 13/i);

@@ -895,9 +895,9 @@ function rawCase(g, invalidOnly) {
       c.chunks.push(Buffer.from(r.pick([
         'GET\r\n\r\n', 'GET /api/customer HTTP/9.9\r\n\r\n', 'GET /api/customer HTTP/1.1 extra\r\n\r\n',
         'GET  /api/customer HTTP/1.1\r\n\r\n', '/api/customer HTTP/1.1\r\n\r\n', 'GET /api/customer\r\n\r\n',
-        `GET /api/cust\x00omer HTTP/1.1\r\nHost: x\r\n\r\n`, `GET /api/customer HTTP/1.1\rHost: x\r\n\r\n`,
-        'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n', 'CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: x\r\n\r\n',
-        `GET ${'/x'.repeat(300000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 'G\xffT /api/customer HTTP/1.1\r\n\r\n',
+        `GET /api/cust\x00omer HTTP/1.1\r\nHost: localhost\r\n\r\n`, `GET /api/customer HTTP/1.1\rHost: localhost\r\n\r\n`,
+        'OPTIONS * HTTP/1.1\r\nHost: localhost\r\n\r\n', 'CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: localhost\r\n\r\n',
+        `GET ${'/x'.repeat(300000)} HTTP/1.1\r\nHost: localhost\r\n\r\n`, 'G\xffT /api/customer HTTP/1.1\r\n\r\n',
       ]), 'latin1'));
       break;
     }
@@ -1005,7 +1005,7 @@ function rawCase(g, invalidOnly) {
     case 'h2': {
       c.chunks.push(Buffer.concat([Buffer.from(r.pick([
         'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n',
-        `GET /api/customer HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: ${r.pick(['AAMAAABkAAQAAP__', '!!!', ''])}\r\n\r\n`,
+        `GET /api/customer HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: ${r.pick(['AAMAAABkAAQAAP__', '!!!', ''])}\r\n\r\n`,
       ]), 'latin1'), garbageBytes(r, r.pick([0, 9, 100, 2000]))]));
       c.allowBad = true;
       break;
@@ -1019,7 +1019,7 @@ function rawCase(g, invalidOnly) {
     }
     case 'lf-only': {
       const body = invalidOnly ? '{"zz":1}' : validCreate();
-      c.chunks.push(Buffer.from(`POST /api/customer HTTP/1.1\nHost: x\nContent-Type: application/json\nContent-Length: ${body.length}\n\n${body}`));
+      c.chunks.push(Buffer.from(`POST /api/customer HTTP/1.1\nHost: localhost\nContent-Type: application/json\nContent-Length: ${body.length}\n\n${body}`));
       break;
     }
     case 'many-headers': {

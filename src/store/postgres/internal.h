@@ -14,6 +14,7 @@
  *   limits.c       GCRA rate limits
  *   idempotency.c  stored answers for Idempotency-Key, and the sweep
  *   hints.c        LISTEN/NOTIFY wake-up hints for lock waiters on other servers
+ *   keys.c         API keys and the generation every server's cache watches
  */
 #ifndef TALLY_STORE_POSTGRES_INTERNAL_H
 #define TALLY_STORE_POSTGRES_INTERNAL_H
@@ -131,6 +132,13 @@ int tally_pg_hint_take(tally_store *base, void (*on)(void *ctx, const char *name
  * `name` of tally_meta FOR UPDATE, waiting (wait) or not; 1 when held, 0 when
  * another transaction holds it (only without wait), or -code. */
 int tally_pg_meta_lock(tally_pg *st, const char *name, bool wait, tally_error *err);
+/* API keys (keys.c); the tables' DDL is also run by the migration. */
+extern const char tally_pg_keys_tables[];
+int tally_pg_keys_prepare(tally_store *base, tally_error *err);
+int tally_pg_keys_state(tally_store *base, tally_keys_state *out, tally_error *err);
+int tally_pg_keys_list(tally_store *base, tally_key_row **rows, int *n, tally_keys_state *state, tally_error *err);
+int tally_pg_keys_create(tally_store *base, tally_key_row *row, tally_error *err);
+int tally_pg_keys_revoke(tally_store *base, const char *name, tally_error *err);
 
 
 #endif

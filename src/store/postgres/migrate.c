@@ -409,6 +409,8 @@ int tally_pg_migrate(tally_store *base, unsigned flags, tally_error *err)
         rc = tally_pg_exec(st, lock, err);
     if (rc == 0)
         rc = tally_pg_exec(st, TABLES, err);
+    if (rc == 0) /* API keys */
+        rc = tally_pg_exec(st, tally_pg_keys_tables, err);
     if (rc == 0)
         rc = tally_pg_exec(st, FUNCTIONS, err);
     if (rc == 0)

@@ -108,7 +108,7 @@ static int sqlite_open(const char *path, const tally_schema *schema, const tally
     st->schema = schema;
     st->role = opt->role;
     int flags = SQLITE_OPEN_NOMUTEX |
-                (opt->role == TALLY_STORE_WRITER ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY);
+                (opt->role == TALLY_STORE_WRITER || opt->role == TALLY_STORE_KEYS ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY);
     char buf[64];
     if (sqlite3_open_v2(path, &st->db, flags, TALLY_SYNC_VFS_NAME) != SQLITE_OK) {
         tally_fail(err, TALLY_INTERNAL, NULL, "cannot open database %s: %s", path, sqlite3_errmsg(st->db));
@@ -116,7 +116,7 @@ static int sqlite_open(const char *path, const tally_schema *schema, const tally
     }
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_busy_timeout(st->db, 5000);
-    if (opt->role == TALLY_STORE_WRITER) {
+    if (opt->role == TALLY_STORE_WRITER || opt->role == TALLY_STORE_KEYS) {
         if (tally_sqlite_exec(st, "PRAGMA journal_mode=WAL", err) ||
             tally_sqlite_exec(st, opt->relaxed_durability ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL",
                               err) ||
@@ -683,6 +683,11 @@ const tally_backend_ops tally_sqlite_backend = {
     .idem_get = tally_sqlite_idem_get,
     .idem_put = tally_sqlite_idem_put,
     .sweep = tally_sqlite_sweep,
+    .keys_prepare = tally_sqlite_keys_prepare,
+    .keys_state = tally_sqlite_keys_state,
+    .keys_list = tally_sqlite_keys_list,
+    .keys_create = tally_sqlite_keys_create,
+    .keys_revoke = tally_sqlite_keys_revoke,
     .maintain = sqlite_maintain,
     .metrics = sqlite_metrics,
 };

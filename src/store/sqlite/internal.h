@@ -43,6 +43,13 @@ int tally_sqlite_idem_get(tally_store *st, const tally_idem_key *k, tally_idem_a
 int tally_sqlite_idem_put(tally_store *st, const tally_idem_key *k, int status, const char *body, size_t len,
                           int64_t now_ms, tally_error *err);
 int tally_sqlite_sweep(tally_store *st, int64_t now_ms, int64_t idem_ttl_ms);
+/* API keys (keys.c); the tables' DDL is also run by the migration. */
+extern const char tally_sqlite_keys_tables[];
+int tally_sqlite_keys_prepare(tally_store *st, tally_error *err);
+int tally_sqlite_keys_state(tally_store *st, tally_keys_state *out, tally_error *err);
+int tally_sqlite_keys_list(tally_store *st, tally_key_row **rows, int *n, tally_keys_state *state, tally_error *err);
+int tally_sqlite_keys_create(tally_store *st, tally_key_row *row, tally_error *err);
+int tally_sqlite_keys_revoke(tally_store *st, const char *name, tally_error *err);
 
 /* The SQLite connection behind a store of this backend. */
 static inline tally_sqlite *tally_sqlite_of(tally_store *st) { return (tally_sqlite *)st; }

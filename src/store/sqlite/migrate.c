@@ -327,6 +327,8 @@ int tally_sqlite_migrate(tally_store *base, unsigned flags, tally_error *err)
                                "CREATE TABLE IF NOT EXISTS tally_schema_versions (version INTEGER PRIMARY KEY, "
                                "digest TEXT NOT NULL, migrated_at INTEGER NOT NULL) STRICT",
                                err);
+    if (rc == 0) /* API keys */
+        rc = tally_sqlite_exec(st, tally_sqlite_keys_tables, err);
     if (rc == 0)
         rc = tally_migration_apply(&SQLITE_MIGRATION, st, st->schema, flags & TALLY_MIGRATE_DESTRUCTIVE, NULL, err);
     if (rc == 0 && !(flags & TALLY_MIGRATE_CHECK_ONLY))
