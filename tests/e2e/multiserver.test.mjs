@@ -7,15 +7,18 @@
 // another server than the one that released), GCRA limits and
 // Idempotency-Key replays shared through the database, servers starting at
 // once on an empty database, an interactive transaction holding only its
-// rows, and the survivors of a kill -9 going on serving with nothing
-// acknowledged lost. PostgreSQL only: skipped on SQLite (one server per data
-// folder, by its flock).
+// rows, the survivors of a kill -9 going on serving with nothing
+// acknowledged lost, a rolling additive schema change, --portable, and a
+// pg_ctl restart under load across all three. PostgreSQL only: skipped on
+// SQLite (one server per data folder, by its flock).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import path from 'node:path';
 
 import {
   BACKEND, startServer, stopAll, tempDir, dbUrl, expectError, expectStatus, parallel, sleep, listAll,
-  runTally, shopSchema, writeSchema, SHOP_SCHEMA, metrics,
+  runTally, shopSchema, writeSchema, SHOP_SCHEMA, metrics, ROOT,
 } from './lib/server.mjs';
 import { RawConnection } from './lib/rawhttp.mjs';
 import { clients } from './lib/load.mjs';
@@ -723,5 +726,62 @@ test('9. kill -9 of one of three servers under load: the other two go on serving
     }
   } finally {
     await m.stop();
+  }
+});
+
+test('10. pg_ctl restart under a load of increments spread over 3 servers: only successes and JSON 503s, acknowledged <= stored <= sent, every server healthy again within seconds', pgOnly({ timeout: 120000 }), async () => {
+  const dir = tempDir('tally-multi-restart-');
+  const pg = path.join(ROOT, 'scripts', 'pg.sh');
+  const up = spawnSync(pg, ['start', dir], { encoding: 'utf8', timeout: 60000 });
+  assert.equal(up.status, 0, up.stderr);
+  const url = `${up.stdout.trim()}/tally`;
+  const servers = [];
+  try {
+    servers.push(await startServer({ backend: 'none', args: ['--db', url] }));
+    servers.push(...await Promise.all([0, 1].map(() => startServer({ backend: 'none', args: ['--db', url] }))));
+    const p = await createOn(servers[0], 'product', { sku: 'restart-3', stock: 0 });
+    let sent = 0, acked = 0, refused = 0;
+    const odd = [];
+    const perServer = [0, 0, 0];
+    const stopAt = Date.now() + 7000;
+    const restarted = new Promise((resolve) => {
+      setTimeout(() => spawn(pg, ['restart', dir], { stdio: 'ignore' }).on('exit', resolve), 1500);
+    });
+    await parallel(21, async (k) => {
+      for (let i = 0; Date.now() < stopAt; i++) {
+        const s = (k + i) % 3;                          // each client's calls go round the servers
+        sent++;
+        const r = await servers[s].api('PATCH', `/api/product/${p.id}`, { _atomics: { stock: { increment: 1 } } });
+        if (r.status === 200) { acked++; perServer[s]++; } else if (r.status === 503 && ['UNAVAILABLE', 'OVERLOADED'].includes(r.body?.error?.code)) {
+          refused++;
+          await sleep(20);
+        } else odd.push(`server ${s + 1}: ${r.status} ${r.text}`);
+      }
+    });
+    assert.equal(await restarted, 0, 'pg_ctl restart worked');
+    assert.deepEqual(odd.slice(0, 5), [], 'every answer is a success or a JSON 503');
+    const healthyAt = [];
+    const t0 = Date.now();
+    for (const s of servers) {
+      let healthy = false;
+      while (!healthy && Date.now() - t0 < 10000) {
+        const h = await fetch(s.url + '/health');
+        await h.arrayBuffer();
+        healthy = h.status === 200;
+        if (!healthy) await sleep(100);
+      }
+      assert.ok(healthy, 'every server answers /health 200 again within 10 s');
+      healthyAt.push(Date.now() - t0);
+    }
+    const stored = (await getOn(servers[1], 'product', p.id)).stock;
+    console.log(`# sent ${sent}, acknowledged ${acked} (per server ${perServer.join('/')}), refused 503 ${refused}, stored ${stored}; healthy after the load ${healthyAt.map(ms).join(', ')}`);
+    assert.ok(refused > 0, 'the restart was felt: some writes were refused');
+    assert.ok(perServer.every((n) => n > 0), 'every server acknowledged writes');
+    assert.ok(stored >= acked && stored <= sent, `acknowledged ${acked} <= stored ${stored} <= sent ${sent}`);
+    for (const s of servers) expectStatus(await s.api('PATCH', `/api/product/${p.id}`, { _atomics: { stock: { increment: 1 } } }), 200);
+    assert.equal((await getOn(servers[2], 'product', p.id)).stock, stored + 3, 'every server writes again');
+  } finally {
+    await Promise.all(servers.map((s) => s.stop().catch(() => {})));
+    spawnSync(pg, ['stop', dir], { encoding: 'utf8', timeout: 60000 });
   }
 });
