@@ -65,7 +65,8 @@ static void usage(FILE *f)
             "  tally check-schema FILE [--data DIR | --db URL]   (and whether that database would migrate to it)\n"
             "  tally migrate --schema FILE (--data DIR | --db URL) [--allow-destructive]\n"
             "  tally copy --schema FILE --from DIR --to postgresql://…   (SQLite data folder into an empty\n"
-            "                         PostgreSQL database: records with their ids, fences, limits, stored answers)\n"
+            "                         PostgreSQL database: records with their ids, fences, limits, stored answers,\n"
+            "                         API keys)\n"
             "\n"
             "serve options (each also as an environment variable: --db as TALLY_DB, --max-body as TALLY_MAX_BODY):\n"
             "  --schema FILE          models to serve (JSON; see the README, section Schema)\n"
@@ -533,9 +534,9 @@ static int cmd_copy(options *o)
     if (rc)
         fprintf(stderr, "tally: copy failed, nothing was copied: %s\n", err.message);
     else
-        printf("tally: copied %lld record(s), %lld lock(s), %lld rate-limit state(s) and %lld stored answer(s) "
-               "from %s to %s\n", (long long)n.records, (long long)n.locks, (long long)n.limits,
-               (long long)n.answers, target, where);
+        printf("tally: copied %lld record(s), %lld lock(s), %lld rate-limit state(s), %lld stored answer(s) and "
+               "%lld API key(s) from %s to %s\n", (long long)n.records, (long long)n.locks, (long long)n.limits,
+               (long long)n.answers, (long long)n.keys, target, where);
     tally_schema_free(schema);
     return rc ? 1 : 0;
 }

@@ -175,6 +175,20 @@ static void column_list(tally_buf *q, const tally_model *m)
         tally_buf_addf(q, "%s\"%s\"", col ? ", " : "", tally_model_column_name(m, col));
 }
 
+/* The highest id SQLite ever gave in table (AUTOINCREMENT), 0 if none. */
+static long long sqlite_high_id(copier *c, const char *table)
+{
+    sqlite3_stmt *stmt;
+    long long high = 0;
+    if (sqlite3_prepare_v2(c->src, "SELECT seq FROM sqlite_sequence WHERE name = ?1", -1, &stmt, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+        if (sqlite3_step(stmt) == SQLITE_ROW)
+            high = sqlite3_column_int64(stmt, 0);
+        sqlite3_finalize(stmt);
+    }
+    return high;
+}
+
 static int copy_model(copier *c, const tally_model *m, int64_t *rows)
 {
     tally_buf sel, into;
@@ -192,14 +206,7 @@ static int copy_model(copier *c, const tally_model *m, int64_t *rows)
     if (rc)
         return rc;
     /* The id sequence goes on from the highest id SQLite ever handed out. */
-    sqlite3_stmt *stmt;
-    long long high = 0;
-    if (sqlite3_prepare_v2(c->src, "SELECT seq FROM sqlite_sequence WHERE name = ?1", -1, &stmt, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(stmt, 1, m->name, -1, SQLITE_STATIC);
-        if (sqlite3_step(stmt) == SQLITE_ROW)
-            high = sqlite3_column_int64(stmt, 0);
-        sqlite3_finalize(stmt);
-    }
+    long long high = sqlite_high_id(c, m->name);
     if (high <= 0)
         return 0;
     char quoted[TALLY_NAME_MAX + 3], num[32];
@@ -238,7 +245,7 @@ static int foreign_keys(copier *c, tally_buf *defer, tally_buf *restore)
 
 static int check_empty(copier *c)
 {
-    static const char *const fixed[] = {"tally_locks", "tally_limits", "tally_idempotency"};
+    static const char *const fixed[] = {"tally_locks", "tally_limits", "tally_idempotency", "tally_keys"};
     long long n;
     for (int i = 0; i < c->schema->nmodels; i++) {
         char quoted[TALLY_NAME_MAX + 3];
@@ -255,9 +262,49 @@ static int check_empty(copier *c)
             return -(int)c->err->code;
         if (n > 0)
             return tally_fail(c->err, TALLY_CONFLICT, NULL,
-                              "%s already holds locks, limits or stored answers (%s); copy only into an empty "
+                              "%s already holds locks, limits, stored answers or API keys (%s); copy only into an empty "
                               "database", c->where, fixed[i]);
     }
+    return 0;
+}
+
+/* API keys with their ids (stored idempotency answers are scoped by key id),
+ * the id sequence past SQLite's highest, and whether keys ever existed (so a
+ * copy never reopens open mode).  A source from before keys has none. */
+static int copy_keys(copier *c, int64_t *rows)
+{
+    sqlite3_stmt *stmt;
+    long long generation = 0, ever = 0;
+    if (sqlite3_prepare_v2(c->src, "SELECT generation, ever FROM tally_keys_state WHERE id = 1", -1, &stmt, NULL) !=
+        SQLITE_OK)
+        return 0; /* no key tables in the source */
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        generation = sqlite3_column_int64(stmt, 0);
+        ever = sqlite3_column_int64(stmt, 1);
+    }
+    sqlite3_finalize(stmt);
+    bool bytea[5] = {false, false, false, true, false};
+    int rc = stream(c, "SELECT id, name, scopes, hash, created_at FROM tally_keys ORDER BY id",
+                    "COPY tally_keys (id, name, scopes, hash, created_at) FROM STDIN", bytea, rows);
+    if (rc)
+        return rc;
+    long long high = sqlite_high_id(c, "tally_keys");
+    char num[32], gen[32];
+    snprintf(num, sizeof num, "%lld", high > 0 ? high : 1);
+    snprintf(gen, sizeof gen, "%lld", generation + 1);
+    const char *vals[2] = {num, high > 0 ? "true" : "false"}; /* false: the next id is 1 */
+    PGresult *res = PQexecParams(c->pg,
+                                 "SELECT setval(pg_get_serial_sequence('tally_keys', 'id'), $1::bigint, $2::boolean)", 2,
+                                 NULL, vals, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        return pg_fail(c, "move the key id sequence on", res);
+    PQclear(res);
+    const char *state[2] = {gen, ever ? "true" : "false"};
+    res = PQexecParams(c->pg, "UPDATE tally_keys_state SET generation = $1::bigint, ever = $2::boolean WHERE id = 1", 2,
+                       NULL, state, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        return pg_fail(c, "record the keys' state", res);
+    PQclear(res);
     return 0;
 }
 
@@ -288,6 +335,8 @@ static int copy_all(copier *c, tally_copy_counts *counts)
                     "COPY tally_idempotency (method, path, key, hash, status, body, created_at) FROM STDIN", bytea,
                     &counts->answers);
     }
+    if (rc == 0)
+        rc = copy_keys(c, &counts->keys);
     /* Every link is checked here, at once, before the constraints are put back. */
     if (rc == 0 && defer.len)
         rc = pg_exec(c, "SET CONSTRAINTS ALL IMMEDIATE", "check the copied links");

@@ -20,7 +20,7 @@
 #include "core/schema.h"
 
 typedef struct tally_copy_counts {
-    int64_t records, locks, limits, answers;
+    int64_t records, locks, limits, answers, keys;
 } tally_copy_counts;
 
 /* sqlite_file: the source database file (DIR/tally.db); pg_url: the target.

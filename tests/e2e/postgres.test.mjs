@@ -12,9 +12,10 @@ import path from 'node:path';
 
 import {
   BACKEND, ROOT, SHOP_SCHEMA, startServer, stopAll, runTally, tempDir, listAll, metrics, parallel, expectStatus,
-  shopSchema, dbUrl, sleep,
+  shopSchema, dbUrl, sleep, expectError,
 } from './lib/server.mjs';
 import { WsClient } from './lib/wsclient.mjs';
+import { createKey, revokeKey, withToken, within } from './lib/auth.mjs';
 
 const pgOnly = BACKEND === 'postgres' ? {} : { skip: 'PostgreSQL only: run with TALLY_DB_URL=postgresql://…' };
 
@@ -220,7 +221,7 @@ test('tally copy moves a SQLite folder into an empty PostgreSQL database: every 
   const target = dbUrl(tempDir('tally-copy-dst-'));
   const r = await runTally(['copy', '--schema', schemaFile, '--from', folder, '--to', target]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /copied 35 record\(s\), 1 lock\(s\), 1 rate-limit state\(s\) and 1 stored answer\(s\)/, r.stdout);
+  assert.match(r.stdout, /copied 35 record\(s\), 1 lock\(s\), 1 rate-limit state\(s\), 1 stored answer\(s\) and 0 API key\(s\)/, r.stdout);
 
   // A second copy into the same (now filled) database is refused and changes nothing.
   const again = await runTally(['copy', '--schema', schemaFile, '--from', folder, '--to', target]);
@@ -241,6 +242,37 @@ test('tally copy moves a SQLite folder into an empty PostgreSQL database: every 
   const got = await dst.api('GET', `/api/post/${post.id}`);
   assert.equal(got.body.title, 'tab\there\nnewline \\ back');
   await dst.stop();
+});
+
+test('tally copy carries API keys: the token works on PostgreSQL, open mode stays closed, a stored answer stays its key\'s, new keys get new ids', pgOnly, async () => {
+  const folder = tempDir('tally-copy-keys-src-');
+  const token = await createKey(folder, 'app', ['write'], 'sqlite');
+  const other = await createKey(folder, 'other', ['write'], 'sqlite');
+  const src = await startServer({ dataDir: folder, backend: 'sqlite' });
+  const made = await withToken(src, token)('POST', '/api/customer', { name: 'once' }, { headers: { 'idempotency-key': 'k-1' } });
+  expectStatus(made, 201);
+  await src.stop();
+  await revokeKey(folder, 'other', 'sqlite');
+
+  const target = dbUrl(tempDir('tally-copy-keys-dst-'));
+  const r = await runTally(['copy', '--schema', SHOP_SCHEMA, '--from', folder, '--to', target]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /and 1 API key\(s\)/, r.stdout);
+  const dst = await startServer({ args: ['--db', target], backend: 'none' });
+  try {
+    expectError(await dst.api('GET', '/api/customer'), 401, 'UNAUTHORIZED');               // keys existed: no open mode
+    expectError(await withToken(dst, other)('GET', '/api/customer'), 401, 'UNAUTHORIZED'); // the revoked one stays revoked
+    const again = await withToken(dst, token)('POST', '/api/customer', { name: 'once' }, { headers: { 'idempotency-key': 'k-1' } });
+    expectStatus(again, 201);
+    assert.deepEqual(again.body, made.body, 'the stored answer replays for its key');
+    // a key made now gets an id past the copied ones (the sequence moved on) and works at once
+    const third = await runTally(['keys', 'create', '--name', 'third', '--scope', 'read', '--db', target]);
+    assert.equal(third.code, 0, third.stderr);
+    const fresh = third.stdout.trim();
+    await within(3000, 'the new key', async () => (await withToken(dst, fresh)('GET', '/api/customer')).status === 200);
+  } finally {
+    await dst.stop();
+  }
 });
 
 test('a PostgreSQL with fsync off: refused at start-up, saying why, unless --durability-relaxed', pgOnly, async () => {
