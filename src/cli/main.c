@@ -54,7 +54,7 @@ typedef struct options {
     int max_txn_steps;
     long max_txn_ms;
     long idempotency_ttl_ms;
-    bool allow_destructive, relaxed, portable;
+    bool allow_destructive, relaxed, portable, dry_run;
 } options;
 
 static void usage(FILE *f)
@@ -63,7 +63,8 @@ static void usage(FILE *f)
             "usage:\n"
             "  tally serve --schema FILE (--data DIR | --db URL) --listen HOST:PORT [options]\n"
             "  tally check-schema FILE [--data DIR | --db URL]   (and whether that database would migrate to it)\n"
-            "  tally migrate --schema FILE (--data DIR | --db URL) [--allow-destructive]\n"
+            "  tally migrate --schema FILE (--data DIR | --db URL) [--allow-destructive] [--dry-run]\n"
+            "                         (prints each change it makes; --dry-run prints them and changes nothing)\n"
             "  tally copy --schema FILE --from DIR --to postgresql://…   (SQLite data folder into an empty\n"
             "                         PostgreSQL database: records with their ids, fences, limits, stored answers,\n"
             "                         API keys)\n"
@@ -138,7 +139,7 @@ static long parse_long(const char *flag, const char *s, long min, long max)
 }
 
 enum { O_SCHEMA = 256, O_DATA, O_DB, O_FROM, O_TO, O_SESSIONS, O_LANES, O_LISTEN, O_MAX_BODY, O_QTIMEOUT, O_QMAX, O_BATCH, O_THREADS,
-       O_DESTRUCTIVE, O_RELAXED, O_PORTABLE, O_MAX_TXN_STEPS, O_MAX_TXN_MS, O_IDEM_TTL, O_TLS_CERT, O_TLS_KEY,
+       O_DESTRUCTIVE, O_RELAXED, O_PORTABLE, O_DRY_RUN, O_MAX_TXN_STEPS, O_MAX_TXN_MS, O_IDEM_TTL, O_TLS_CERT, O_TLS_KEY,
        O_MAX_CONN, O_MAX_HEADER, O_REQ_TIMEOUT, O_HELP, O_CORS, O_HOST, O_OPEN, O_MAX_TXNS, O_MAX_TXNS_KEY, O_NAME,
        O_SCOPE };
 
@@ -189,6 +190,7 @@ static int apply_option(options *o, int c, const char *v)
     case O_DESTRUCTIVE: o->allow_destructive = true; break;
     case O_RELAXED: o->relaxed = true; break;
     case O_PORTABLE: o->portable = true; break;
+    case O_DRY_RUN: o->dry_run = true; break;
     case O_IDEM_TTL: o->idempotency_ttl_ms = parse_long("--idempotency-ttl-ms", v, 1000, 365L * 86400000); break;
     case O_MAX_TXN_MS: o->max_txn_ms = parse_long("--max-txn-ms", v, 1, 3600000); break;
     case O_MAX_TXN_STEPS: o->max_txn_steps = (int)parse_long("--max-txn-steps", v, 1, 100000); break;
@@ -213,7 +215,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"queue-timeout", required_argument, 0, O_QTIMEOUT}, {"queue-max", required_argument, 0, O_QMAX},
         {"batch-max", required_argument, 0, O_BATCH},     {"threads", required_argument, 0, O_THREADS},
         {"allow-destructive", no_argument, 0, O_DESTRUCTIVE}, {"durability-relaxed", no_argument, 0, O_RELAXED},
-        {"portable", no_argument, 0, O_PORTABLE},
+        {"portable", no_argument, 0, O_PORTABLE},         {"dry-run", no_argument, 0, O_DRY_RUN},
         {"max-txn-steps", required_argument, 0, O_MAX_TXN_STEPS},
         {"max-txn-ms", required_argument, 0, O_MAX_TXN_MS},
         {"idempotency-ttl-ms", required_argument, 0, O_IDEM_TTL},
@@ -384,6 +386,15 @@ static void open_files_for(int max_connections)
                 max_connections, (unsigned long long)want, (unsigned long long)rl.rlim_cur);
 }
 
+/* The migration's changes, a line each with prefix (nothing when there were none). */
+static void print_changes(FILE *f, const char *prefix, const tally_buf *changes)
+{
+    for (const char *p = changes->s, *nl; p && *p; p = nl + 1) {
+        nl = strchr(p, '\n');
+        fprintf(f, "tally: %s%.*s\n", prefix, (int)(nl - p), p);
+    }
+}
+
 static int cmd_serve(options *o)
 {
     tally_schema *schema = NULL;
@@ -407,11 +418,17 @@ static int cmd_serve(options *o)
     tally_engine *engine;
     tally_error err;
     tally_engine_options eo = engine_options(o, db);
+    tally_buf changes;
+    tally_buf_init(&changes);
+    eo.migration_changes = &changes;
     if (tally_engine_open(schema, &eo, &engine, &err)) {
         fprintf(stderr, "tally: %s\n", err.message);
+        tally_buf_free(&changes);
         tally_schema_free(schema);
         return 1;
     }
+    print_changes(stderr, "migrated: ", &changes);
+    tally_buf_free(&changes);
     /* Open mode (no key has ever existed) only on a loopback address, unless --open says otherwise. */
     bool keys_on = tally_keyring_keys_on(tally_engine_keyring(engine));
     if (!keys_on && !o->open && !tally_listen_is_loopback(host)) {
@@ -462,11 +479,22 @@ static int cmd_migrate(options *o)
     if (load_schema(o->schema, &schema) || (dir && lock_data_dir(dir) < 0))
         return 1;
     tally_engine_options eo = engine_options(o, db);
+    tally_buf changes;
+    tally_buf_init(&changes);
+    eo.migration_changes = &changes;
+    eo.check_only = o->dry_run;
     int rc = tally_engine_migrate(schema, &eo, &err);
-    if (rc)
+    if (rc) {
         fprintf(stderr, "tally: %s\n", err.message);
-    else
-        printf("tally: the database matches %s\n", o->schema);
+    } else {
+        print_changes(stdout, o->dry_run ? "would apply: " : "applied: ", &changes);
+        if (o->dry_run)
+            printf("tally: dry run: %s; nothing was changed\n",
+                   changes.len ? "the changes above would be made" : "the database already matches the schema");
+        else
+            printf("tally: the database matches %s%s\n", o->schema, changes.len ? "" : " (nothing to change)");
+    }
+    tally_buf_free(&changes);
     tally_schema_free(schema);
     return rc ? 1 : 0;
 }
@@ -500,13 +528,19 @@ static int cmd_check_schema(int argc, char **argv, options *o)
             printf("tally: %s holds no database yet; serving it would create one for this schema\n", where);
         } else {
             tally_engine_options eo = engine_options(o, db);
+            tally_buf changes;
+            tally_buf_init(&changes);
             eo.check_only = true;
+            eo.migration_changes = &changes;
             rc = tally_engine_migrate(schema, &eo, &err);
             if (rc)
                 fprintf(stderr, "tally: %s cannot serve this schema as it is: %s\n", where, err.message);
-            else
+            else {
+                print_changes(stdout, "would apply: ", &changes);
                 printf("tally: %s matches it, or will be migrated to it at start-up (nothing was changed now)\n",
                        where);
+            }
+            tally_buf_free(&changes);
         }
     }
     tally_schema_free(schema);

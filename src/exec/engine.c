@@ -56,7 +56,7 @@ static int open_writer(const tally_schema *schema, const tally_engine_options *o
     if (tally_store_open(opt->db, schema, &so, out, err))
         return -(int)err->code;
     unsigned flags = (opt->allow_destructive ? TALLY_MIGRATE_DESTRUCTIVE : 0) | (opt->check_only ? TALLY_MIGRATE_CHECK_ONLY : 0);
-    if (tally_store_migrate(*out, flags, err)) {
+    if (tally_store_migrate_noting(*out, flags, opt->migration_changes, err)) {
         tally_error why = *err;
         tally_fail(err, why.code, NULL, "schema change refused: %s", why.message);
         tally_store_close(*out);

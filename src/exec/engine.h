@@ -40,6 +40,7 @@ typedef struct tally_engine_options {
     bool portable;            /* see tally_store_options: no advisory locks, no LISTEN/NOTIFY */
     bool allow_destructive;   /* let the migration drop models and fields */
     bool check_only;          /* tally_engine_migrate: roll the migration back, only say whether it works */
+    tally_buf *migration_changes; /* may be NULL: gets a line per change the migration makes (or would make) */
     tally_writer_options writer;
     int lanes;                /* writer lanes where the backend has several (0: its default; SQLite: always 1) */
     int readers;              /* reader threads (0: 1 on SQLite, 2 on PostgreSQL) */

@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 #include "core/plan.h"
 #include "core/schema.h"
@@ -136,8 +137,10 @@ struct tally_backend_ops {
      * transaction (store/migration.h has the rules).  A destructive change (a
      * dropped model or field) is refused unless TALLY_MIGRATE_DESTRUCTIVE; a
      * changed type or changed options always are.  TALLY_MIGRATE_CHECK_ONLY
-     * does all of it and rolls back: whether the migration would succeed. */
-    int (*migrate)(tally_store *st, unsigned flags, tally_error *err);
+     * does all of it and rolls back: whether the migration would succeed.
+     * changes (may be NULL) gets a line for each change made (or, with
+     * CHECK_ONLY, that would be made). */
+    int (*migrate)(tally_store *st, unsigned flags, tally_buf *changes, tally_error *err);
 
     /* Transactions and one level of savepoint (writer, session). */
     int (*begin)(tally_store *st, tally_error *err);
@@ -239,7 +242,9 @@ int tally_store_open(const char *url, const tally_schema *schema, const tally_st
 static inline void tally_store_close(tally_store *st) { if (st) st->ops->close(st); }
 static inline const tally_backend_caps *tally_store_caps(const tally_store *st) { return &st->ops->caps; }
 static inline int tally_store_migrate(tally_store *st, unsigned flags, tally_error *err)
-{ return st->ops->migrate(st, flags, err); }
+{ return st->ops->migrate(st, flags, NULL, err); }
+static inline int tally_store_migrate_noting(tally_store *st, unsigned flags, tally_buf *changes, tally_error *err)
+{ return st->ops->migrate(st, flags, changes, err); }
 static inline int tally_store_begin(tally_store *st, tally_error *err) { return st->ops->begin(st, err); }
 static inline int tally_store_commit(tally_store *st, tally_error *err) { return st->ops->commit(st, err); }
 static inline int tally_store_rollback(tally_store *st) { st->ops->rollback(st); return 0; }

@@ -1,11 +1,31 @@
 /* migration.c — the decisions of a migration and their messages; see migration.h. */
 #include "store/migration.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/datetime.h"
+
+/* Where the migration running on this thread says what it changes (NULL: it
+ * says nothing).  Set for the length of one tally_migration_apply, so that
+ * the helpers below need not carry it. */
+static _Thread_local tally_buf *g_changes;
+
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note(const char *fmt, ...)
+{
+    if (!g_changes)
+        return;
+    char line[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    tally_buf_add(g_changes, line);
+    tally_buf_addc(g_changes, '\n');
+}
 
 void tally_stored_fields_free(tally_stored_field *rows, int n)
 {
@@ -60,6 +80,9 @@ static int add_unique(const tally_migration_ops *ops, void *conn, const tally_mo
                      m->fields[m->uniques[key].fields[i]].name);
         snprintf(what + strlen(what), sizeof what - strlen(what), ")");
     }
+    int has = ops->has_unique(conn, m, field, key, err);
+    if (has != 0)
+        return has < 0 ? has : 0; /* there already: no duplicates can be stored */
     /* Looked for first: on PostgreSQL a failed CREATE INDEX would end the migration's transaction. */
     int found = ops->find_duplicate(conn, m, field, key, value, sizeof value, &rows, err);
     if (found < 0)
@@ -69,8 +92,10 @@ static int add_unique(const tally_migration_ops *ops, void *conn, const tally_mo
                           "model '%s': cannot make %s unique: %lld stored records share the value %s (and there may "
                           "be other duplicates); change or delete those records so that no two share one, then "
                           "start again", m->name, what, rows, value);
-    if (ops->add_unique(conn, m, field, key, err) == 0)
+    if (ops->add_unique(conn, m, field, key, err) == 0) {
+        note("model '%s': %s made unique", m->name, what);
         return 0;
+    }
     reason why = reason_of(err);
     return tally_fail(err, TALLY_BAD_REQUEST, NULL, "model '%s': cannot make %s unique: the database refused the "
                       "unique index (%s)", m->name, what, why.text);
@@ -80,6 +105,7 @@ static int create_model(const tally_migration_ops *ops, void *conn, const tally_
 {
     if (ops->create_table(conn, m, err))
         return -TALLY_INTERNAL;
+    note("model '%s' created", m->name);
     for (int i = 0; i < m->nfields; i++) {
         if (m->fields[i].column < 0)
             continue;
@@ -100,6 +126,8 @@ static int add_field(const tally_migration_ops *ops, void *conn, const tally_mod
     }
     if (ops->record_field(conn, m, f, err))
         return -(int)err->code;
+    note("model '%s': field '%s' added (%s)", m->name, f->name,
+         f->has_default ? "existing records get its default" : "null in existing records");
     return f->unique ? add_unique(ops, conn, m, f - m->fields, -1, err) : 0;
 }
 
@@ -111,6 +139,7 @@ static int drop_field(const tally_migration_ops *ops, void *conn, const tally_mo
         return tally_fail(err, TALLY_BAD_REQUEST, NULL, "model '%s', field '%s': cannot drop the field: %s", m->name,
                           name, why.text);
     }
+    note("model '%s': field '%s' dropped, with its values", m->name, name);
     return ops->forget_stored(conn, m->name, name, err);
 }
 
@@ -147,8 +176,11 @@ static int compare_field(const tally_migration_ops *ops, void *conn, const tally
                           "field with a new name", m->name, name);
     if (f->unique && !row->uniq)
         return add_unique(ops, conn, m, fi, -1, err) || ops->record_field(conn, m, f, err) ? -(int)err->code : 0;
-    if (!f->unique && row->uniq)
-        return ops->drop_unique(conn, m, fi, err) || ops->record_field(conn, m, f, err) ? -(int)err->code : 0;
+    if (!f->unique && row->uniq) {
+        if (ops->drop_unique(conn, m, fi, err) || ops->record_field(conn, m, f, err))
+            return -(int)err->code;
+        note("model '%s': %s no longer unique", m->name, name);
+    }
     return 0;
 }
 
@@ -216,6 +248,7 @@ static int dropped_models(const tally_migration_ops *ops, void *conn, const tall
             rc = tally_fail(err, TALLY_BAD_REQUEST, NULL, "model '%s': cannot drop the model: %s", name, why.text);
             break;
         }
+        note("model '%s' dropped, with its records", name);
         rc = ops->forget_stored(conn, name, NULL, err);
     }
     tally_stored_fields_free(rows, nrows);
@@ -235,8 +268,20 @@ static int older_schema(int64_t mine, int64_t latest, int64_t latest_at_ms, tall
                       (long long)mine, (long long)latest, at);
 }
 
+static int apply(const tally_migration_ops *ops, void *conn, const tally_schema *schema, bool allow_destructive,
+                 int64_t *version, tally_error *err);
+
 int tally_migration_apply(const tally_migration_ops *ops, void *conn, const tally_schema *schema,
-                          bool allow_destructive, int64_t *version, tally_error *err)
+                          bool allow_destructive, int64_t *version, tally_buf *changes, tally_error *err)
+{
+    g_changes = changes;
+    int rc = apply(ops, conn, schema, allow_destructive, version, err);
+    g_changes = NULL;
+    return rc;
+}
+
+static int apply(const tally_migration_ops *ops, void *conn, const tally_schema *schema, bool allow_destructive,
+                 int64_t *version, tally_error *err)
 {
     int64_t latest = 0, latest_at = 0, mine = 0;
     if (ops->read_versions(conn, schema->digest, &latest, &latest_at, &mine, err))
@@ -267,8 +312,11 @@ int tally_migration_apply(const tally_migration_ops *ops, void *conn, const tall
             rc = add_unique(ops, conn, m, -1, k, err);
     }
     free(created);
-    if (rc == 0 && (mine == 0 || mine != latest)) /* a new schema, or an older one taken back: the next version */
+    if (rc == 0 && (mine == 0 || mine != latest)) { /* a new schema, or an older one taken back: the next version */
         rc = ops->record_version(conn, ++latest, schema->digest, tally_now_ms(), err) ? -(int)err->code : 0;
+        if (rc == 0)
+            note("the schema recorded as version %lld", (long long)latest);
+    }
     if (rc == 0 && version)
         *version = latest;
     return rc;

@@ -77,6 +77,9 @@ typedef struct tally_migration_ops {
      * out ("a@b.c", or "a, 5" for a compound key) and how many rows hold it.  1 found, 0 none, or -code. */
     int (*find_duplicate)(void *conn, const tally_model *m, int field, int key, char *out, size_t cap,
                           long long *rows, tally_error *err);
+    /* Whether the unique index of field `field` (key < 0) or compound key `key` exists: 1, 0, or -code
+     * (so that a start-up does not look for duplicates behind an index that rules them out). */
+    int (*has_unique)(void *conn, const tally_model *m, int field, int key, tally_error *err);
 } tally_migration_ops;
 
 /* " DEFAULT <value>" for ALTER TABLE ADD COLUMN, so existing rows get the
@@ -85,8 +88,10 @@ void tally_migration_default(tally_sql *q, const tally_field *f);
 
 /* Brings the stored models to schema through ops (inside the caller's
  * transaction) and records the schema as the newest version if it is not;
- * *version (may be NULL) is the database's schema version afterwards. */
+ * *version (may be NULL) is the database's schema version afterwards.
+ * changes (may be NULL) gets one line for each change made, in a person's
+ * words ("model 'note' created"), each ending in a newline. */
 int tally_migration_apply(const tally_migration_ops *ops, void *conn, const tally_schema *schema,
-                          bool allow_destructive, int64_t *version, tally_error *err);
+                          bool allow_destructive, int64_t *version, tally_buf *changes, tally_error *err);
 
 #endif

@@ -183,6 +183,15 @@ void tally_pgsql_foreign_key(tally_sql *q, const tally_model *m, const tally_fie
     tally_sql_addf(q, "(\"id\") ON DELETE %s", on_delete_sql(f->on_delete));
 }
 
+void tally_sql_index_name(char out[TALLY_SQL_INDEX_NAME_MAX], const tally_model *m, int field, int key)
+{
+    size_t n = (size_t)snprintf(out, TALLY_SQL_INDEX_NAME_MAX, "u:%s", m->name);
+    int count = key < 0 ? 1 : m->uniques[key].nfields;
+    for (int i = 0; i < count && n < TALLY_SQL_INDEX_NAME_MAX; i++)
+        n += (size_t)snprintf(out + n, TALLY_SQL_INDEX_NAME_MAX - n, ":%s",
+                              m->fields[key < 0 ? field : m->uniques[key].fields[i]].name);
+}
+
 static void unique_index(dialect d, tally_sql *q, const tally_model *m, int field, int key)
 {
     /* Unique indexes rather than column constraints, so that ALTER TABLE can add them later. */
@@ -190,13 +199,10 @@ static void unique_index(dialect d, tally_sql *q, const tally_model *m, int fiel
         char name[TALLY_PG_IDENT_MAX + 1];
         tally_pgsql_index_name(name, m, field, key);
         tally_sql_addf(q, "CREATE UNIQUE INDEX IF NOT EXISTS \"%s\" ON ", name);
-    } else if (key < 0) {
-        tally_sql_addf(q, "CREATE UNIQUE INDEX IF NOT EXISTS \"u:%s:%s\" ON ", m->name, m->fields[field].name);
     } else {
-        tally_sql_addf(q, "CREATE UNIQUE INDEX IF NOT EXISTS \"u:%s", m->name);
-        for (int i = 0; i < m->uniques[key].nfields; i++)
-            tally_sql_addf(q, ":%s", m->fields[m->uniques[key].fields[i]].name);
-        tally_sql_add(q, "\" ON ");
+        char name[TALLY_SQL_INDEX_NAME_MAX];
+        tally_sql_index_name(name, m, field, key);
+        tally_sql_addf(q, "CREATE UNIQUE INDEX IF NOT EXISTS \"%s\" ON ", name);
     }
     tally_sql_name(q, m->name);
     tally_sql_add(q, " (");

@@ -109,6 +109,9 @@ void tally_pgsql_ident(char out[TALLY_PG_IDENT_MAX + 1], const char *full);
 void tally_pgsql_constraint_name(char out[TALLY_PG_IDENT_MAX + 1], const char *kind, const tally_field *f);
 /* The name of the unique index of field `field` (key < 0) or compound key `key`. */
 void tally_pgsql_index_name(char out[TALLY_PG_IDENT_MAX + 1], const tally_model *m, int field, int key);
+/* SQLite's name of the same index: "u:model:field" or "u:model:a:b" for compound key `key`. */
+#define TALLY_SQL_INDEX_NAME_MAX (TALLY_NAME_MAX * (TALLY_MAX_UNIQUE_FIELDS + 1) + TALLY_MAX_UNIQUE_FIELDS + 4)
+void tally_sql_index_name(char out[TALLY_SQL_INDEX_NAME_MAX], const tally_model *m, int field, int key);
 
 void tally_pgsql_param(tally_sql *q, tally_binds *b, tally_value v); /* appends v and "$N" */
 /* CREATE TABLE without foreign keys (tally_pgsql_foreign_key adds them once every table exists). */

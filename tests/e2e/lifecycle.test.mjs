@@ -313,6 +313,42 @@ describe('migrations', () => {
     await s3.stop();
   });
 
+  test('tally migrate prints each change it makes; --dry-run prints the plan and changes nothing; start-up prints what it migrated', async () => {
+    const dataDir = tempDir('tally-mig-print-');
+    const f1 = writeSchema(v1);
+    const f2 = writeSchema(v2);
+    const first = await runTally(['migrate', '--schema', f1, ...dbArgs(dataDir)]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /^tally: applied: model 'member' created$/m);
+    assert.match(first.stdout, /^tally: applied: the schema recorded as version 1$/m);
+
+    const plan = await runTally(['migrate', '--schema', f2, '--dry-run', ...dbArgs(dataDir)]);
+    assert.equal(plan.code, 0, plan.stderr);
+    const would = plan.stdout.split('\n').filter((l) => l.startsWith('tally: would apply: ')).map((l) => l.slice(20)).sort();
+    assert.deepEqual(would, [
+      "model 'member': field 'nickname' added (null in existing records)",
+      "model 'member': field 'points' added (existing records get its default)",
+      "model 'tag' created",
+      "model 'tag': label made unique",
+      'the schema recorded as version 2',
+    ]);
+    assert.match(plan.stdout, /dry run: the changes above would be made; nothing was changed/);
+    // nothing changed: v1 is still the newest version, with nothing to do
+    const same = await runTally(['migrate', '--schema', f1, ...dbArgs(dataDir)]);
+    assert.equal(same.code, 0, same.stderr);
+    assert.match(same.stdout, /matches .* \(nothing to change\)/);
+    assert.doesNotMatch(same.stdout, /applied:/);
+
+    // a server started on v2 migrates and says so on stderr; started again, it has nothing to say
+    const s1 = await startServer({ schema: f2, dataDir });
+    await s1.stop();
+    assert.match(s1.stderr, /^tally: migrated: model 'tag' created$/m);
+    assert.match(s1.stderr, /^tally: migrated: model 'member': field 'points' added/m);
+    const s2 = await startServer({ schema: f2, dataDir });
+    await s2.stop();
+    assert.doesNotMatch(s2.stderr, /migrated:/);
+  });
+
   test('check-schema with a database says whether it would migrate, and changes nothing', async () => {
     const dataDir = tempDir('tally-chk-');
     const fresh = await runTally(['check-schema', writeSchema(v1), ...dbArgs(dataDir)]);

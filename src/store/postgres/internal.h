@@ -118,7 +118,7 @@ void tally_pg_log(const tally_pg_diag *d, const char *sql);
 int tally_pg_record_step(tally_pg *st, tally_plan *plan, int i, tally_error *err);
 int tally_pg_lock(tally_pg *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err);
 int tally_pg_limit(tally_pg *st, tally_plan *plan, const tally_step *s, tally_step_result *res, tally_error *err);
-int tally_pg_migrate(tally_store *base, unsigned flags, tally_error *err);
+int tally_pg_migrate(tally_store *base, unsigned flags, tally_buf *changes, tally_error *err);
 int tally_pg_idem_get(tally_store *base, const tally_idem_key *k, tally_idem_answer *out, tally_error *err);
 int tally_pg_idem_put(tally_store *base, const tally_idem_key *k, int status, const char *body, size_t len,
                       int64_t now_ms, tally_error *err);

@@ -174,6 +174,26 @@ static int find_duplicate(void *conn, const tally_model *m, int field, int key, 
     return found;
 }
 
+static int has_unique(void *conn, const tally_model *m, int field, int key, tally_error *err)
+{
+    tally_pg *st = conn;
+    char index[TALLY_PG_IDENT_MAX + 1];
+    tally_pgsql_index_name(index, m, field, key);
+    tally_value v = text(index);
+    PGresult *r;
+    tally_pg_diag d;
+    int rc = tally_pg_query(st, NULL,
+                            "SELECT 1 FROM pg_class WHERE relname = $1 AND relkind = 'i' "
+                            "AND relnamespace = current_schema()::regnamespace",
+                            &v, 1, &r, &d);
+    if (rc)
+        rc = tally_fail(err, TALLY_INTERNAL, NULL, "cannot read the indexes of %s: %s", m->name, d.message);
+    else
+        rc = PQntuples(r) > 0;
+    PQclear(r);
+    return rc;
+}
+
 static int drop_unique(void *conn, const tally_model *m, int field, tally_error *err)
 {
     char index[TALLY_PG_IDENT_MAX + 1];
@@ -354,6 +374,7 @@ static const tally_migration_ops PG_MIGRATION = {
     .read_versions = read_versions,
     .record_version = record_version,
     .find_duplicate = find_duplicate,
+    .has_unique = has_unique,
 };
 
 int tally_pg_meta_lock(tally_pg *st, const char *name, bool wait, tally_error *err)
@@ -391,7 +412,7 @@ static int make_meta(tally_pg *st, tally_error *err)
     return rc;
 }
 
-int tally_pg_migrate(tally_store *base, unsigned flags, tally_error *err)
+int tally_pg_migrate(tally_store *base, unsigned flags, tally_buf *changes, tally_error *err)
 {
     tally_pg *st = (tally_pg *)base;
     const tally_schema *schema = st->schema;
@@ -414,7 +435,7 @@ int tally_pg_migrate(tally_store *base, unsigned flags, tally_error *err)
     if (rc == 0)
         rc = tally_pg_exec(st, FUNCTIONS, err);
     if (rc == 0)
-        rc = tally_migration_apply(&PG_MIGRATION, st, schema, flags & TALLY_MIGRATE_DESTRUCTIVE, NULL, err);
+        rc = tally_migration_apply(&PG_MIGRATION, st, schema, flags & TALLY_MIGRATE_DESTRUCTIVE, NULL, changes, err);
     if (rc == 0 && !(flags & TALLY_MIGRATE_CHECK_ONLY))
         rc = tally_pg_exec(st, "COMMIT", err);
     else

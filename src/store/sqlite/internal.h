@@ -38,7 +38,7 @@ int tally_sqlite_limit(tally_sqlite *st, tally_plan *plan, const tally_step *s, 
 int tally_sqlite_exec(tally_sqlite *st, const char *sql, tally_error *err);
 
 /* The ops of the other files (connection.c assembles the table). */
-int tally_sqlite_migrate(tally_store *st, unsigned flags, tally_error *err);
+int tally_sqlite_migrate(tally_store *st, unsigned flags, tally_buf *changes, tally_error *err);
 int tally_sqlite_idem_get(tally_store *st, const tally_idem_key *k, tally_idem_answer *out, tally_error *err);
 int tally_sqlite_idem_put(tally_store *st, const tally_idem_key *k, int status, const char *body, size_t len,
                           int64_t now_ms, tally_error *err);

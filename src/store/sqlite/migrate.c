@@ -100,10 +100,29 @@ static int find_duplicate(void *conn, const tally_model *m, int field, int key, 
 
 static int drop_unique(void *conn, const tally_model *m, int field, tally_error *err)
 {
+    char name[TALLY_SQL_INDEX_NAME_MAX];
+    tally_sql_index_name(name, m, field, -1);
     tally_sql q;
     tally_sql_init(&q);
-    tally_sql_addf(&q, "DROP INDEX IF EXISTS \"u:%s:%s\"", m->name, m->fields[field].name);
+    tally_sql_addf(&q, "DROP INDEX IF EXISTS \"%s\"", name);
     return exec_sql(conn, &q, err);
+}
+
+static int has_unique(void *conn, const tally_model *m, int field, int key, tally_error *err)
+{
+    tally_sqlite *st = conn;
+    char name[TALLY_SQL_INDEX_NAME_MAX];
+    tally_sql_index_name(name, m, field, key);
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1", -1, &stmt,
+                           NULL) != SQLITE_OK)
+        return tally_fail(err, TALLY_INTERNAL, NULL, "cannot read the indexes of %s: %s", m->name,
+                          sqlite3_errmsg(st->db));
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0
+                                : tally_fail(err, TALLY_INTERNAL, NULL, "cannot read the indexes of %s", m->name);
 }
 
 static int create_table(void *conn, const tally_model *m, tally_error *err)
@@ -298,9 +317,10 @@ static const tally_migration_ops SQLITE_MIGRATION = {
     .read_versions = read_versions,
     .record_version = record_version,
     .find_duplicate = find_duplicate,
+    .has_unique = has_unique,
 };
 
-int tally_sqlite_migrate(tally_store *base, unsigned flags, tally_error *err)
+int tally_sqlite_migrate(tally_store *base, unsigned flags, tally_buf *changes, tally_error *err)
 {
     tally_sqlite *st = tally_sqlite_of(base);
     /* Foreign keys are checked per statement; switch them off so that models
@@ -330,7 +350,8 @@ int tally_sqlite_migrate(tally_store *base, unsigned flags, tally_error *err)
     if (rc == 0) /* API keys */
         rc = tally_sqlite_exec(st, tally_sqlite_keys_tables, err);
     if (rc == 0)
-        rc = tally_migration_apply(&SQLITE_MIGRATION, st, st->schema, flags & TALLY_MIGRATE_DESTRUCTIVE, NULL, err);
+        rc = tally_migration_apply(&SQLITE_MIGRATION, st, st->schema, flags & TALLY_MIGRATE_DESTRUCTIVE, NULL, changes,
+                                   err);
     if (rc == 0 && !(flags & TALLY_MIGRATE_CHECK_ONLY))
         rc = tally_sqlite_exec(st, "COMMIT", err);
     else
