@@ -33,6 +33,7 @@
 #include "exec/engine.h"
 #include "exec/keyring.h"
 #include "net/server.h"
+#include "store/backup.h"
 #include "store/copy.h"
 
 #define MAX_REPEATS 64
@@ -65,6 +66,8 @@ static void usage(FILE *f)
             "  tally check-schema FILE [--data DIR | --db URL]   (and whether that database would migrate to it)\n"
             "  tally migrate --schema FILE (--data DIR | --db URL) [--allow-destructive] [--dry-run]\n"
             "                         (prints each change it makes; --dry-run prints them and changes nothing)\n"
+            "  tally backup --data DIR --to FILE   (a consistent copy of a SQLite database while it is served)\n"
+            "  tally restore --from FILE --data NEW_DIR   (a backup into a new data folder; ids and fences move on)\n"
             "  tally copy --schema FILE --from DIR --to postgresql://…   (SQLite data folder into an empty\n"
             "                         PostgreSQL database: records with their ids, fences, limits, stored answers,\n"
             "                         API keys)\n"
@@ -547,6 +550,64 @@ static int cmd_check_schema(int argc, char **argv, options *o)
     return rc ? 1 : 0;
 }
 
+/* The SQLite data folder of a backup or restore; PostgreSQL has its own tools. */
+static int sqlite_folder(const options *o, const char *command, char *file, size_t cap, const char **dir)
+{
+    if (resolve_db(o, file, cap, dir))
+        return -1;
+    if (!*dir) {
+        fprintf(stderr, "tally: %s is for SQLite data folders; back up PostgreSQL with pg_dump, or base backups with "
+                        "point-in-time recovery (README, section Backups)\n", command);
+        return -1;
+    }
+    return 0;
+}
+
+/* tally backup --data DIR --to FILE: one consistent snapshot while a server may serve DIR (store/backup.h). */
+static int cmd_backup(options *o)
+{
+    char file[PATH_MAX + 16];
+    const char *dir;
+    if (!o->to) {
+        fprintf(stderr, "tally: backup needs --to FILE (a new file for the copy)\n");
+        return 2;
+    }
+    if (sqlite_folder(o, "tally backup", file, sizeof file, &dir))
+        return 2;
+    tally_backup_info info = {0};
+    tally_error err;
+    if (tally_backup_sqlite(file, o->to, &info, &err)) {
+        fprintf(stderr, "tally: backup failed: %s\n", err.message);
+        return 1;
+    }
+    printf("tally: backed up %s to %s: one snapshot, %d pages of %d bytes; restore it with tally restore --from %s "
+           "--data NEW_DIR\n", dir, o->to, info.pages, info.page_size, o->to);
+    return 0;
+}
+
+/* tally restore --from FILE --data NEW_DIR: the backup into a new folder, as the next restore generation. */
+static int cmd_restore(options *o)
+{
+    char file[PATH_MAX + 16];
+    const char *dir;
+    if (!o->from) {
+        fprintf(stderr, "tally: restore needs --from FILE (a file made by tally backup)\n");
+        return 2;
+    }
+    if (sqlite_folder(o, "tally restore", file, sizeof file, &dir) || lock_data_dir(dir) < 0)
+        return 2;
+    int64_t generation = 0;
+    tally_error err;
+    if (tally_restore_sqlite(o->from, file, &generation, &err)) {
+        fprintf(stderr, "tally: restore failed, nothing was restored: %s\n", err.message);
+        return 1;
+    }
+    printf("tally: restored %s into %s (restore generation %lld: new ids and lock fences start above %lld, past any "
+           "the lost database may have handed out after the backup); serve it with --data %s\n",
+           o->from, dir, (long long)generation, (long long)TALLY_RESTORE_FLOOR(generation), dir);
+    return 0;
+}
+
 static int cmd_copy(options *o)
 {
     tally_schema *schema;
@@ -604,6 +665,11 @@ int main(int argc, char **argv)
                             .scopes = o.scopes, .nscopes = o.nscopes, .revoke_name = o.positional,
                             .relaxed = o.relaxed};
         return tally_keys_cli_run(&k);
+    }
+    if (strcmp(cmd, "backup") == 0 || strcmp(cmd, "restore") == 0) {
+        if (parse_args(argc - 1, argv + 1, &o))
+            return 2;
+        return strcmp(cmd, "backup") == 0 ? cmd_backup(&o) : cmd_restore(&o);
     }
     if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 && strcmp(cmd, "copy") != 0) {
         fprintf(stderr, "tally: unknown command '%s'\n", cmd);

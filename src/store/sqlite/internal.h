@@ -23,6 +23,8 @@ typedef struct tally_sqlite {
     const tally_schema *schema;
     tally_store_role role;
     int wal_frames;          /* WAL size after the last commit, from the WAL hook */
+    int64_t fence_floor;     /* a new lock name's first fence lies above this: the restore generation's floor
+                                (store/backup.h), read by the migration */
     int ncached;
     tally_cached_stmt cache[TALLY_STMT_CACHE];
     sqlite3_stmt *savepoint, *release, *rollback_to, *begin, *commit;

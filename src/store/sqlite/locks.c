@@ -51,7 +51,7 @@ static int acquire(tally_sqlite *st, tally_plan *plan, const tally_step *s, tall
 {
     sqlite3_stmt *stmt = tally_sqlite_stmt(
         st,
-        "INSERT INTO tally_locks (name, fence, token, expires_at) VALUES (?1, 1, ?2, ?3 + ?4) "
+        "INSERT INTO tally_locks (name, fence, token, expires_at) VALUES (?1, ?5 + 1, ?2, ?3 + ?4) "
         "ON CONFLICT (name) DO UPDATE SET fence = fence + 1, token = excluded.token, expires_at = excluded.expires_at "
         "WHERE tally_locks.expires_at <= ?3 RETURNING fence, expires_at",
         err);
@@ -62,6 +62,7 @@ static int acquire(tally_sqlite *st, tally_plan *plan, const tally_step *s, tall
     sqlite3_bind_text(stmt, 2, res->token, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 3, plan->now_ms);
     sqlite3_bind_int64(stmt, 4, s->ttl_ms);
+    sqlite3_bind_int64(stmt, 5, st->fence_floor); /* after a restore, new names' fences start above what was lost */
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
         res->fence = sqlite3_column_int64(stmt, 0);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/backup.h"
 #include "store/migration.h"
 #include "store/sql.h"
 #include "store/sqlite/internal.h"
@@ -320,6 +321,20 @@ static const tally_migration_ops SQLITE_MIGRATION = {
     .has_unique = has_unique,
 };
 
+/* The floor of the database's restore generation (0 if it was never restored). */
+static int64_t restore_floor(tally_sqlite *st)
+{
+    sqlite3_stmt *stmt;
+    int64_t gen = 0;
+    if (sqlite3_prepare_v2(st->db, "SELECT coalesce(max(generation), 0) FROM tally_restores", -1, &stmt, NULL) ==
+        SQLITE_OK) {
+        if (sqlite3_step(stmt) == SQLITE_ROW)
+            gen = sqlite3_column_int64(stmt, 0);
+        sqlite3_finalize(stmt);
+    }
+    return TALLY_RESTORE_FLOOR(gen);
+}
+
 int tally_sqlite_migrate(tally_store *base, unsigned flags, tally_buf *changes, tally_error *err)
 {
     tally_sqlite *st = tally_sqlite_of(base);
@@ -345,7 +360,10 @@ int tally_sqlite_migrate(tally_store *base, unsigned flags, tally_buf *changes, 
                                "created_at INTEGER NOT NULL, PRIMARY KEY (method, path, key)) STRICT; "
                                "CREATE INDEX IF NOT EXISTS tally_idempotency_created ON tally_idempotency (created_at); "
                                "CREATE TABLE IF NOT EXISTS tally_schema_versions (version INTEGER PRIMARY KEY, "
-                               "digest TEXT NOT NULL, migrated_at INTEGER NOT NULL) STRICT",
+                               "digest TEXT NOT NULL, migrated_at INTEGER NOT NULL) STRICT; "
+                               /* one row per tally restore into this database (store/backup.h) */
+                               "CREATE TABLE IF NOT EXISTS tally_restores (generation INTEGER PRIMARY KEY, "
+                               "restored_at INTEGER NOT NULL, source TEXT NOT NULL) STRICT",
                                err);
     if (rc == 0) /* API keys */
         rc = tally_sqlite_exec(st, tally_sqlite_keys_tables, err);
@@ -357,5 +375,7 @@ int tally_sqlite_migrate(tally_store *base, unsigned flags, tally_buf *changes, 
     else
         tally_sqlite_exec(st, "ROLLBACK", NULL);
     tally_sqlite_exec(st, "PRAGMA foreign_keys=ON", NULL);
+    if (rc == 0)
+        st->fence_floor = restore_floor(st);
     return rc;
 }
