@@ -67,6 +67,7 @@ typedef struct tally_http_response {
                                  into the request's Origin header), Vary, Expose-Headers */
     size_t cors_origin_len;
     bool preflight;           /* an answered CORS preflight: the Allow-Methods/-Headers/-Max-Age headers */
+    char key_name[64];        /* the name of the valid key the request carried, for the log ("": none) */
 } tally_http_response;
 
 enum { TALLY_API_LATER = 0, TALLY_API_NOW = 1 };

@@ -23,6 +23,8 @@
 
 #define MAX_SEGMENTS 4
 
+_Static_assert(sizeof ((tally_http_response *)0)->key_name >= TALLY_KEY_NAME_MAX, "room for a key's name");
+
 typedef struct route_ctx {
     const tally_api *api;
     const tally_http_request *req;
@@ -486,6 +488,8 @@ int tally_api_handle(const tally_api *api, const tally_http_request *req, tally_
         resp->www_authenticate = true;
         return answer_error(&c, &err);
     }
+    if (!c.principal.open)
+        snprintf(resp->key_name, sizeof resp->key_name, "%s", c.principal.key.name);
     if (n == 8 && memcmp(p, "/metrics", 8) == 0) {
         if (!method_is(req, "GET"))
             return method_not_allowed(&c, "GET");
@@ -537,6 +541,8 @@ int tally_api_ws_admit(const tally_api *api, const tally_http_request *req, tall
         resp->www_authenticate = true;
         return answer_error(&c, &err);
     }
+    if (!p.open)
+        snprintf(resp->key_name, sizeof resp->key_name, "%s", p.key.name);
     *principal = malloc(sizeof p);
     if (!*principal)
         abort();

@@ -24,6 +24,7 @@
 #include "api/transaction.h"
 #include "api/txn_quota.h"
 #include "core/buf.h"
+#include "exec/metrics.h"
 #include "exec/session.h"
 
 struct tally_ws {
@@ -35,7 +36,7 @@ struct tally_ws {
     bool closed;
     int pending;            /* jobs out */
     tally_principal *principal; /* the key of the upgrade, looked up again for every message; owned */
-    bool counted;           /* the open transaction holds a place in api->txns */
+    bool counted;           /* the open transaction holds a place in api->txns and in tally_interactive_transactions */
     int64_t counted_key;    /* the key it was counted for (0: open mode) */
 };
 
@@ -124,6 +125,8 @@ static void drop_session(tally_ws *ws)
     ws->busy = false;
     if (ws->counted && ws->api->txns)
         tally_txn_quota_give(ws->api->txns, ws->counted_key);
+    if (ws->counted)
+        atomic_fetch_sub_explicit(&tally_metrics_global.interactive_transactions, 1, memory_order_relaxed);
     ws->counted = false;
 }
 
@@ -174,10 +177,14 @@ static void op_begin(tally_ws *ws, const char *echo, json_t *msg)
     if (tally_auth_check_begin(ws->principal, &err))
         return send_error(ws, echo, &err, false);
     int64_t key = ws->principal->open ? 0 : ws->principal->key.id;
-    if (ws->api->txns && tally_txn_quota_take(ws->api->txns, key, ws->principal->key.name, &err))
+    if (ws->api->txns && tally_txn_quota_take(ws->api->txns, key, ws->principal->key.name, &err)) {
+        TALLY_METRIC_ADD(begin_refused[err.code == TALLY_TOO_MANY_TRANSACTIONS ? TALLY_BEGIN_REFUSED_PER_KEY
+                                                                                : TALLY_BEGIN_REFUSED_TOTAL], 1);
         return send_error(ws, echo, &err, false);
+    }
     ws->session = tally_session_new(ws->api->schema, timeout, ws->io.conn);
-    ws->counted = ws->api->txns != NULL;
+    ws->counted = true; /* the quota (when there is one) and tally_interactive_transactions */
+    atomic_fetch_add_explicit(&tally_metrics_global.interactive_transactions, 1, memory_order_relaxed);
     ws->counted_key = key;
     tally_job *job = new_job(ws, TALLY_JOB_BEGIN, NULL, echo);
     if (tally_engine_submit(ws->api->engine, job) != 0) {

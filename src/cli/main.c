@@ -56,6 +56,8 @@ typedef struct options {
     long max_txn_ms;
     long idempotency_ttl_ms;
     bool allow_destructive, relaxed, portable, dry_run;
+    tally_log_format log_format;
+    tally_log_level log_level;
 } options;
 
 static void usage(FILE *f)
@@ -112,6 +114,10 @@ static void usage(FILE *f)
             "  --max-txns N           interactive transactions open or waiting to begin at once, in all; a begin\n"
             "                         beyond gets 503 OVERLOADED (default 64)\n"
             "  --max-txns-per-key N   the same for one API key; beyond, 429 TOO_MANY_TRANSACTIONS (default 4)\n"
+            "  --log-format text|json the request and start-up lines on stderr: key=value text, or one JSON object a\n"
+            "                         line (default text)\n"
+            "  --log-level LEVEL      debug, info, warn or error: lines below it are not written (default info;\n"
+            "                         2xx/3xx requests are info, 4xx/5xx warn)\n"
             "\n"
             "access (README, section Access; each also as TALLY_CORS_ORIGIN, TALLY_HOST: comma-separated):\n"
             "  --cors-origin ORIGIN   let web pages from ORIGIN (https://app.example.com) call the server; repeatable;\n"
@@ -126,7 +132,9 @@ static void usage(FILE *f)
             "                         prints the new key's token, once; scopes: admin, read, write, read:MODEL,\n"
             "                         write:MODEL, locks, limits, changes, action:NAME, metrics\n"
             "  tally keys list (--data DIR | --db URL)\n"
-            "  tally keys revoke NAME (--data DIR | --db URL)\n");
+            "  tally keys revoke NAME (--data DIR | --db URL)\n"
+            "\n"
+            "  tally --version        prints the version\n");
 }
 
 static long parse_long(const char *flag, const char *s, long min, long max)
@@ -144,7 +152,7 @@ static long parse_long(const char *flag, const char *s, long min, long max)
 enum { O_SCHEMA = 256, O_DATA, O_DB, O_FROM, O_TO, O_SESSIONS, O_LANES, O_LISTEN, O_MAX_BODY, O_QTIMEOUT, O_QMAX, O_BATCH, O_THREADS,
        O_DESTRUCTIVE, O_RELAXED, O_PORTABLE, O_DRY_RUN, O_MAX_TXN_STEPS, O_MAX_TXN_MS, O_IDEM_TTL, O_TLS_CERT, O_TLS_KEY,
        O_MAX_CONN, O_MAX_HEADER, O_REQ_TIMEOUT, O_HELP, O_CORS, O_HOST, O_OPEN, O_MAX_TXNS, O_MAX_TXNS_KEY, O_NAME,
-       O_SCOPE };
+       O_SCOPE, O_LOG_FORMAT, O_LOG_LEVEL, O_VERSION };
 
 /* A repeatable flag's value: kept in list (at most MAX_REPEATS). */
 static void repeat(const char *flag, const char **list, int *n, const char *v)
@@ -202,6 +210,18 @@ static int apply_option(options *o, int c, const char *v)
     case O_MAX_CONN: o->max_connections = (int)parse_long("--max-connections", v, 1, 1000000); break;
     case O_MAX_HEADER: o->max_header_size = (size_t)parse_long("--max-header-size", v, 256, 262144); break;
     case O_REQ_TIMEOUT: o->request_timeout_ms = parse_long("--request-timeout", v, 100, 3600000); break;
+    case O_LOG_FORMAT:
+        if (tally_log_parse_format(v, &o->log_format) != 0) {
+            fprintf(stderr, "tally: --log-format takes text or json, not '%s'\n", v);
+            exit(2);
+        }
+        break;
+    case O_LOG_LEVEL:
+        if (tally_log_parse_level(v, &o->log_level) != 0) {
+            fprintf(stderr, "tally: --log-level takes debug, info, warn or error, not '%s'\n", v);
+            exit(2);
+        }
+        break;
     default: return -1;
     }
     return 0;
@@ -230,7 +250,9 @@ static int parse_args(int argc, char **argv, options *o)
         {"open", no_argument, 0, O_OPEN},                 {"max-txns", required_argument, 0, O_MAX_TXNS},
         {"max-txns-per-key", required_argument, 0, O_MAX_TXNS_KEY},
         {"name", required_argument, 0, O_NAME},           {"scope", required_argument, 0, O_SCOPE},
-        {"help", no_argument, 0, O_HELP},                 {0, 0, 0, 0}};
+        {"log-format", required_argument, 0, O_LOG_FORMAT}, {"log-level", required_argument, 0, O_LOG_LEVEL},
+        {"help", no_argument, 0, O_HELP},                 {"version", no_argument, 0, O_VERSION},
+        {0, 0, 0, 0}};
     /* TALLY_<FLAG> first, so that the command line wins. */
     for (const struct option *lo = longopts; lo->name; lo++) {
         char env[64] = "TALLY_";
@@ -239,7 +261,7 @@ static int parse_args(int argc, char **argv, options *o)
             env[n++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
         env[n] = '\0';
         const char *v = getenv(env);
-        if (!v || lo->val == O_HELP)
+        if (!v || lo->val == O_HELP || lo->val == O_VERSION) /* no TALLY_HELP, TALLY_VERSION */
             continue;
         if (lo->has_arg == no_argument && strcmp(v, "1") != 0 && strcmp(v, "true") != 0)
             continue;
@@ -256,6 +278,10 @@ static int parse_args(int argc, char **argv, options *o)
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (c == 'h' || c == O_HELP) {
             usage(stdout);
+            exit(0);
+        }
+        if (c == O_VERSION) {
+            printf("tally %s\n", TALLY_VERSION);
             exit(0);
         }
         if (apply_option(o, c, optarg) != 0) {
@@ -415,6 +441,7 @@ static int cmd_serve(options *o)
                 o->tls_cert ? "--tls-key" : "--tls-cert");
         return 2;
     }
+    tally_log_configure(o->log_format, o->log_level);
     open_files_for(o->max_connections);
     if (load_schema(o->schema, &schema) || (dir && lock_data_dir(dir) < 0))
         return 1;
@@ -455,7 +482,17 @@ static int cmd_serve(options *o)
     tally_txn_quota *txns = tally_txn_quota_new(o->max_txns_per_key, o->max_txns);
     tally_api api = {.schema = schema, .engine = engine, .access = &access, .txns = txns, .max_body = o->max_body,
                      .max_txn_steps = o->max_txn_steps, .max_txn_ms = (uint64_t)o->max_txn_ms};
+    char where[PATH_MAX + 16];
+    tally_url_redact(dir ? dir : db, where, sizeof where);
+    const tally_log_field startup[] = {
+        {"version", TALLY_VERSION},
+        {"backend", tally_engine_backend(engine)->name},
+        {"db", where},
+        {"durability", o->relaxed ? "relaxed" : "durable"},
+        {"access", keys_on ? "keys" : "open"},
+    };
     tally_server_options so = {.host = host, .port = port, .threads = o->threads, .api = &api,
+                               .startup = startup, .nstartup = (int)(sizeof startup / sizeof startup[0]),
                                .tls_cert = o->tls_cert, .tls_key = o->tls_key,
                                .max_connections = o->max_connections, .max_header_size = o->max_header_size,
                                .request_timeout_ms = (uint64_t)o->request_timeout_ms,
@@ -638,6 +675,10 @@ static int cmd_copy(options *o)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        printf("tally %s\n", TALLY_VERSION);
+        return 0;
+    }
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -646,7 +687,7 @@ int main(int argc, char **argv)
     options o = {.max_body = 1 << 20, .queue_timeout_ms = 5000, .queue_max = 10000, .batch_max = 256,
                  .max_txn_steps = 1000, .max_txn_ms = 5000, .idempotency_ttl_ms = 86400000,
                  .max_connections = 1024, .max_header_size = 65536, .request_timeout_ms = 10000,
-                 .max_txns = 64, .max_txns_per_key = 4};
+                 .max_txns = 64, .max_txns_per_key = 4, .log_format = TALLY_LOG_TEXT, .log_level = TALLY_LOG_INFO};
     if (strcmp(cmd, "check-schema") == 0)
         return cmd_check_schema(argc, argv, &o);
     if (strcmp(cmd, "keys") == 0) {

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exec/metrics.h"
+
 struct tally_lock_line {
     char *name;
     size_t len;
@@ -78,6 +80,8 @@ void tally_lock_waits_park(tally_lock_waits *lw, tally_job *job, int64_t lease_e
         l->lease_ends_ms = lease_ends_ms;
     if (job->woken || !l->tried_ns)
         l->tried_ns = tally_clock_ns();
+    if (!job->woken) /* a first wait; a woken waiter parked again is the same wait */
+        TALLY_METRIC_ADD(lock_waits, 1);
     if (job->woken) { /* it was first in line: it stays first */
         job->next = l->head;
         l->head = job;

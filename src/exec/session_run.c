@@ -21,7 +21,7 @@ static void end_session(tally_store *store, tally_session *s, bool commit, tally
     if (!commit)
         tally_store_rollback(store);
     else
-        TALLY_METRIC_ADD(batches, 1);
+        tally_metrics_batch(1); /* an interactive transaction's commit: one batch of one */
 }
 
 /* Every session ends with one EVENT job back to its connection (silent unless
@@ -58,6 +58,8 @@ static bool serve_session(tally_store *store, tally_queue *calls, tally_session 
         case TALLY_JOB_STEP:
             s->plan->now_ms = tally_now_ms();
             job->rc = tally_run_plan_from(store, s->plan, job->from_step, &job->err);
+            if (job->rc == -TALLY_RATE_LIMITED)
+                TALLY_METRIC_ADD(limit_refusals, 1);
             done = job->rc != 0; /* a failing step rolls the whole transaction back */
             if (done) {
                 tally_session_finish(s, "a step failed");
@@ -95,6 +97,7 @@ void tally_session_run(tally_store *store, tally_queue *calls, tally_job *begin)
     bool timed_out = false;
     if (begin->deadline_ns && tally_clock_ns() >= begin->deadline_ns) {
         tally_session_leave_waiting(s, TALLY_SESSION_DONE);
+        TALLY_METRIC_ADD(begin_refused[TALLY_BEGIN_REFUSED_TIMEOUT], 1);
         tally_job_fail(begin, TALLY_OVERLOADED, "begin waited past --queue-timeout for its turn (other transactions held "
                  "the writer or every transaction connection); nothing began, retry later");
         begin->complete(begin);

@@ -196,6 +196,8 @@ static job_outcome run_job(tally_writer *w, tally_job *job)
         return JOB_BROKEN;
     }
     job->rc = tally_run_plan(w->store, job->plan, &job->err);
+    if (job->rc == -TALLY_RATE_LIMITED)
+        TALLY_METRIC_ADD(limit_refusals, 1);
     if (job->rc != 0 && may_run_again(job, job->err.rerun))
         return give_back(w, job, job->err.rerun);
     if (job->rc != 0) {
@@ -393,7 +395,7 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
                                : "the database could not commit this batch; nothing was applied, retry");
         applied = 0;
     } else {
-        TALLY_METRIC_ADD(batches, 1);
+        tally_metrics_batch(n); /* tally_batches_total and the batch-size histogram */
         TALLY_METRIC_ADD(writes, applied);
         atomic_fetch_add_explicit(&w->lane_batches, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&w->lane_writes, applied, memory_order_relaxed);

@@ -8,6 +8,9 @@
  * away), unhooks the other, so an answer is never written to a freed request.
  * Both happen on the loop thread, so no lock is needed.
  *
+ * Every answer goes out through send_answer, which counts it and logs its
+ * line (net/access_log.h); the log entry lives in the request's pool.
+ *
  * Limits (net/limits.h) are checked here before a request reaches the API:
  * a connection past --max-connections, a request head past
  * --max-header-size, a WebSocket upgrade of another protocol version.
@@ -29,6 +32,7 @@
 
 #include "api/render.h"
 #include "api/ws.h"
+#include "net/access_log.h"
 #include "net/http_errors.h"
 #include "net/limits.h"
 #include "net/tls.h"
@@ -74,6 +78,7 @@ typedef struct pending {
     pending_guard *guard;
     loop_thread *thread;
     tally_job *job;
+    tally_access_entry *log; /* in the request's pool: valid while req is */
 } pending;
 
 struct pending_guard {
@@ -109,8 +114,11 @@ static const char *reason_phrase(int status)
     }
 }
 
-static void send_answer(h2o_req_t *req, int status, const char *content_type, const char *allow, int retry_after_s,
-                        const char *body, size_t len)
+/* The request's path without its query string (never logged: an access_token may be there). */
+static size_t path_len_of(const h2o_req_t *req) { return req->query_at != SIZE_MAX ? req->query_at : req->path.len; }
+
+static void send_answer(h2o_req_t *req, const tally_access_entry *log, int status, const char *content_type,
+                        const char *allow, int retry_after_s, const char *body, size_t len)
 {
     req->res.status = status;
     req->res.reason = reason_phrase(status);
@@ -124,7 +132,22 @@ static void send_answer(h2o_req_t *req, int status, const char *content_type, co
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v, (size_t)n);
     }
     req->res.content_length = len; /* h2o_send_inline leaves it unset, which costs the keep-alive */
+    /* logged before the send: h2o may dispose of the request inside it */
+    tally_access_finish(log, req->method.base, req->method.len, req->path.base, path_len_of(req), status, len, body,
+                        len);
     h2o_send_inline(req, body, len); /* copies the body into the request's pool */
+}
+
+/* Starts the request's log entry, in its pool, and echoes its request id in the answer. */
+static tally_access_entry *begin_log(h2o_req_t *req)
+{
+    tally_access_entry *e = h2o_mem_alloc_pool(&req->pool, sizeof *e);
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    tally_access_begin(e, req->method.base, req->method.len, req->path.base, path_len_of(req),
+                       i >= 0 ? req->headers.entries[i].value.base : NULL, i >= 0 ? req->headers.entries[i].value.len : 0);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, e->request_id,
+                          strlen(e->request_id));
+    return e;
 }
 
 /* The headers the API layer asked for (api.h, tally_http_response): added at
@@ -161,7 +184,7 @@ static const char *header(h2o_req_t *req, const char *name, size_t *len)
 /* What the API layer reads of a request: method, path, query, body and the headers it uses. */
 static tally_http_request api_request(h2o_req_t *req)
 {
-    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    size_t path_len = path_len_of(req);
     ssize_t idem = h2o_find_header_by_str(&req->headers, H2O_STRLIT("idempotency-key"), -1);
     tally_http_request r = {
         .method = req->method.base, .method_len = req->method.len,
@@ -213,7 +236,7 @@ static void on_answers(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages)
         if (p->req) {
             p->guard->p = NULL;
             tally_api_answer a = tally_api_job_answer(p->job);
-            send_answer(p->req, a.status, "application/json", NULL, a.retry_after_s, a.body, a.body_len);
+            send_answer(p->req, p->log, a.status, "application/json", NULL, a.retry_after_s, a.body, a.body_len);
         }
         tally_api_job_release(p->job);
         free(p);
@@ -307,6 +330,7 @@ static void on_ws_message(h2o_websocket_conn_t *conn, const struct wslay_event_o
         c->conn = NULL;
         h2o_linklist_unlink(&c->link);
         atomic_fetch_sub(&c->thread->srv->websockets, 1);
+        atomic_fetch_sub_explicit(&tally_metrics_global.websocket_connections, 1, memory_order_relaxed);
         c->close_pending = true;
         c->depth++;
         ws_leave(c);
@@ -324,7 +348,7 @@ static void on_ws_message(h2o_websocket_conn_t *conn, const struct wslay_event_o
     ws_leave(c);
 }
 
-static int upgrade_ws(server *srv, loop_thread *t, h2o_req_t *req, const char *client_key)
+static int upgrade_ws(server *srv, loop_thread *t, h2o_req_t *req, const char *client_key, tally_access_entry *log)
 {
     ws_conn *c = calloc(1, sizeof *c);
     if (!c)
@@ -333,18 +357,23 @@ static int upgrade_ws(server *srv, loop_thread *t, h2o_req_t *req, const char *c
     tally_http_request r = api_request(req);
     tally_http_response resp;
     struct tally_principal *principal;
-    if (tally_api_ws_admit(srv->opt->api, &r, &resp, &principal) != 0) { /* refused: origin, Host or token */
+    int refused = tally_api_ws_admit(srv->opt->api, &r, &resp, &principal);
+    memcpy(log->key_name, resp.key_name, sizeof log->key_name);
+    if (refused) { /* refused: origin, Host or token */
         free(c);
         add_access_headers(req, &resp);
-        send_answer(req, resp.status, resp.content_type, resp.allow, 0, resp.body, resp.body_len);
+        send_answer(req, log, resp.status, resp.content_type, resp.allow, 0, resp.body, resp.body_len);
         free(resp.body);
         return 0;
     }
     tally_ws_io io = {.send = ws_send, .complete = ws_job_complete, .conn = c};
     c->ws = tally_ws_new(srv->opt->api, &io, principal);
+    /* The upgrade's line (101, no body) before h2o takes the request over. */
+    tally_access_finish(log, req->method.base, req->method.len, req->path.base, path_len_of(req), 101, 0, NULL, 0);
     c->conn = h2o_upgrade_to_websocket(req, client_key, c, on_ws_message);
     h2o_linklist_insert(&t->ws_conns, &c->link);
     atomic_fetch_add(&srv->websockets, 1);
+    atomic_fetch_add_explicit(&tally_metrics_global.websocket_connections, 1, memory_order_relaxed);
     /* Messages past --max-body get a JSON refusal; far past it, wslay closes
      * the connection (1009) rather than buffer without bound. */
     size_t cap = srv->opt->api->max_body * 4 + 65536;
@@ -353,12 +382,12 @@ static int upgrade_ws(server *srv, loop_thread *t, h2o_req_t *req, const char *c
 }
 
 /* Answers a refusal decided here, before the API: err as a JSON error body. */
-static int refuse(h2o_req_t *req, tally_error *err)
+static int refuse(h2o_req_t *req, const tally_access_entry *log, tally_error *err)
 {
     int status;
     size_t len;
     char *body = tally_render_error(err, &status, &len);
-    send_answer(req, status, "application/json", NULL, 0, body, len);
+    send_answer(req, log, status, "application/json", NULL, 0, body, len);
     free(body);
     return 0;
 }
@@ -373,21 +402,21 @@ static bool other_ws_version(h2o_req_t *req)
 }
 
 /* The limits of net/limits.h; 1 when the request was refused. */
-static int over_limits(server *srv, h2o_req_t *req, tally_conn *conn)
+static int over_limits(server *srv, h2o_req_t *req, tally_conn *conn, const tally_access_entry *log)
 {
     tally_error err;
     if (conn && conn->over_limit) {
         req->http1_is_persistent = 0; /* and then the connection closes */
         tally_fail(&err, TALLY_OVERLOADED, NULL, "the server has its most connections open (--max-connections %d); "
                    "this one is closed: retry later, or reuse an open connection", srv->limits.max_connections);
-        return refuse(req, &err), 1;
+        return refuse(req, log, &err), 1;
     }
     size_t head = tally_request_head_size(req);
     if (head > srv->opt->max_header_size) {
         tally_fail(&err, TALLY_HEADERS_TOO_LARGE, NULL, "the request's line and headers are %zu bytes; this server "
                    "takes at most %zu (--max-header-size): send fewer or shorter headers", head,
                    srv->opt->max_header_size);
-        return refuse(req, &err), 1;
+        return refuse(req, log, &err), 1;
     }
     if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/api/ws")) && other_ws_version(req)) {
         ssize_t v = h2o_find_header_by_str(&req->headers, H2O_STRLIT("sec-websocket-version"), -1);
@@ -396,7 +425,7 @@ static int over_limits(server *srv, h2o_req_t *req, tally_conn *conn)
                    v < 0 ? "none" : req->headers.entries[v].value.base);
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("sec-websocket-version"), 0, NULL,
                               H2O_STRLIT("13"));
-        return refuse(req, &err), 1;
+        return refuse(req, log, &err), 1;
     }
     return 0;
 }
@@ -407,17 +436,19 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     loop_thread *t = H2O_STRUCT_FROM_MEMBER(loop_thread, ctx, req->conn->ctx);
     tally_conn *conn = tally_conn_of(req);
     tally_conn_request_arrived(conn);
-    if (over_limits(srv, req, conn))
+    tally_access_entry *log = begin_log(req);
+    if (over_limits(srv, req, conn, log))
         return 0;
     const char *client_key = NULL;
     if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/api/ws")) &&
         h2o_is_websocket_handshake(req, &client_key) == 0 && client_key)
-        return upgrade_ws(srv, t, req, client_key);
+        return upgrade_ws(srv, t, req, client_key, log);
     pending *p = calloc(1, sizeof *p);
     if (!p)
         return -1;
     p->req = req;
     p->thread = t;
+    p->log = log;
     p->guard = h2o_mem_alloc_shared(&req->pool, sizeof *p->guard, on_guard_dispose);
     p->guard->p = p;
 
@@ -428,12 +459,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     tally_http_response resp;
     atomic_fetch_add(&srv->inflight, 1);
     int now = tally_api_handle(srv->opt->api, &r, &resp);
+    memcpy(log->key_name, resp.key_name, sizeof log->key_name);
     add_access_headers(req, &resp);
     if (now == TALLY_API_NOW) {
         atomic_fetch_sub(&srv->inflight, 1);
         p->guard->p = NULL;
         free(p);
-        send_answer(req, resp.status, resp.content_type, resp.allow, resp.retry_after_s, resp.body, resp.body_len);
+        send_answer(req, log, resp.status, resp.content_type, resp.allow, resp.retry_after_s, resp.body,
+                    resp.body_len);
         free(resp.body);
     }
     return 0;
@@ -613,6 +646,15 @@ int tally_server_run(const tally_server_options *opt, tally_error *err)
         pthread_create(&t->tid, NULL, loop_main, t);
         started++;
     }
+    char listen_at[300];
+    snprintf(listen_at, sizeof listen_at, strchr(opt->host, ':') ? "[%s]:%d" : "%s:%d", opt->host, port);
+    tally_log_field fields[24];
+    int nf = 0;
+    for (int i = 0; i < opt->nstartup && nf < 22; i++)
+        fields[nf++] = opt->startup[i];
+    fields[nf++] = (tally_log_field){"tls", srv.ssl ? "on" : "off"};
+    fields[nf++] = (tally_log_field){"listen", listen_at};
+    tally_log_event(TALLY_LOG_INFO, "started", fields, nf);
     printf("tally: listening on %s://%s:%d\n", srv.ssl ? "https" : "http", opt->host, port);
     fflush(stdout);
 

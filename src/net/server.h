@@ -16,6 +16,7 @@
 
 #include "api/api.h"
 #include "core/error.h"
+#include "net/access_log.h"
 
 typedef struct tally_server_options {
     const char *host;          /* to bind, e.g. "127.0.0.1" */
@@ -31,12 +32,16 @@ typedef struct tally_server_options {
      * workers so that every queued job is run and answered. */
     void (*drain)(void *arg);
     void *drain_arg;
+    /* The start-up log line's fields (borrowed); the server adds tls and listen. */
+    const tally_log_field *startup;
+    int nstartup;
 } tally_server_options;
 
 /* Serves until SIGINT or SIGTERM, then shuts down cleanly: stops accepting,
  * drains the workers, waits for every answer in flight to be sent, and
- * closes WebSockets with 1001 (going away), and returns 0.  Prints "tally:
- * listening on http://HOST:PORT" (https:// with TLS) once it serves. */
+ * closes WebSockets with 1001 (going away), and returns 0.  Once it serves,
+ * logs the start-up line (stderr) and prints "tally: listening on
+ * http://HOST:PORT" (https:// with TLS) on stdout, for whoever waits for it. */
 int tally_server_run(const tally_server_options *opt, tally_error *err);
 
 #endif
