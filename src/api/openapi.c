@@ -269,6 +269,24 @@ static json_t *model_record(const tally_schema *schema, const tally_model *m)
     return s;
 }
 
+static json_t *model_create(const tally_schema *schema, const tally_model *m);
+
+/* A record created inside a hasMany list: the target's create body without the
+ * inverse link, which the server sets to the record being created. */
+static json_t *nested_create(const tally_schema *schema, const tally_field *has_many)
+{
+    const tally_model *target = &schema->models[has_many->target_model];
+    json_t *s = model_create(schema, target);
+    json_object_del(props(s), has_many->inverse);
+    json_t *req = json_object_get(s, "required");
+    for (size_t i = json_array_size(req); i-- > 0;)
+        if (strcmp(json_string_value(json_array_get(req, i)), has_many->inverse) == 0)
+            json_array_remove(req, i);
+    if (req && json_array_size(req) == 0)
+        json_object_del(s, "required");
+    return s;
+}
+
 static json_t *model_create(const tally_schema *schema, const tally_model *m)
 {
     json_t *s = closed_object(), *p = props(s);
@@ -277,7 +295,7 @@ static json_t *model_create(const tally_schema *schema, const tally_model *m)
         json_t *v;
         if (f->type == TALLY_TYPE_HAS_MANY) {
             json_t *create = closed_object(), *link = closed_object();
-            json_object_set_new(props(create), "create", ref("%s.create", f->target));
+            json_object_set_new(props(create), "create", nested_create(schema, f));
             require(create, "create");
             json_object_set_new(props(link), "_link", id_schema("the id of an existing record to link"));
             require(link, "_link");

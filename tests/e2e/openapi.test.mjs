@@ -250,6 +250,9 @@ describe('openapi: every field type and a limit', () => {
     assert.equal(check('thing.record', empty.body), null, 'unset fields are null');
     assert.notEqual(check('thing.record', { ...t.body, count: 101 }), null, 'over max');
     assert.notEqual(check('thing.record', { ...t.body, label: 'z'.repeat(41) }), null, 'over maxLength');
+    const nested = doc.components.schemas['owner.create'].properties.things.items.anyOf[0].properties.create;
+    assert.equal(nested.properties.owner, undefined, 'a record created in a hasMany list is linked by the server');
+    assert.deepEqual(nested.required, ['label']);
     const r = await srv.api('POST', '/api/limits/login/ann');
     assert.equal(check('LimitAnswer', r.body), null);
   });
