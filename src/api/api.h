@@ -29,6 +29,8 @@ typedef struct tally_api {
     size_t max_body;            /* bytes; larger bodies get 413 */
     int max_txn_steps;          /* steps in one transaction */
     uint64_t max_txn_ms;        /* interactive transactions' longest timeout */
+    const char *openapi;        /* the API description (api/openapi.h), built at start-up; borrowed */
+    size_t openapi_len;
 } tally_api;
 
 typedef struct tally_http_request {

@@ -362,6 +362,24 @@ static int handle_primitive(route_ctx *c)
     return submit_decoded(c, plan, step, &err);
 }
 
+/* GET /api/openapi.json: the document built at start-up, the same bytes every time.
+ * It needs a valid key when keys are on, and no scope (docs/decisions.md). */
+static int handle_openapi(route_ctx *c)
+{
+    if (!method_is(c->req, "GET") && !method_is(c->req, "HEAD"))
+        return method_not_allowed(c, "GET");
+    if (!c->api->openapi)
+        return fail_now(c, TALLY_NOT_FOUND, NULL, "%s", "this server has no API description");
+    c->resp->body = malloc(c->api->openapi_len + 1);
+    if (!c->resp->body)
+        abort();
+    memcpy(c->resp->body, c->api->openapi, c->api->openapi_len + 1);
+    c->resp->body_len = c->api->openapi_len;
+    c->resp->status = 200;
+    c->resp->content_type = "application/json";
+    return TALLY_API_NOW;
+}
+
 static int handle_metrics(route_ctx *c)
 {
     c->resp->status = 200;
@@ -379,6 +397,8 @@ static int route_api(route_ctx *c)
     if (c->nseg == 1 && strcmp(c->seg[0], "ws") == 0) /* the net layer upgrades real handshakes */
         return fail_now(c, TALLY_BAD_REQUEST, NULL, "%s",
                         "/api/ws speaks WebSocket: connect with a WebSocket client (Upgrade: websocket)");
+    if (c->nseg == 1 && strcmp(c->seg[0], "openapi.json") == 0)
+        return handle_openapi(c);
     if (strcmp(c->seg[0], "keys") == 0 && c->nseg <= 2) {
         tally_error aerr;
         tally_scope admin = tally_scope_of(TALLY_SCOPE_ADMIN, NULL);

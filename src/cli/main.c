@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/openapi.h"
 #include "api/origin.h"
 #include "api/txn_quota.h"
 #include "cli/keys.h"
@@ -480,8 +481,11 @@ static int cmd_serve(options *o)
     tally_access access = {.cors = o->cors, .ncors = o->ncors, .hosts = o->hosts, .nhosts = o->nhosts,
                            .listen_host = host, .open = o->open};
     tally_txn_quota *txns = tally_txn_quota_new(o->max_txns_per_key, o->max_txns);
+    size_t openapi_len;
+    char *openapi = tally_openapi_build(schema, &openapi_len); /* once: every GET /api/openapi.json serves these bytes */
     tally_api api = {.schema = schema, .engine = engine, .access = &access, .txns = txns, .max_body = o->max_body,
-                     .max_txn_steps = o->max_txn_steps, .max_txn_ms = (uint64_t)o->max_txn_ms};
+                     .max_txn_steps = o->max_txn_steps, .max_txn_ms = (uint64_t)o->max_txn_ms,
+                     .openapi = openapi, .openapi_len = openapi_len};
     char where[PATH_MAX + 16];
     tally_url_redact(dir ? dir : db, where, sizeof where);
     const tally_log_field startup[] = {
@@ -499,6 +503,7 @@ static int cmd_serve(options *o)
                                .drain = drain, .drain_arg = engine};
     int rc = tally_server_run(&so, &err);
     tally_txn_quota_free(txns);
+    free(openapi);
     if (rc)
         fprintf(stderr, "tally: %s\n", err.message);
     tally_engine_close(engine);
