@@ -177,7 +177,9 @@ struct tally_backend_ops {
     /* Writer, while idle or while the database is down: whether it answers
      * now, connecting again if the connection was lost, and what it says of
      * its replicas.  0, or -code with err saying why in a person's terms
-     * (never a password).  NULL: a local file that is always there (SQLite). */
+     * (never a password).  SQLite: whether the data folder's disk has room
+     * for commits (so /health reports a full disk, and its end, writes or
+     * not).  NULL: nothing to look at. */
     int (*probe)(tally_store *st, tally_db_state *out, tally_error *err);
 
     /* Writer, between batches: housekeeping the backend needs (SQLite: a

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "store/sql.h"
 #include "store/step_errors.h"
@@ -255,6 +256,35 @@ static void sqlite_rollback(tally_store *st)
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 }
 static bool sqlite_in_transaction(tally_store *st) { return !sqlite3_get_autocommit(tally_sqlite_of(st)->db); }
+
+/* Below this much free space a commit may not fit (the WAL grows by whole
+ * pages, and a checkpoint needs room too): /health says the disk is full. */
+#define FREE_SPACE_MIN (256 * 1024)
+
+/* Writer, while idle or after a failed commit: whether the data folder's
+ * disk has room for commits, so that /health tells the truth about a full
+ * disk and becomes healthy again when space returns, writes or not. */
+static int sqlite_probe(tally_store *base, tally_db_state *out, tally_error *err)
+{
+    tally_sqlite *st = tally_sqlite_of(base);
+    out->sync_standbys = -1;
+    const char *file = sqlite3_db_filename(st->db, "main");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", file && *file ? file : ".");
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) != 0)
+        return 0; /* cannot tell: the commits will */
+    unsigned long long avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+    if (avail >= FREE_SPACE_MIN)
+        return 0;
+    return tally_fail(err, TALLY_UNAVAILABLE, NULL, "the disk holding the data folder is full (%llu KiB free); writes "
+                      "are refused until there is room", avail / 1024);
+}
 
 /* Between batches: a passive checkpoint once the WAL has grown past its limit. */
 static int sqlite_maintain(tally_store *base)
@@ -688,6 +718,7 @@ const tally_backend_ops tally_sqlite_backend = {
     .keys_list = tally_sqlite_keys_list,
     .keys_create = tally_sqlite_keys_create,
     .keys_revoke = tally_sqlite_keys_revoke,
+    .probe = sqlite_probe,
     .maintain = sqlite_maintain,
     .metrics = sqlite_metrics,
 };
