@@ -1,6 +1,6 @@
 /*
- * auth.h — who is asking and whether they may (DESIGN.md §3, "Keys, scopes
- * and origins"): the token of a request, the key it names, and the scope a
+ * auth.h — who is asking and whether they may (README.md, "Access: keys,
+ * scopes, origins"): the token of a request, the key it names, and the scope a
  * call needs checked against that key's scopes.
  *
  * A request carries `Authorization: Bearer TOKEN`; a WebSocket upgrade may

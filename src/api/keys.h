@@ -1,5 +1,5 @@
 /*
- * keys.h — the API keys over HTTP, for an admin key (DESIGN.md §3):
+ * keys.h — the API keys over HTTP, for an admin key (README.md, "Access: keys, scopes, origins"):
  *   POST /api/keys {"name", "scopes": [...]}  201 {"name", "scopes", "token"}: the token, once
  *   GET /api/keys                             200 {"keys": [{"name", "scopes", "createdAt"}]}, never tokens
  *   DELETE /api/keys/{name}                   200 {"name", "revoked": true}

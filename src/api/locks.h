@@ -1,6 +1,6 @@
 /*
  * locks.h — the request side of locks, rate limits and idempotency keys
- * (DESIGN.md §3, "Locks, rate limits and retries"): names and keys from the
+ * (README.md, "Locks, rate limits and safe retries"): names and keys from the
  * path, bodies into plan steps, and the key that makes a retry safe.
  */
 #ifndef TALLY_API_LOCKS_H

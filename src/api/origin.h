@@ -1,6 +1,6 @@
 /*
  * origin.h — which browsers' pages and which Host names may reach the
- * server (DESIGN.md §3, "Browsers"), and the CORS answers for those allowed.
+ * server (README.md, "Access: keys, scopes, origins"), and the CORS answers for those allowed.
  *
  * A request with an Origin header is served only when that origin is the
  * server's own (its scheme, host and port equal the request's Host) or one

@@ -1,6 +1,6 @@
 /*
  * transaction.h — POST /api/transaction: a list of steps applied all or
- * nothing (DESIGN.md §3).  Each step is one of the record calls in a JSON
+ * nothing (README.md, "Transactions").  Each step is one of the record calls in a JSON
  * form of its own, may be named with "as" for later {"$ref": "name.field"}
  * values, and may carry "expect", a condition on its own result.  The same
  * step objects are used one at a time over the WebSocket.

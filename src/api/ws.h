@@ -1,5 +1,5 @@
 /*
- * ws.h — the WebSocket protocol at /api/ws (DESIGN.md §3): one JSON text
+ * ws.h — the WebSocket protocol at /api/ws (README.md, "Interactive transactions over WebSocket"): one JSON text
  * message each way per call, each request's "id" echoed in its answer.
  *
  *   {"id", "op": "begin", "timeoutMs"}   open an interactive transaction

@@ -1,5 +1,5 @@
 /*
- * filter.h — the filter language of DESIGN.md §3 as plain data: a tree of
+ * filter.h — the filter language (README.md, "Filters, sorting and paging") as plain data: a tree of
  * AND / OR / NOT over comparisons of one column with a value, a list of
  * values, or another column of the same row.  Used by listings, updateMany,
  * deleteMany and the `_where` guard.  Built by the API layer in the plan's

@@ -1,5 +1,5 @@
 /*
- * gcra.h — the arithmetic of rate limits (GCRA, DESIGN.md §3) and of lock
+ * gcra.h — the arithmetic of rate limits (GCRA, README.md, "Locks, rate limits and safe retries") and of lock
  * leases, as pure functions that every backend uses, so that a limit or a
  * lease is judged the same whichever database stores its state.
  *

@@ -36,7 +36,7 @@ typedef enum tally_op {
     TALLY_OP_UPDATE_MANY, /* every row matching `where` */
     TALLY_OP_DELETE_MANY,
     TALLY_OP_UPSERT,      /* insert `sets`, or on conflict over `on` apply `usets` and `atomics` */
-    TALLY_OP_LOCK_ACQUIRE, /* locks (DESIGN.md §3): `name`, `token`, `ttl_ms` */
+    TALLY_OP_LOCK_ACQUIRE, /* locks (README.md, "Locks, rate limits and safe retries"): `name`, `token`, `ttl_ms` */
     TALLY_OP_LOCK_RENEW,
     TALLY_OP_LOCK_RELEASE,
     TALLY_OP_LOCK_CHECK,  /* a transaction's checkLock step */

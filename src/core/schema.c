@@ -1,5 +1,5 @@
 /*
- * schema.c — parses the schema JSON (DESIGN.md §2) and checks everything a
+ * schema.c — parses the schema JSON (README.md, "Schema") and checks everything a
  * later layer relies on: names are identifiers, types and options fit each
  * other, defaults fit their field, relations point at real models.  Each
  * message names the model, the field and the problem.

@@ -1,7 +1,7 @@
 /*
  * schema.h — the models a Tally server serves, parsed and checked.
  *
- * A schema is read once at start-up from JSON (DESIGN.md §2) and is then
+ * A schema is read once at start-up from JSON (README.md, "Schema") and is then
  * immutable and shared by every thread without locks.  It owns all its
  * memory; tally_schema_free releases it.
  *
@@ -76,7 +76,7 @@ typedef struct tally_model {
     int nuniques;
 } tally_model;
 
-/* A rate limit declared beside the models (GCRA, DESIGN.md §3). */
+/* A rate limit declared beside the models (GCRA, README.md, "Locks, rate limits and safe retries"). */
 typedef struct tally_limit {
     char name[TALLY_NAME_MAX];
     int64_t rate;      /* requests per period on average */

@@ -1,5 +1,5 @@
 /*
- * keyring.h — this server's copy of the API key table (DESIGN.md §3), kept
+ * keyring.h — this server's copy of the API key table (README.md, "Access: keys, scopes, origins"), kept
  * fresh on a thread of its own with a connection of its own.
  *
  * The table lives in the database, so every server on one PostgreSQL (or a

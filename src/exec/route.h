@@ -1,6 +1,6 @@
 /*
  * route.h — which writer lane a request goes to: the lane of the first key
- * it touches (DESIGN.md §4), so that one hot row's writes meet in one lane's
+ * it touches (docs/architecture.md, "Life of a write"), so that one hot row's writes meet in one lane's
  * group-commit batch instead of queueing on a row lock between connections.
  *
  *   update, delete, get by id   the model and the id

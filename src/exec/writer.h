@@ -1,5 +1,5 @@
 /*
- * writer.h — the writer thread: the one place writes happen (DESIGN.md §4).
+ * writer.h — the writer thread: the one place writes happen (docs/architecture.md, "Life of a write").
  *
  * It owns the read-write connection.  It takes every waiting job (up to a
  * batch bound), opens one transaction, runs each job in its own savepoint (a

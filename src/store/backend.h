@@ -100,7 +100,7 @@ typedef struct tally_idem_answer {
     size_t len;
 } tally_idem_answer;
 
-/* API keys (DESIGN.md §3): one row per live key; only the token's SHA-256 is
+/* API keys (README.md, "Access: keys, scopes, origins"): one row per live key; only the token's SHA-256 is
  * stored.  The state row counts every change (the generation each server's
  * cache compares against) and remembers that a key has ever existed. */
 #define TALLY_KEY_NAME_MAX 64 /* 63 bytes + NUL */

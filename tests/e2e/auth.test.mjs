@@ -1,5 +1,5 @@
-// API keys, scopes and origins (README "Access: keys, scopes, origins";
-// DESIGN.md §3): every route and the WebSocket refused without a key, with a
+// API keys, scopes and origins (README.md, "Access: keys, scopes,
+// origins"): every route and the WebSocket refused without a key, with a
 // wrong key and with a key lacking the scope (nothing changed), served with
 // it; transactions checked before they run; keys made and revoked by the
 // `tally keys` command and over HTTP while serving, seen within a second (on

@@ -1,4 +1,4 @@
-// Bulk calls and upserts (DESIGN.md §3): updateMany (one statement, all or
+// Bulk calls and upserts (README.md, "Bulk changes and upserts"): updateMany (one statement, all or
 // nothing against min/max), deleteMany (a filter is required; {} means every
 // row), and upsert (one INSERT ... ON CONFLICT ... DO UPDATE on a declared
 // unique key), with the rate-limiter recipe under contention.

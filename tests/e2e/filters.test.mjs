@@ -1,4 +1,4 @@
-// The filter language, sorting and keyset paging (DESIGN.md §3): every
+// The filter language, sorting and keyset paging (README.md, "Filters, sorting and paging"): every
 // operator alone and combined on every field type, unset values, field-to-field
 // comparisons, bad filters with the path of the mistake, and paging that stays
 // correct while other clients insert and delete rows.

@@ -1,4 +1,4 @@
-// Guarded updates (DESIGN.md §3): `PATCH /api/{model}/{id}` with `_where`
+// Guarded updates (README.md, "Guarded updates"): `PATCH /api/{model}/{id}` with `_where`
 // applies only if the row matches, judged by the statement that writes; else
 // 409 GUARD_FAILED with `current`, the row as it stood, and nothing changed.
 // Under contention: the inventory reservation and the course capacity check.

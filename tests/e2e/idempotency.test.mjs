@@ -1,4 +1,4 @@
-// Idempotency-Key on writes (DESIGN.md §3 "Locks, rate limits and retries"):
+// Idempotency-Key on writes (README.md, "Locks, rate limits and safe retries"):
 // a repeat with the same key, method, path and body gets the stored answer
 // and changes nothing — also when racing, while the first is still in flight,
 // and after a restart; another body is 422; keys are scoped by method and

@@ -1,4 +1,4 @@
-// Rate limits declared in the schema (DESIGN.md §3 "Locks, rate limits and
+// Rate limits declared in the schema (README.md, "Locks, rate limits and safe
 // retries"): GCRA with T = periodMs/rate, `burst` at once, one more every T ms;
 // exactly `burst` of a race on a fresh key allowed; 429 with Retry-After;
 // cost; independent keys; durable state; key syntax; bad schema limits.

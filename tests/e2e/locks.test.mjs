@@ -1,4 +1,4 @@
-// Locks with fencing (DESIGN.md §3 "Locks, rate limits and retries"):
+// Locks with fencing (README.md, "Locks, rate limits and safe retries"):
 // mutual exclusion under contention, first-come-first-served waiters that do
 // not hold a server thread, lease expiry and takeover (the old holder's
 // renew, release and checkLock are refused and change nothing), fences that

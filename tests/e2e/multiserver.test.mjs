@@ -1,5 +1,5 @@
-// Many Tally servers on one PostgreSQL database (DESIGN.md §4 "PostgreSQL:
-// many Tally servers on one database"): three servers share one database and
+// Many Tally servers on one PostgreSQL database (docs/architecture.md, "PostgreSQL:
+// many servers on one database"): three servers share one database and
 // every test spreads its calls over them (round-robin per request), so that
 // what one server promises alone must hold across servers too: no lost
 // increment, min/max and guards judged against the latest committed value,
@@ -548,7 +548,7 @@ test('6. one Idempotency-Key raced by 10 requests over 3 servers: created (or in
     assert.equal((await getOn(m.servers[2], 'customer', c.id)).orderCount, 1, 'the increment was applied more than once');
     for (const [i, r] of rs.entries()) if (r.status !== 200) failures.push(`increment racer ${i} on server ${i % 3 + 1}: ${r.status} ${r.text}`);
     for (const line of report) console.log(`# ${line}`);
-    // a repeat in flight on another server waits for the first and replays its answer (DESIGN.md §4)
+    // a repeat in flight on another server waits for the first and replays its answer (docs/architecture.md, "PostgreSQL: many servers on one database")
     assert.deepEqual(failures, [], 'every racer, on whichever server, gets the stored answer');
   } finally {
     await m.stop();

@@ -1,4 +1,4 @@
-// Robustness: seeded, generated bad input for every call (DESIGN.md §3).
+// Robustness: seeded, generated bad input for every call (README.md, "API").
 //
 // The rule checked: bad input gets a clear JSON error — a status in
 // {200,201,400,404,405,409,413,422,426,429,431,503} and, for errors,

@@ -1,4 +1,4 @@
-// Batch transactions (POST /api/transaction, DESIGN.md §3): every step form,
+// Batch transactions (POST /api/transaction, README.md, "Transactions"): every step form,
 // results in order, all or nothing with the failing step named, expect,
 // {"$ref": "name.field"}, limits; nested creates on POST /api/post; and the
 // two contention cases of issue 5 (ticket sale, course enrolment).

@@ -1,5 +1,5 @@
-// Interactive transactions over the WebSocket at /api/ws (DESIGN.md §3 and
-// §4's last point): begin / step / commit / rollback, isolation of an open
+// Interactive transactions over the WebSocket at /api/ws (README.md, "Interactive transactions over WebSocket", and
+// docs/architecture.md, "Interactive transactions"): begin / step / commit / rollback, isolation of an open
 // transaction, the writer held by it (other writes wait, then succeed), its
 // release on rollback / drop / timeout, malformed messages, and reads and
 // lone steps over the same socket. The client is the `ws` package.

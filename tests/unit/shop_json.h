@@ -1,4 +1,4 @@
-/* shop_json.h — a copy of examples/shop.json (the shop schema of DESIGN.md §2)
+/* shop_json.h — a copy of examples/shop.json (the shop schema of README.md, "Schema")
  * for the unit tests, which run from the build directory.  test_schema checks
  * that it still parses to the same models as the file itself. */
 #ifndef TALLY_TEST_SHOP_JSON_H

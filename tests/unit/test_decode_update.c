@@ -229,7 +229,7 @@ static void test_atomics_float(void **state)
     assert_int_equal(s->atomics[1].amount.kind, TALLY_VALUE_INT);
     assert_int_equal(s->atomics[1].amount.u.i, 2);
     done(&o);
-    /* ... never for an integer field (400 or 422 both fit DESIGN.md; the path names the field). */
+    /* ... never for an integer field (400 or 422 both fit README.md, "Errors"; the path names the field). */
     o = update(shop, "customer", 1, "{'_atomics': {'orderCount': {'increment': 1.5}}}");
     assert_true(o.rc == -TALLY_BAD_REQUEST || o.rc == -TALLY_VALIDATION);
     assert_string_equal(o.err.path, "_atomics.orderCount");

@@ -1,6 +1,6 @@
 /* Unit tests for core/error: the X-macro table (every code has a unique
  * upper-case name, a status in 200..599 and a generic text, and the three
- * arrays line up with the enum), the statuses DESIGN.md §3 fixes for each
+ * arrays line up with the enum), the statuses README.md, "Errors" fixes for each
  * code, out-of-range codes answering as INTERNAL, and tally_fail /
  * tally_error_clear: code, message and path filled, -code returned, NULL err
  * and NULL path allowed, messages and paths longer than their buffers cut

@@ -437,7 +437,7 @@ static void test_sql_agrees_with_c(void **state)
         }
     assert_true(checked > 500);
 
-    /* The verdicts themselves, for the rules DESIGN.md states. */
+    /* The verdicts themselves, for the rules README.md, "Filters, sorting and paging" states. */
     static const struct {
         const char *filter;
         int ids[NROWS + 1];

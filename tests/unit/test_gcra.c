@@ -1,4 +1,4 @@
-/* Unit tests for core/gcra: the GCRA verdicts of DESIGN.md §3 worked by hand
+/* Unit tests for core/gcra: the GCRA verdicts of README.md, "Locks, rate limits and safe retries", worked by hand
  * (a burst, then one request per emission interval, refusals with their
  * retry times, a cost above what is left) and the lease predicates. */
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* Unit tests for core/schema: the shop schema of DESIGN.md §2 (embedded copy
+/* Unit tests for core/schema: the shop schema of README.md, "Schema" (embedded copy
  * checked against examples/shop.json) parses into the storage layout the
  * header fixes (id/createdAt/updatedAt are columns 0/1/2, stored fields
  * follow in declaration order, hasMany has column -1), with options,

@@ -408,7 +408,7 @@ static int show(tally_pg *st, const char *name, char *out, size_t cap)
 }
 
 /* The session settings, on every (re)connection, and the checks that make
- * durability a fact rather than a hope (DESIGN.md §4). */
+ * durability a fact rather than a hope (docs/architecture.md, "Durability"). */
 static int setup(tally_pg *st, tally_error *err)
 {
     char sql[512];
@@ -560,7 +560,8 @@ static int committed(tally_pg *st, const unsigned char id[16])
  * aborted transaction answers "ROLLBACK").  A writer batch carries a batch
  * id (written with its clock read, pg_clock_ms): if the connection is lost
  * during COMMIT, the outcome is looked up by it on a new connection before
- * answering either way (DESIGN.md §4). */
+ * answering either way (docs/architecture.md, "PostgreSQL: many
+ * servers on one database"). */
 static int pg_commit(tally_store *base, tally_error *err)
 {
     tally_pg *st = (tally_pg *)base;
@@ -747,7 +748,7 @@ static int run_one_step(tally_pg *st, tally_plan *plan, int i, tally_error *err)
  * a hot row's writes share one lane's batches, and other rows go on in the
  * others.  batch_max 64: more than 64 writing savepoints in one transaction
  * overflow PostgreSQL's per-backend subtransaction cache and slow every
- * session (DESIGN.md §4).  Shared: other servers may write the same database;
+ * session (docs/architecture.md, "Backends").  Shared: other servers may write the same database;
  * their lock releases reach this one as hints (hints.c).
  */
 const tally_backend_ops tally_postgres_backend = {

@@ -3,7 +3,7 @@
  * LISTEN/NOTIFY on a side connection (role TALLY_STORE_HINTS), never from a
  * writer lane: a NOTIFY inside a transaction takes an instance-wide lock
  * until its commit is flushed, which would serialise every lane's commits
- * (DESIGN.md §4).  So a lane commits first and the hint goes afterwards from
+ * (docs/architecture.md, "PostgreSQL: many servers on one database").  So a lane commits first and the hint goes afterwards from
  * here, several names merged into one statement.
  *
  * The channel is tally_locks; a payload is a released lock's name in hex (a

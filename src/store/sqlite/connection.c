@@ -10,7 +10,7 @@
  * CHECK constraints, integer arithmetic goes through tally_add/tally_sub
  * (checked 64-bit; SQLite alone would turn an overflow into a float), and the
  * record is read back by id in the same transaction, which is cheaper than
- * RETURNING here (DESIGN.md §4).  Statements are prepared once per SQL text
+ * RETURNING here (docs/architecture.md, "Backends").  Statements are prepared once per SQL text
  * and kept in a per-connection cache.
  */
 #include "store/sqlite/internal.h"
@@ -123,7 +123,7 @@ static int sqlite_open(const char *path, const tally_schema *schema, const tally
                               err) ||
             tally_sqlite_exec(st, "PRAGMA wal_autocheckpoint=0", err))
             goto fail;
-        /* Refuse to serve unless durability is really in force (DESIGN.md §4). */
+        /* Refuse to serve unless durability is really in force (docs/architecture.md, "Durability"). */
         pragma_text(st, "PRAGMA journal_mode", buf, sizeof buf);
         if (strcmp(buf, "wal") != 0) {
             tally_fail(err, TALLY_INTERNAL, NULL, "SQLite reports journal_mode=%s, not wal; refusing to serve", buf);

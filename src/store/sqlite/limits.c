@@ -1,5 +1,5 @@
 /*
- * limits.c — SQLite rate limits by GCRA (DESIGN.md §3), one row per key:
+ * limits.c — SQLite rate limits by GCRA (README.md, "Locks, rate limits and safe retries"), one row per key:
  *   tally_limits(name, key, tat)   tat: theoretical arrival time, UTC µs
  * The arithmetic is core/gcra.h's, shared with every backend.  No counters, nothing
  * to reset: a key whose TAT has passed is the same as a key never seen,

@@ -1,4 +1,4 @@
-// A reference model of the filter language and of sorting (DESIGN.md §3), in
+// A reference model of the filter language and of sorting (README.md, "Filters, sorting and paging"), in
 // plain JavaScript, for checking the server's answers against on data the test
 // itself wrote. It knows only the documented rules:
 //   - an unset (null) value matches only `isSet: false` and `equals: null`

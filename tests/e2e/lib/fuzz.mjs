@@ -2,7 +2,7 @@
 // writer that can emit what JSON.stringify cannot (raw number tokens,
 // duplicate keys), a byte-exact HTTP/1.1 client on a raw socket (any method,
 // any request target, any header bytes, pipelining), and the checks every
-// answer must pass (DESIGN.md §3: a JSON error with a documented code).
+// answer must pass (README.md, "Errors": a JSON error with a documented code).
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -334,7 +334,7 @@ export async function rawExchange(port, chunks, { waitMs = 400, heads = [], maxM
 // ---------- the contract every answer must meet ----------
 
 export const ALLOWED_STATUS = new Set([200, 201, 400, 404, 405, 409, 413, 422, 426, 429, 431, 503]);
-/** Error codes of DESIGN.md §3 / README's table, with their status. */
+/** Error codes of README.md's "Errors" table, with their status. */
 export const CODE_STATUS = {
   BAD_REQUEST: 400, NOT_FOUND: 404, METHOD_NOT_ALLOWED: 405,
   GUARD_FAILED: 409, UNIQUE_VIOLATION: 409, CONFLICT: 409, EXPECTATION_FAILED: 409, LOCKED: 409, LOCK_LOST: 409,

@@ -159,7 +159,7 @@ export function writeSchema(schema, dir = tempDir('tally-schema-')) {
   return file;
 }
 
-/** The shop schema of DESIGN.md §2 as an object (a fresh copy each call). */
+/** The shop schema of README.md, "Schema" as an object (a fresh copy each call). */
 export function shopSchema() {
   return JSON.parse(readFileSync(SHOP_SCHEMA, 'utf8'));
 }

@@ -1,4 +1,4 @@
-// A small client for Tally's WebSocket API (`/api/ws`, DESIGN.md §3), built
+// A small client for Tally's WebSocket API (`/api/ws`, README.md, "Interactive transactions over WebSocket"), built
 // on the `ws` package. One JSON text message each way; answers echo the id of
 // their request; server-initiated events (`{"event": ...}`) carry no id.
 //
