@@ -372,8 +372,9 @@ describe('interactive transactions per key', () => {
     const other = withToken(srv, remember(await createKey(srv, 'other', ['write:product'])));
     // made with the command: the server sees each within its keyring's poll (wait for all three, not the first)
     const busyApi = withToken(srv, busyToken);
-    await within(3000, 'the keys', async () => (await root('GET', '/api/product')).status === 200
-      && (await other('GET', '/api/product')).status === 200 && (await busyApi('GET', '/api/product')).status === 200);
+    await within(3000, 'the keys', async () => (await srv.api('GET', '/api/product')).status === 401
+      && (await root('GET', '/api/product')).status === 200 && (await other('GET', '/api/product')).status === 200
+      && (await busyApi('GET', '/api/product')).status === 200);
     const p = (await root('POST', '/api/product', { sku: 'hot', stock: 0 })).body;
     const busy = (await root('POST', '/api/product', { sku: 'busy', stock: 0 })).body;
     const until = Date.now() + 4 * TXN_MS;
