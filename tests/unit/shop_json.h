@@ -34,7 +34,9 @@ static const char SHOP_JSON[] =
     "        \"window\":   { \"type\": \"integer\", \"required\": true },\n"
     "        \"requests\": { \"type\": \"integer\", \"default\": 0 } },\n"
     "      \"unique\": [[\"userId\", \"window\"]] }\n"
-    "  }\n"
+    "  },\n"
+    "  \"limits\": {\n"
+    "    \"login\": { \"rate\": 10, \"periodMs\": 60000, \"burst\": 5 } }\n"
     "}\n"
     ;
 

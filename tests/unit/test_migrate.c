@@ -447,11 +447,10 @@ static void test_migrate_schema_versions(void **state)
         fail_msg("message: %s", err.message);
     versions(v, sizeof v);
     assert_string_equal(v, want);
-    /* Limits are part of the schema too: another limit is another version,
-     * though no table changes. */
-    tally_schema *v3 = shop_variant("'unique': [['userId', 'window']] }\n  }",
-                                    "'unique': [['userId', 'window']] }\n  },"
-                                    " 'limits': {'login': {'rate': 5, 'periodMs': 60000, 'burst': 5}}");
+    /* Limits are part of the schema too: another limit (the shop's login
+     * limit at another rate) is another version, though no table changes. */
+    tally_schema *v3 = shop_variant("'login': { 'rate': 10, 'periodMs': 60000, 'burst': 5 }",
+                                    "'login': { 'rate': 5, 'periodMs': 60000, 'burst': 5 }");
     assert_string_not_equal(v3->digest, shop->digest);
 
     /* Taken back on purpose: the older schema is the newest version again. */
