@@ -56,6 +56,9 @@ typedef struct tally_http_request {
     void *origin;                     /* stored in the job for complete */
 } tally_http_request;
 
+/* Whether req's method is m; HEAD counts as GET (answered as GET, h2o sends no body). */
+bool tally_http_method_is(const tally_http_request *req, const char *m);
+
 typedef struct tally_http_response {
     int status;
     char *body;               /* malloc'ed; the caller frees it */

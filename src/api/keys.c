@@ -172,10 +172,7 @@ done:
     return rc;
 }
 
-static bool method_is(const tally_http_request *req, const char *m)
-{
-    return req->method_len == strlen(m) && memcmp(req->method, m, req->method_len) == 0;
-}
+static bool method_is(const tally_http_request *req, const char *m) { return tally_http_method_is(req, m); }
 
 int tally_api_keys(const tally_api *api, const tally_http_request *req, const char *name, tally_http_response *resp)
 {

@@ -110,10 +110,14 @@ static ptrdiff_t url_decode(const char *s, size_t n, char *out, size_t cap, int 
     return (ptrdiff_t)o;
 }
 
-static bool method_is(const tally_http_request *req, const char *m)
+bool tally_http_method_is(const tally_http_request *req, const char *m)
 {
+    if (m[0] == 'G' && strcmp(m, "GET") == 0 && req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0)
+        return true;
     return req->method_len == strlen(m) && memcmp(req->method, m, req->method_len) == 0;
 }
+
+static bool method_is(const tally_http_request *req, const char *m) { return tally_http_method_is(req, m); }
 
 /* ---- jobs ------------------------------------------------------------------ */
 

@@ -119,6 +119,17 @@ static int create_model(const tally_migration_ops *ops, void *conn, const tally_
 static int add_field(const tally_migration_ops *ops, void *conn, const tally_model *m, const tally_field *f,
                      tally_error *err)
 {
+    /* Old records would hold no value in a required field: refused unless a default fills them. */
+    if (f->required && !f->has_default) {
+        int rows = ops->has_rows(conn, m, err);
+        if (rows < 0)
+            return rows;
+        if (rows)
+            return tally_fail(err, TALLY_BAD_REQUEST, NULL,
+                              "model '%s', field '%s': a new required field needs a value in the records already "
+                              "stored, and it has no default; give it a \"default\" (the stored records get it), "
+                              "or add it without \"required\"", m->name, f->name);
+    }
     if (ops->add_column(conn, m, f, err)) {
         reason why = reason_of(err);
         return tally_fail(err, TALLY_BAD_REQUEST, NULL, "model '%s', field '%s': cannot add the field: %s", m->name,

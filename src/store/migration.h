@@ -80,6 +80,8 @@ typedef struct tally_migration_ops {
     /* Whether the unique index of field `field` (key < 0) or compound key `key` exists: 1, 0, or -code
      * (so that a start-up does not look for duplicates behind an index that rules them out). */
     int (*has_unique)(void *conn, const tally_model *m, int field, int key, tally_error *err);
+    /* Whether model m's table holds any record: 1, 0, or -code. */
+    int (*has_rows)(void *conn, const tally_model *m, tally_error *err);
 } tally_migration_ops;
 
 /* " DEFAULT <value>" for ALTER TABLE ADD COLUMN, so existing rows get the

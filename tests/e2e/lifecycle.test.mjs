@@ -349,6 +349,31 @@ describe('migrations', () => {
     assert.doesNotMatch(s2.stderr, /migrated:/);
   });
 
+  test('a new required field: refused without a default while records exist (they would have no value); with a default they get it', async () => {
+    const dataDir = tempDir('tally-mig-req-');
+    const s1 = await startServer({ schema: writeSchema(v1), dataDir });
+    expectStatus(await s1.api('POST', '/api/member', { name: 'old' }), 201);
+    await s1.stop();
+    const bare = JSON.parse(JSON.stringify(v1));
+    bare.models.member.fields.tier = { type: 'string', required: true };
+    const r = await runTally(['serve', '--schema', writeSchema(bare), ...dbArgs(dataDir), '--listen', '127.0.0.1:0']);
+    assert.equal(r.started, false);
+    assert.match(r.stderr, /model 'member', field 'tier': a new required field needs a value in the records already stored, and it has no default/);
+    const given = JSON.parse(JSON.stringify(v1));
+    given.models.member.fields.tier = { type: 'string', required: true, default: 'basic' };
+    const s2 = await startServer({ schema: writeSchema(given), dataDir });
+    const all = await listAll(s2.api, 'member');
+    assert.deepEqual(all.map((m) => m.tier), ['basic']);
+    expectError(await s2.api('POST', '/api/member', { name: 'new', tier: null }), 422, 'VALIDATION', 'tier');
+    await s2.stop();
+    // on an empty model a required field needs no default
+    const fresh = tempDir('tally-mig-req-empty-');
+    const s3 = await startServer({ schema: writeSchema(v1), dataDir: fresh });
+    await s3.stop();
+    const s4 = await startServer({ schema: writeSchema(bare), dataDir: fresh });
+    await s4.stop();
+  });
+
   test('check-schema with a database says whether it would migrate, and changes nothing', async () => {
     const dataDir = tempDir('tally-chk-');
     const fresh = await runTally(['check-schema', writeSchema(v1), ...dbArgs(dataDir)]);

@@ -509,3 +509,25 @@ describe('restart keeps records and never reuses ids', () => {
     assert.ok(c.id > b.id, `id ${c.id} after restart must exceed every earlier id (${b.id})`);
   });
 });
+
+describe('HEAD', () => {
+  test('HEAD on any GET route answers as GET, without the body: the same status and headers', async () => {
+    const srv = await startServer();
+    try {
+      const made = await srv.api('POST', '/api/customer', { name: 'head' });
+      expectStatus(made, 201);
+      for (const p of [`/api/customer/${made.body.id}`, '/api/customer?first=5', '/api/customer/999999', '/health', '/api/locks']) {
+        const get = await fetch(srv.url + p);
+        const getBody = await get.text();
+        const head = await fetch(srv.url + p, { method: 'HEAD' });
+        const headBody = await head.text();
+        assert.equal(head.status, get.status, `HEAD ${p}`);
+        assert.equal(headBody, '', `HEAD ${p} sends no body`);
+        assert.equal(head.headers.get('content-type'), get.headers.get('content-type'), `HEAD ${p} content-type`);
+        assert.equal(Number(head.headers.get('content-length') ?? getBody.length), Buffer.byteLength(getBody), `HEAD ${p} content-length`);
+      }
+    } finally {
+      await srv.stop();
+    }
+  });
+});

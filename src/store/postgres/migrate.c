@@ -174,6 +174,26 @@ static int find_duplicate(void *conn, const tally_model *m, int field, int key, 
     return found;
 }
 
+static int has_rows(void *conn, const tally_model *m, tally_error *err)
+{
+    tally_pg *st = conn;
+    tally_sql q;
+    tally_sql_init(&q);
+    tally_sql_add(&q, "SELECT 1 FROM ");
+    tally_sql_name(&q, m->name);
+    tally_sql_add(&q, " LIMIT 1");
+    PGresult *r;
+    tally_pg_diag d;
+    int rc = tally_pg_query(st, NULL, q.s, NULL, 0, &r, &d);
+    tally_sql_free(&q);
+    if (rc)
+        rc = tally_fail(err, TALLY_INTERNAL, NULL, "cannot read %s: %s", m->name, d.message);
+    else
+        rc = PQntuples(r) > 0;
+    PQclear(r);
+    return rc;
+}
+
 static int has_unique(void *conn, const tally_model *m, int field, int key, tally_error *err)
 {
     tally_pg *st = conn;
@@ -375,6 +395,7 @@ static const tally_migration_ops PG_MIGRATION = {
     .record_version = record_version,
     .find_duplicate = find_duplicate,
     .has_unique = has_unique,
+    .has_rows = has_rows,
 };
 
 int tally_pg_meta_lock(tally_pg *st, const char *name, bool wait, tally_error *err)

@@ -109,6 +109,24 @@ static int drop_unique(void *conn, const tally_model *m, int field, tally_error 
     return exec_sql(conn, &q, err);
 }
 
+static int has_rows(void *conn, const tally_model *m, tally_error *err)
+{
+    tally_sqlite *st = conn;
+    tally_sql q;
+    tally_sql_init(&q);
+    tally_sql_add(&q, "SELECT 1 FROM ");
+    tally_sql_name(&q, m->name);
+    tally_sql_add(&q, " LIMIT 1");
+    sqlite3_stmt *stmt;
+    int rc = sqlite3_prepare_v2(st->db, q.s, -1, &stmt, NULL);
+    tally_sql_free(&q);
+    if (rc != SQLITE_OK)
+        return tally_fail(err, TALLY_INTERNAL, NULL, "cannot read %s: %s", m->name, sqlite3_errmsg(st->db));
+    rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : tally_fail(err, TALLY_INTERNAL, NULL, "cannot read %s", m->name);
+}
+
 static int has_unique(void *conn, const tally_model *m, int field, int key, tally_error *err)
 {
     tally_sqlite *st = conn;
@@ -319,6 +337,7 @@ static const tally_migration_ops SQLITE_MIGRATION = {
     .record_version = record_version,
     .find_duplicate = find_duplicate,
     .has_unique = has_unique,
+    .has_rows = has_rows,
 };
 
 /* The floor of the database's restore generation (0 if it was never restored). */
