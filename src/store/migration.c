@@ -84,14 +84,15 @@ static int add_unique(const tally_migration_ops *ops, void *conn, const tally_mo
     if (has != 0)
         return has < 0 ? has : 0; /* there already: no duplicates can be stored */
     /* Looked for first: on PostgreSQL a failed CREATE INDEX would end the migration's transaction. */
-    int found = ops->find_duplicate(conn, m, field, key, value, sizeof value, &rows, err);
+    long long example = 0;
+    int found = ops->find_duplicate(conn, m, field, key, value, sizeof value, &rows, &example, err);
     if (found < 0)
         return found;
     if (found)
         return tally_fail(err, TALLY_BAD_REQUEST, NULL,
-                          "model '%s': cannot make %s unique: %lld stored records share the value %s (and there may "
-                          "be other duplicates); change or delete those records so that no two share one, then "
-                          "start again", m->name, what, rows, value);
+                          "model '%s': cannot make %s unique: %lld stored records share the value %s (record %lld "
+                          "is one; there may be other duplicates); change or delete those records so that no two "
+                          "share one, then start again", m->name, what, rows, value, example);
     if (ops->add_unique(conn, m, field, key, err) == 0) {
         note("model '%s': %s made unique", m->name, what);
         return 0;

@@ -74,9 +74,10 @@ typedef struct tally_migration_ops {
                          tally_error *err);
     int (*record_version)(void *conn, int64_t version, const char *digest, int64_t at_ms, tally_error *err);
     /* Before add_unique: a value the stored rows share (tally_sql_duplicate_query), as text into
-     * out ("a@b.c", or "a, 5" for a compound key) and how many rows hold it.  1 found, 0 none, or -code. */
+     * out ("a@b.c", or "a, 5" for a compound key), how many rows hold it and the lowest id among them.
+     * 1 found, 0 none, or -code. */
     int (*find_duplicate)(void *conn, const tally_model *m, int field, int key, char *out, size_t cap,
-                          long long *rows, tally_error *err);
+                          long long *rows, long long *example_id, tally_error *err);
     /* Whether the unique index of field `field` (key < 0) or compound key `key` exists: 1, 0, or -code
      * (so that a start-up does not look for duplicates behind an index that rules them out). */
     int (*has_unique)(void *conn, const tally_model *m, int field, int key, tally_error *err);

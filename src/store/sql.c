@@ -232,7 +232,7 @@ void tally_sql_duplicate_query(tally_sql *q, const tally_model *m, int field, in
         tally_sql_name(q, names[i]);
         tally_sql_add(q, ", ");
     }
-    tally_sql_add(q, "count(*) FROM ");
+    tally_sql_add(q, "count(*), min(\"id\") FROM ");
     tally_sql_name(q, m->name);
     for (int i = 0; i < n; i++) { /* NULLs never collide in a unique index */
         tally_sql_add(q, i ? " AND " : " WHERE ");

@@ -33,8 +33,9 @@ void tally_sql_column_def(tally_sql *q, const tally_model *m, const tally_field 
 /* CREATE UNIQUE INDEX for a unique field (key < 0) or compound key `key`. */
 void tally_sql_unique_index(tally_sql *q, const tally_model *m, int field, int key);
 /* SELECT the first value (or values, for a compound key) that two or more
- * rows share, as the unique index of field / key would refuse, and their
- * count: one row or none.  The same text in both dialects. */
+ * rows share, as the unique index of field / key would refuse, their
+ * count and the lowest id among them: one row or none.  The same text in
+ * both dialects. */
 void tally_sql_duplicate_query(tally_sql *q, const tally_model *m, int field, int key);
 
 /*

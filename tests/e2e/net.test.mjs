@@ -316,6 +316,6 @@ test('migration: unique over stored duplicates is refused in our words, naming t
   s.models.customer.fields.name.unique = true;
   const r = await runTally(['serve', '--schema', writeSchema(s), ...dbArgs(dataDir), '--listen', '127.0.0.1:0']);
   assert.equal(r.started, false);
-  assert.match(r.stderr, /model 'customer': cannot make name unique: 2 stored records share the value 'Twin'/, r.stderr);
+  assert.match(r.stderr, /model 'customer': cannot make name unique: 2 stored records share the value 'Twin' \(record \d+ is one;/, r.stderr);
   assert.doesNotMatch(r.stderr, /UNIQUE constraint|could not create unique index|duplicate key/, r.stderr);
 });

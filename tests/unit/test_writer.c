@@ -427,22 +427,12 @@ static void test_coalesced_increments(void **state)
     plans[18] = plan_update(shop, "product", 1, "{'_atomics': {'stock': {'increment': 1}}}"); /* 15 */
     ticket t[N];
     tally_job *jobs[N];
-    for (int i = 0; i < N; i++) {
-        ticket_init(&t[i]);
-        jobs[i] = new_job(plans[i], &t[i]);
-        assert_int_equal(tally_writer_submit(w, jobs[i]), 0);
-    }
-    gate_open();
-    for (int i = 0; i < N; i++)
-        wait_ticket(&t[i]);
+    answer ans[N];
+    submit_all(w, plans, N, t, jobs);
+    answer_all(jobs, t, N, ans);
     assert_int_equal(atomic_load(&tally_metrics_global.batches) - batches0, 1);
     /* the ten, the pair 14+15, 16 alone (17 is guarded), 18 alone */
     assert_int_equal(atomic_load(&tally_metrics_global.coalesced_writes) - coalesced0, 12);
-    answer ans[N];
-    for (int i = 0; i < N; i++) {
-        ans[i] = take_answer(jobs[i]);
-        ticket_destroy(&t[i]);
-    }
     const char *updated = NULL;
     for (int i = 0; i < 10; i++) {
         json_t *r = expect_record(&ans[i], 200);

@@ -356,6 +356,29 @@ static inline void gate_open(void)
     ticket_destroy(&gate_ticket);
 }
 
+/* Submits plans[0..n) as jobs, one ticket each, to a writer held at the
+ * gate (gate_close), so that they make one batch once the gate opens. */
+static inline void submit_all(tally_writer *w, tally_plan **plans, int n, ticket *t, tally_job **jobs)
+{
+    for (int i = 0; i < n; i++) {
+        ticket_init(&t[i]);
+        jobs[i] = new_job(plans[i], &t[i]);
+        assert_int_equal(tally_writer_submit(w, jobs[i]), 0);
+    }
+}
+
+/* Opens the gate, waits for every job and takes its answer (tickets destroyed). */
+static inline void answer_all(tally_job **jobs, ticket *t, int n, answer *ans)
+{
+    gate_open();
+    for (int i = 0; i < n; i++)
+        wait_ticket(&t[i]);
+    for (int i = 0; i < n; i++) {
+        ans[i] = take_answer(jobs[i]);
+        ticket_destroy(&t[i]);
+    }
+}
+
 /* A test in a fresh folder of its own. */
 #define T(f) cmocka_unit_test_setup_teardown(f, make_dir, remove_dir)
 

@@ -150,7 +150,7 @@ static int add_unique(void *conn, const tally_model *m, int field, int key, tall
 }
 
 static int find_duplicate(void *conn, const tally_model *m, int field, int key, char *out, size_t cap, long long *rows,
-                          tally_error *err)
+                          long long *example_id, tally_error *err)
 {
     tally_pg *st = conn;
     tally_sql q;
@@ -163,11 +163,12 @@ static int find_duplicate(void *conn, const tally_model *m, int field, int key, 
         found = tally_fail(err, TALLY_INTERNAL, NULL, "cannot look for duplicates in %s: %s", m->name,
                            PQresultErrorMessage(r));
     } else if (PQntuples(r) == 1) {
-        int n = PQnfields(r) - 1;
+        int n = PQnfields(r) - 2; /* the values, then the count and the lowest id */
         out[0] = '\0';
         for (int i = 0; i < n; i++)
             snprintf(out + strlen(out), cap - strlen(out), "%s'%.60s'", i ? ", " : "", PQgetvalue(r, 0, i));
         *rows = strtoll(PQgetvalue(r, 0, n), NULL, 10);
+        *example_id = strtoll(PQgetvalue(r, 0, n + 1), NULL, 10);
         found = 1;
     }
     PQclear(r);

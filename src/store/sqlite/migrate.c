@@ -69,7 +69,7 @@ static int add_unique(void *conn, const tally_model *m, int field, int key, tall
 }
 
 static int find_duplicate(void *conn, const tally_model *m, int field, int key, char *out, size_t cap, long long *rows,
-                          tally_error *err)
+                          long long *example_id, tally_error *err)
 {
     tally_sqlite *st = conn;
     tally_sql q;
@@ -83,13 +83,14 @@ static int find_duplicate(void *conn, const tally_model *m, int field, int key, 
                           sqlite3_errmsg(st->db));
     int found = 0;
     if ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        int n = sqlite3_column_count(stmt) - 1;
+        int n = sqlite3_column_count(stmt) - 2; /* the values, then the count and the lowest id */
         out[0] = '\0';
         for (int i = 0; i < n; i++) {
             const char *v = (const char *)sqlite3_column_text(stmt, i);
             snprintf(out + strlen(out), cap - strlen(out), "%s'%.60s'", i ? ", " : "", v ? v : "");
         }
         *rows = sqlite3_column_int64(stmt, n);
+        *example_id = sqlite3_column_int64(stmt, n + 1);
         found = 1;
     } else if (rc != SQLITE_DONE) {
         found = tally_fail(err, TALLY_INTERNAL, NULL, "cannot look for duplicates in %s: %s", m->name,
