@@ -15,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "exec/thread.h"
+
 typedef struct entry {
     unsigned char hash[32];
     tally_key key;
@@ -156,7 +158,7 @@ int tally_keyring_start(const char *url, const tally_schema *schema, const tally
         tally_keyring_free(kr);
         return -(int)err->code;
     }
-    if (pthread_create(&kr->thread, NULL, keyring_main, kr) != 0) {
+    if (tally_thread_start(&kr->thread, keyring_main, kr) != 0) {
         tally_keyring_free(kr);
         return tally_fail(err, TALLY_INTERNAL, NULL, "cannot start the key table's thread");
     }

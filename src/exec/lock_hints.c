@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "exec/thread.h"
+
 /* Names waiting to be sent: a handful between two wake-ups; beyond this many
  * the rest are dropped (their waiters poll). */
 #define MAX_PENDING 1024
@@ -148,7 +150,7 @@ int tally_lock_hints_start(const char *url, const tally_schema *schema, const ta
     h->on_hint = on_hint;
     h->ctx = ctx;
     pthread_mutex_init(&h->mu, NULL);
-    if (pipe2(h->wake, O_NONBLOCK | O_CLOEXEC) != 0 || pthread_create(&h->thread, NULL, hints_main, h) != 0) {
+    if (pipe2(h->wake, O_NONBLOCK | O_CLOEXEC) != 0 || tally_thread_start(&h->thread, hints_main, h) != 0) {
         if (h->wake[0] > 0) {
             close(h->wake[0]);
             close(h->wake[1]);

@@ -8,6 +8,7 @@
 #include "exec/metrics.h"
 #include "exec/queue.h"
 #include "exec/run.h"
+#include "exec/thread.h"
 
 #define READER_BATCH 64
 
@@ -62,7 +63,7 @@ int tally_reader_start(tally_store **stores, int n, size_t queue_max, tally_read
         r->threads[i].store = stores[i];
     }
     for (int i = 0; i < n; i++) {
-        if (pthread_create(&r->threads[i].thread, NULL, reader_main, &r->threads[i]) != 0) {
+        if (tally_thread_start(&r->threads[i].thread, reader_main, &r->threads[i]) != 0) {
             tally_reader_free(r);
             return tally_fail(err, TALLY_INTERNAL, NULL, "cannot start the reader threads");
         }

@@ -18,6 +18,7 @@
 #include "exec/queue.h"
 #include "exec/session.h"
 #include "exec/session_run.h"
+#include "exec/thread.h"
 
 typedef struct runner {
     tally_session_pool *pool;
@@ -136,10 +137,10 @@ int tally_session_pool_start(const char *url, const tally_schema *schema, const 
         p->runners[i].pool = p;
         tally_queue_init(&p->runners[i].calls, 16);
     }
-    bool ok = pthread_create(&p->janitor, NULL, janitor_main, p) == 0;
+    bool ok = tally_thread_start(&p->janitor, janitor_main, p) == 0;
     p->janitor_started = ok;
     for (int i = 0; ok && i < p->size; i++) {
-        ok = pthread_create(&p->runners[i].thread, NULL, runner_main, &p->runners[i]) == 0;
+        ok = tally_thread_start(&p->runners[i].thread, runner_main, &p->runners[i]) == 0;
         p->started += ok;
     }
     if (!ok) {

@@ -20,6 +20,7 @@
 #include "exec/run.h"
 #include "exec/session.h"
 #include "exec/session_run.h"
+#include "exec/thread.h"
 
 #define WRITER_RERUNS 5 /* runs of a job the database asked to run again, after the first */
 
@@ -650,7 +651,7 @@ int tally_writer_start(tally_store *store, const tally_writer_options *opt, tall
     w->probe_every_ns = PROBE_IDLE_NS;
     tally_queue_init(&w->queue, w->opt.queue_max);
     tally_queue_init(&w->session_queue, 16);
-    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+    if (tally_thread_start(&w->thread, writer_main, w) != 0) {
         tally_queue_destroy(&w->queue);
         tally_queue_destroy(&w->session_queue);
         free(w);

@@ -3,9 +3,10 @@
 import { test, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import {
   startServer, stopAll, runTally, writeSchema, tempDir, expectError, expectStatus, listAll,
-  parseMetrics, parallel, SHOP_SCHEMA, BACKEND, dbArgs, sqliteOnly,
+  parseMetrics, parallel, SHOP_SCHEMA, BACKEND, dbArgs, sqliteOnly, TALLY_BIN,
 } from './lib/server.mjs';
 import { rawConnections } from './lib/rawhttp.mjs';
 
@@ -126,6 +127,24 @@ describe('signals', () => {
     const again = await startServer({ dataDir: srv.dataDir });
     assert.deepEqual((await again.api('GET', `/api/customer/${c.body.id}`)).body, c.body);
     await again.stop();
+  });
+
+  test('SIGTERM the moment the server says it listens (20 times): it exits 0 every time', async () => {
+    // The engine's threads are started before the main thread waits for signals: if
+    // one of them could take SIGTERM, its default action would end the process.
+    const codes = [];
+    for (let i = 0; i < 20; i++) {
+      const dir = tempDir('tally-sig-');
+      const proc = spawn(TALLY_BIN, ['serve', '--schema', SHOP_SCHEMA, ...dbArgs(dir), '--listen', '127.0.0.1:0'],
+        { stdio: ['ignore', 'pipe', 'pipe'] });
+      proc.stdout.setEncoding('utf8');
+      let out = '';
+      proc.stdout.on('data', (d) => { out += d; if (/listening on/.test(out)) proc.kill('SIGTERM'); });
+      proc.stderr.resume();
+      const [code, signal] = await new Promise((r) => proc.on('exit', (c, sg) => r([c, sg])));
+      codes.push(signal ? `signal ${signal}` : code);
+    }
+    assert.deepEqual(codes.filter((c) => c !== 0), [], `exit codes: ${codes.join(', ')}`);
   });
 
   test('SIGTERM on an idle server exits 0 and frees the port', async () => {
