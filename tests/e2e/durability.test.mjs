@@ -107,7 +107,7 @@ function expectStatusGone(r) {
   assert.equal(r.status, 404, `a deleted record came back after kill -9: ${r.text}`);
 }
 
-test('group commit: 50 concurrent clients get at least 8 writes per fsync', sqliteOnly(
+test('group commit: 50 concurrent clients share fsyncs (at least 4 writes per fsync; one each would be 1)', sqliteOnly(
   'tally_fsyncs_total counts the fsyncs SQLite makes on the data folder (a VFS shim); on PostgreSQL the database server makes them'),
 async (t) => {
   // 50 keep-alive connections, each with one increment in flight at a time,
@@ -137,7 +137,9 @@ async (t) => {
   assert.ok(writes >= 5000, `writes counted: ${writes}, expected at least the 5000 done`);
   assert.ok(fsyncs >= 1, `fsyncs counted: ${fsyncs}`);
   assert.ok(batches >= 1 && batches <= writes, `batches ${batches}, writes ${writes}`);
-  assert.ok(writes / fsyncs >= 8, `${writes} writes over ${fsyncs} fsyncs = ${(writes / fsyncs).toFixed(2)} per fsync; expected >= 8`);
+  // How many share one depends on the disk's fsync time against how the 50 requests of a round
+  // trickle in (measured 8-14 here on a quiet machine, 5.5 under load); without group commit it is 1.
+  assert.ok(writes / fsyncs >= 4, `${writes} writes over ${fsyncs} fsyncs = ${(writes / fsyncs).toFixed(2)} per fsync; expected >= 4`);
   assert.equal((await srv.api('GET', `/api/customer/${c.id}`)).body.orderCount, 5000);
   assert.equal(m1.tally_queue_depth, 0, 'queue is empty once every write is answered');
   await srv.stop();
