@@ -310,6 +310,10 @@ void tally_ws_message(tally_ws *ws, const char *text, size_t len)
     } else if (unknown) {
         tally_fail(&err, TALLY_BAD_REQUEST, unknown, "a message takes id, op, step and timeoutMs, not '%s'", unknown);
         send_error(ws, echo, &err, false);
+    } else if (json_is_real(id)) { /* echoed back, it must come back exactly as sent */
+        tally_fail(&err, TALLY_BAD_REQUEST, "id", "id is a whole number from -2^63 to 2^63-1 (or a string), so that "
+                   "the answer carries it back exactly; not a fraction or a number that large");
+        send_error(ws, echo, &err, false);
     } else if (!name || (strcmp(name, "begin") && strcmp(name, "step") && strcmp(name, "commit") &&
                          strcmp(name, "rollback"))) {
         tally_fail(&err, TALLY_BAD_REQUEST, "op", "op is begin, step, commit or rollback");

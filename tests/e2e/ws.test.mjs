@@ -321,6 +321,20 @@ describe('begin / step / commit / rollback', () => {
 
 // ---------------------------------------------------------------------------
 describe('malformed messages', () => {
+  test('an id that cannot come back exactly (a fraction, or past 64 bits) is refused and changes nothing: the open transaction stays open', async () => {
+    const c = await connect();
+    assert.equal((await c.begin(5000)).ok, true);
+    for (const id of ['9223372036854775808', '1.5', '-2.5e3']) {
+      c.sendRaw(`{"id": ${id}, "op": "rollback"}`);
+      const a = await c.next((m) => m.ok === false && m.error?.path === 'id');
+      failed(a, 'BAD_REQUEST', `id ${id}`);
+      assert.match(a.error.message, /whole number/);
+    }
+    const still = await c.call({ op: 'step', step: { find: 'customer', first: 1 } });
+    assert.equal(still.ok, true, `the transaction is still open: ${JSON.stringify(still)}`);
+    assert.equal((await c.rollback()).ok, true);
+  });
+
   test('not JSON, not an object, an unknown op, a step without a step: BAD_REQUEST answers, the connection stays usable', async () => {
     const c = await connect();
     c.sendRaw('this is not JSON');
