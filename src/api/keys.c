@@ -172,13 +172,13 @@ done:
     return rc;
 }
 
-static bool method_is(const tally_http_request *req, const char *m) { return tally_http_method_is(req, m); }
 
 int tally_api_keys(const tally_api *api, const tally_http_request *req, const char *name, tally_http_response *resp)
 {
     tally_error err;
     const char *allow = name ? "DELETE" : "GET, POST";
-    bool ok = name ? method_is(req, "DELETE") : method_is(req, "GET") || method_is(req, "POST");
+    bool ok = name ? tally_http_method_is(req, "DELETE")
+                   : tally_http_method_is(req, "GET") || tally_http_method_is(req, "POST");
     if (!ok) {
         tally_fail(&err, TALLY_METHOD_NOT_ALLOWED, NULL, "%.*s is not allowed here; use %s", (int)req->method_len,
                    req->method, allow);
@@ -199,7 +199,7 @@ int tally_api_keys(const tally_api *api, const tally_http_request *req, const ch
             return answer_error(resp, &err);
         }
         snprintf(k->call.row.name, sizeof k->call.row.name, "%s", name);
-    } else if (method_is(req, "POST")) {
+    } else if (tally_http_method_is(req, "POST")) {
         k->call.op = TALLY_KEYS_CREATE;
         if (decode_create(api, req, k, &err)) {
             free(k);

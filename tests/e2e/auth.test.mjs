@@ -226,8 +226,7 @@ describe('keys made and revoked with the command while serving', () => {
     const ci = withToken(srv, t);
     assert.equal((await ci('GET', '/api/product')).status, 200);
     await revokeKey(srv, 'ci');
-    const took = await within(3000, 'the revoked key', async () => (await ci('GET', '/api/product')).status === 401);
-    assert.ok(took <= 3000);
+    await within(3000, 'the revoked key', async () => (await ci('GET', '/api/product')).status === 401);
     for (const [m, p, b] of [['GET', '/api/product'], ['POST', '/api/product', { sku: 'x' }], ['GET', '/metrics'], ['GET', '/api/keys']]) {
       expect401(await srv.api(m, p, b), `${m} ${p} after the last key was revoked`);
     }

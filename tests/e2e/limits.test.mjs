@@ -8,7 +8,7 @@ import {
   startServer, fileServer, runTally, writeSchema, shopSchema, tempDir, expectError, expectStatus, sleep, dbArgs,
 } from './lib/server.mjs';
 import {
-  headerConnections, closeAll, shopWithLimits, limitPath, LIMITS,
+  headerConnections, closeAll, shopWithLimits, limitPath, LIMITS, raceAll,
 } from './lib/primitives.mjs';
 
 const schemaFile = shopWithLimits();
@@ -68,14 +68,7 @@ describe('GCRA', () => {
   test('12 racing calls on a fresh key with burst 5: exactly 5 allowed (remaining 4..0 once each), 7 refused', async () => {
     const key = freshKey('race');
     const conns = await headerConnections(suite.srv, 12);
-    let rs;
-    try {
-      rs = await Promise.all(conns.map((c) => c.send('POST', limitPath('login', key))));
-    } finally {
-      closeAll(conns);
-    }
-    const ok = rs.filter((r) => r.status === 200);
-    const no = rs.filter((r) => r.status === 429);
+    const { rs, ok, no } = await raceAll(conns, limitPath('login', key));
     assert.equal(ok.length + no.length, 12, rs.map((r) => `${r.status} ${r.text}`).join('\n'));
     assert.equal(ok.length, 5, `allowed: ${ok.map((r) => r.text).join(' ')}`);
     for (const r of ok) expectAllowed(r);

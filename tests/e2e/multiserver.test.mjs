@@ -22,9 +22,9 @@ import {
 } from './lib/server.mjs';
 import { RawConnection } from './lib/rawhttp.mjs';
 import { clients } from './lib/load.mjs';
-import { headerConnections, closeAll, shopWithLimits, limitPath, lockPath } from './lib/primitives.mjs';
+import { headerConnections, closeAll, shopWithLimits, limitPath, lockPath, raceAll } from './lib/primitives.mjs';
 import { WsClient } from './lib/wsclient.mjs';
-import { findWhere } from './lib/records.mjs';
+import { findWhere, ticketSaleSteps } from './lib/records.mjs';
 
 const pgOnly = (opts = {}) => (BACKEND === 'postgres'
   ? opts
@@ -246,11 +246,7 @@ test('3b. ticket sale across servers: 180 buyers (one transaction each) for 60 t
     let answers;
     try {
       answers = await parallel(BUYERS, (i) => {
-        // half create the ticket before counting it, half after: a refusal must undo either order
-        const ticket = { as: 't', create: 'ticket', data: { event: { _link: e.id } } };
-        const count = { as: 'sale', update: 'event', id: e.id,
-          data: { _atomics: { soldTicketCount: { increment: 1 }, availableTicketCount: { decrement: 1 } } } };
-        const steps = i % 2 === 0 ? [ticket, count] : [count, { ...ticket, data: { event: { _link: { $ref: 'sale.id' } } } }];
+        const steps = ticketSaleSteps(e.id, i);
         return perServer[i % 3][Math.floor(i / 3)].request('POST', '/api/transaction', { steps });
       });
     } finally {
@@ -485,14 +481,7 @@ test('5. rate limit across servers: 12 racing calls on one key (burst 5) over 3 
     for (let round = 0; round < 3; round++) {
       const key = `multi-${process.pid}-${Date.now()}-${round}`;
       const conns = (await Promise.all(m.servers.map((s) => headerConnections(s, 4)))).flat();   // 4 a server
-      let rs;
-      try {
-        rs = await Promise.all(conns.map((c) => c.send('POST', limitPath('login', key))));
-      } finally {
-        closeAll(conns);
-      }
-      const ok = rs.filter((r) => r.status === 200);
-      const no = rs.filter((r) => r.status === 429);
+      const { rs, ok, no } = await raceAll(conns, limitPath('login', key));
       console.log(`# round ${round + 1}: ${statuses(rs)}`);
       assert.equal(ok.length + no.length, 12, rs.map((r) => `${r.status} ${r.text}`).join('\n'));
       assert.equal(ok.length, 5, `burst 5, allowed ${ok.length}: ${ok.map((r) => r.text).join(' ')}`);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import {
   startServer, fileServer, shopPlus, expectError, expectStatus, listAll, parallel,
 } from './lib/server.mjs';
-import { recordHelpers, uniq } from './lib/records.mjs';
+import { recordHelpers, uniq, ticketSaleSteps } from './lib/records.mjs';
 import { rawConnections } from './lib/rawhttp.mjs';
 
 const suite = fileServer({
@@ -541,11 +541,7 @@ describe('contention', () => {
     let answers;
     try {
       answers = await parallel(BUYERS, (i) => {
-        // half create the ticket before counting it, half after: a refusal must undo either order
-        const ticket = { as: 't', create: 'ticket', data: { event: { _link: e.id } } };
-        const count = { as: 'sale', update: 'event', id: e.id,
-          data: { _atomics: { soldTicketCount: { increment: 1 }, availableTicketCount: { decrement: 1 } } } };
-        const steps = i % 2 === 0 ? [ticket, count] : [count, { ...ticket, data: { event: { _link: { $ref: 'sale.id' } } } }];
+        const steps = ticketSaleSteps(e.id, i);
         return conns[i].request('POST', '/api/transaction', JSON.stringify({ steps }));
       });
     } finally {

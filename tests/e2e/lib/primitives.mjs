@@ -86,3 +86,14 @@ export async function release(api, name, token) {
   assert.equal(r.status, 200, `release ${name}: ${r.status} ${r.text}`);
   return r.body;
 }
+
+/** Sends POST path on every connection at once, closes them, and returns the answers with the allowed (200) and refused (429) ones. */
+export async function raceAll(conns, path) {
+  let rs;
+  try {
+    rs = await Promise.all(conns.map((c) => c.send('POST', path)));
+  } finally {
+    closeAll(conns);
+  }
+  return { rs, ok: rs.filter((r) => r.status === 200), no: rs.filter((r) => r.status === 429) };
+}

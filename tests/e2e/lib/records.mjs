@@ -65,3 +65,15 @@ export function recordHelpers(getApi) {
 
 /** A name no other test (or earlier run on the same data) uses. */
 export const uniq = (p) => `${p}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+
+/**
+ * The steps of buyer i's ticket purchase for event eventId, as one transaction:
+ * half create the ticket before counting the sale, half after (linking it to
+ * the counted event by $ref), so that a refusal must undo either order.
+ */
+export function ticketSaleSteps(eventId, i) {
+  const ticket = { as: 't', create: 'ticket', data: { event: { _link: eventId } } };
+  const count = { as: 'sale', update: 'event', id: eventId,
+    data: { _atomics: { soldTicketCount: { increment: 1 }, availableTicketCount: { decrement: 1 } } } };
+  return i % 2 === 0 ? [ticket, count] : [count, { ...ticket, data: { event: { _link: { $ref: 'sale.id' } } } }];
+}
