@@ -94,18 +94,21 @@ int tally_auth_require(const tally_principal *p, const tally_scope *need, const 
                       p->key.name, scope, what);
 }
 
-/* The scope step s needs, and what for. */
-static tally_scope step_scope(const tally_step *s, char *what, size_t cap)
+/* The scope step s needs; *what (a static phrase) says what for, and
+ * *what_model names the model in it, if it does: formatted only when the
+ * key lacks the scope (this runs for every step of every request). */
+static tally_scope step_scope(const tally_step *s, const char **what, const char **what_model)
 {
     const char *model = s->model ? s->model->name : "";
+    *what_model = model;
     switch (s->op) {
     case TALLY_OP_GET:
     case TALLY_OP_LIST:
-        snprintf(what, cap, "to read %s records", model);
+        *what = "to read %s records";
         return tally_scope_of(TALLY_SCOPE_READ, model);
     case TALLY_OP_DELETE_MANY:
         if (!s->where || s->where->kind == TALLY_FILTER_TRUE) {
-            snprintf(what, cap, "to delete every %s record (\"filter\": {})", model);
+            *what = "to delete every %s record (\"filter\": {})";
             return tally_scope_of(TALLY_SCOPE_ADMIN, NULL);
         }
         /* fall through */
@@ -114,13 +117,13 @@ static tally_scope step_scope(const tally_step *s, char *what, size_t cap)
     case TALLY_OP_DELETE:
     case TALLY_OP_UPDATE_MANY:
     case TALLY_OP_UPSERT:
-        snprintf(what, cap, "to write %s records", model);
+        *what = "to write %s records";
         return tally_scope_of(TALLY_SCOPE_WRITE, model);
     case TALLY_OP_LIMIT:
-        snprintf(what, cap, "for rate limits");
+        *what = "for rate limits";
         return tally_scope_of(TALLY_SCOPE_LIMITS, NULL);
     default: /* every lock operation */
-        snprintf(what, cap, "for locks");
+        *what = "for locks";
         return tally_scope_of(TALLY_SCOPE_LOCKS, NULL);
     }
 }
@@ -130,10 +133,13 @@ int tally_auth_check_plan(const tally_principal *p, const tally_plan *plan, int 
     if (p->open)
         return 0;
     for (int i = from; i < plan->nsteps; i++) {
-        char what[160];
-        tally_scope need = step_scope(&plan->steps[i], what, sizeof what);
-        if (tally_auth_require(p, &need, what, err) == 0)
+        const char *fmt, *model;
+        tally_scope need = step_scope(&plan->steps[i], &fmt, &model);
+        if (tally_scopes_allow(&p->key.scopes, &need))
             continue;
+        char what[160];
+        snprintf(what, sizeof what, fmt, model); /* a phrase without %s ignores model */
+        tally_auth_require(p, &need, what, err);
         int t = plan->txn ? tally_plan_txn_step(plan, i) : -1;
         if (t >= 0) {
             err->step = t;

@@ -73,6 +73,27 @@ bool tally_json_is_huge_integer(const json_t *v)
 
 /* ---- NUL characters ------------------------------------------------------------- */
 
+/* Whether any string value holds a NUL (keys cannot: jansson refuses them). */
+static bool has_nul(json_t *v)
+{
+    if (json_is_string(v))
+        return memchr(json_string_value(v), '\0', json_string_length(v)) != NULL;
+    const char *key;
+    size_t i;
+    json_t *item;
+    if (json_is_object(v)) {
+        json_object_foreach(v, key, item)
+            if (has_nul(item))
+                return true;
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, item)
+            if (has_nul(item))
+                return true;
+    }
+    return false;
+}
+
+/* The same walk, building the path of the first such string (error path only). */
 static bool find_nul(json_t *v, char *path, size_t len, size_t cap)
 {
     if (json_is_string(v))
@@ -100,6 +121,8 @@ static bool find_nul(json_t *v, char *path, size_t len, size_t cap)
 
 bool tally_json_find_nul(json_t *v, const char *prefix, char *path, size_t cap)
 {
+    if (!has_nul(v))
+        return false;
     snprintf(path, cap, "%s", prefix ? prefix : "");
     return find_nul(v, path, strlen(path), cap);
 }

@@ -108,7 +108,7 @@ static void render_value(tally_buf *b, tally_type type, const tally_value *v)
         } else if (type == TALLY_TYPE_FLOAT)
             tally_json_double(b, (double)v->u.i);
         else
-            tally_buf_addf(b, "%lld", (long long)v->u.i);
+            tally_buf_add_int(b, (long long)v->u.i);
         return;
     default: tally_buf_add(b, "null"); return;
     }
@@ -117,12 +117,14 @@ static void render_value(tally_buf *b, tally_type type, const tally_value *v)
 void tally_render_record(tally_buf *b, const tally_model *m, const tally_record *r)
 {
     /* id, the fields in schema order, then createdAt and updatedAt. */
-    tally_buf_addf(b, "{\"id\":%lld", (long long)r->cols[TALLY_COL_ID].u.i);
+    tally_buf_add(b, "{\"id\":");
+    tally_buf_add_int(b, (long long)r->cols[TALLY_COL_ID].u.i);
     for (int c = TALLY_COL_FIRST_FIELD; c < m->ncolumns; c++) {
         tally_buf_addc(b, ',');
         const tally_field *f = &m->fields[m->column_field[c]];
-        tally_json_string(b, f->name, strlen(f->name));
-        tally_buf_addc(b, ':');
+        tally_buf_addc(b, '"'); /* a schema name: letters, digits and '_', nothing to escape */
+        tally_buf_add(b, f->name);
+        tally_buf_add(b, "\":");
         render_value(b, f->type, &r->cols[c]);
     }
     tally_buf_add(b, ",\"createdAt\":");

@@ -35,6 +35,20 @@ void tally_buf_addn(tally_buf *b, const char *text, size_t n)
 void tally_buf_add(tally_buf *b, const char *text) { tally_buf_addn(b, text, strlen(text)); }
 void tally_buf_addc(tally_buf *b, char c) { tally_buf_addn(b, &c, 1); }
 
+void tally_buf_add_int(tally_buf *b, long long v)
+{
+    char d[24];
+    size_t k = sizeof d;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        d[--k] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        d[--k] = '-';
+    tally_buf_addn(b, d + k, sizeof d - k);
+}
+
 void tally_buf_addf(tally_buf *b, const char *fmt, ...)
 {
     va_list ap;

@@ -130,7 +130,10 @@ bool tally_scopes_allow(const tally_scopes *set, const tally_scope *need)
 tally_scope tally_scope_of(tally_scope_kind kind, const char *name)
 {
     tally_scope s = {.kind = kind};
-    if (name)
-        snprintf(s.name, sizeof s.name, "%s", name);
+    if (name) { /* cut to fit, as snprintf would: a model name always fits */
+        size_t n = strnlen(name, sizeof s.name - 1);
+        memcpy(s.name, name, n);
+        s.name[n] = '\0';
+    }
     return s;
 }

@@ -8,6 +8,8 @@
 #include "exec/job.h" /* tally_clock_ns */
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -21,7 +23,7 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 /* The longest piece of a path that is logged (the rest is cut, marked "..."). */
 #define PATH_LOG_MAX 1024
-/* A line: under PIPE_BUF when it can be (4096), so that lines of different loops never mix. */
+/* The longest line; a longer one is cut. */
 #define LINE_MAX_BYTES 8192
 
 void tally_log_configure(tally_log_format format, tally_log_level min_level)
@@ -69,33 +71,55 @@ static void put(line *l, const char *s, size_t n)
 
 static void puts_(line *l, const char *s) { put(l, s, strlen(s)); }
 
+/* Whether byte c must be escaped in a value (quotes, backslash, outside printable ASCII). */
+static bool needs_escape(unsigned char c) { return c == '"' || c == '\\' || c < 0x20 || c > 0x7e; }
+
 /* A value as text: JSON string contents, or (text format) bare when it is
- * plain and quoted otherwise.  Bytes outside printable ASCII are escaped. */
+ * plain and quoted otherwise.  Bytes outside printable ASCII are escaped.
+ * The common case, nothing to escape, is one scan and one copy. */
 static void put_value(line *l, const char *v, size_t n, bool quote_always)
 {
     bool json = log_format == TALLY_LOG_JSON;
-    bool quote = json || quote_always || n == 0;
-    for (size_t i = 0; !quote && i < n; i++)
-        quote = v[i] == ' ' || v[i] == '"' || v[i] == '=' || v[i] == '\\' || (unsigned char)v[i] < 0x21 ||
-                (unsigned char)v[i] > 0x7e;
+    bool quote = json || quote_always || n == 0, escape = false;
+    for (size_t i = 0; i < n && !escape; i++) {
+        unsigned char c = (unsigned char)v[i];
+        escape = needs_escape(c);
+        quote = quote || escape || c == ' ' || c == '=';
+    }
     if (quote)
         put(l, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)v[i];
-        char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            put(l, esc, 2);
-        } else if (c < 0x20 || c > 0x7e) {
-            int k = json ? snprintf(esc, sizeof esc, "\\u%04x", c) : snprintf(esc, sizeof esc, "\\x%02x", c);
-            put(l, esc, (size_t)k);
-        } else {
-            put(l, (const char *)&c, 1);
+    if (!escape) {
+        put(l, v, n);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)v[i];
+            char esc[8];
+            if (c == '"' || c == '\\') {
+                esc[0] = '\\';
+                esc[1] = (char)c;
+                put(l, esc, 2);
+            } else if (c < 0x20 || c > 0x7e) {
+                int k = json ? snprintf(esc, sizeof esc, "\\u%04x", c) : snprintf(esc, sizeof esc, "\\x%02x", c);
+                put(l, esc, (size_t)k);
+            } else {
+                put(l, (const char *)&c, 1);
+            }
         }
     }
     if (quote)
         put(l, "\"", 1);
+}
+
+/* An unsigned number in decimal, appended without printf. */
+static void put_uint(line *l, uint64_t v)
+{
+    char d[24];
+    size_t k = sizeof d;
+    do {
+        d[--k] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(l, d + k, sizeof d - k);
 }
 
 static void field_sep(line *l, const char *name)
@@ -119,43 +143,97 @@ static void field_str(line *l, const char *name, const char *v, size_t n)
     put_value(l, v, n, false);
 }
 
-/* A number: bare in both formats. */
-static void field_num(line *l, const char *name, const char *num)
-{
-    field_sep(l, name);
-    puts_(l, num);
-}
-
-/* time and level, the first two fields of every line. */
+/* time and level, the first two fields of every line.  The date and time
+ * to the second are formatted once a second per thread; the milliseconds
+ * are added by hand. */
 static void begin_line(line *l, tally_log_level level)
 {
+    static _Thread_local time_t shown_sec = -1;
+    static _Thread_local char shown[32]; /* "YYYY-mm-ddTHH:MM:SS." */
+    static _Thread_local size_t shown_len;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
+    if (ts.tv_sec != shown_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        shown_len = strftime(shown, sizeof shown - 1, "%Y-%m-%dT%H:%M:%S", &tm);
+        shown[shown_len++] = '.';
+        shown_sec = ts.tv_sec;
+    }
     char t[40];
-    size_t k = strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(t + k, sizeof t - k, ".%03ldZ", ts.tv_nsec / 1000000);
+    long ms = ts.tv_nsec / 1000000;
+    memcpy(t, shown, shown_len);
+    t[shown_len] = (char)('0' + ms / 100);
+    t[shown_len + 1] = (char)('0' + ms / 10 % 10);
+    t[shown_len + 2] = (char)('0' + ms % 10);
+    t[shown_len + 3] = 'Z';
     l->n = 0;
     l->first = true;
-    field_str(l, "time", t, strlen(t));
+    field_str(l, "time", t, shown_len + 4);
     field_str(l, "level", level_names[level], strlen(level_names[level]));
 }
 
-/* Ends the line and writes it with one write(2) (retried after a signal or a partial write). */
+/* ---- output: written at once, or collected per loop iteration ------------------ */
+
+/* One write(2) at a time, so that lines never mix even past PIPE_BUF. */
+static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
+
+#define OUT_CAP (64 * 1024) /* a loop's lines between two flushes, at most */
+
+/* The calling thread's collected lines (tally_log_buffer_start); NULL: write each at once. */
+static _Thread_local char *out_buf;
+static _Thread_local size_t out_len;
+
+static void write_all(const char *s, size_t n)
+{
+    pthread_mutex_lock(&out_mu);
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(STDERR_FILENO, s + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break; /* stderr is gone: the log is lost, the server goes on */
+        off += (size_t)w;
+    }
+    pthread_mutex_unlock(&out_mu);
+}
+
+void tally_log_buffer_start(void)
+{
+    if (!out_buf)
+        out_buf = malloc(OUT_CAP); /* NULL: lines are written one by one */
+    out_len = 0;
+}
+
+void tally_log_flush(void)
+{
+    if (out_buf && out_len) {
+        write_all(out_buf, out_len);
+        out_len = 0;
+    }
+}
+
+void tally_log_buffer_stop(void)
+{
+    tally_log_flush();
+    free(out_buf);
+    out_buf = NULL;
+}
+
+/* Ends the line and writes it, or adds it to the thread's collected lines. */
 static void end_line(line *l)
 {
     if (log_format == TALLY_LOG_JSON)
         put(l, "}", 1);
     l->s[l->n++] = '\n';
-    for (size_t off = 0; off < l->n;) {
-        ssize_t w = write(STDERR_FILENO, l->s + off, l->n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return; /* stderr is gone: the log is lost, the server goes on */
-        off += (size_t)w;
+    if (!out_buf) {
+        write_all(l->s, l->n);
+        return;
     }
+    if (out_len + l->n > OUT_CAP)
+        tally_log_flush();
+    memcpy(out_buf + out_len, l->s, l->n);
+    out_len += l->n;
 }
 
 void tally_log_event(tally_log_level level, const char *msg, const tally_log_field *fields, int nfields)
@@ -238,7 +316,10 @@ static void new_request_id(char out[17])
     state ^= state << 25;
     state ^= state >> 27;
     uint64_t v = state * 0x2545F4914F6CDD1DULL;
-    snprintf(out, 17, "%016llx", (unsigned long long)v);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[i] = hex[v & 15];
+    out[16] = '\0';
 }
 
 void tally_access_begin(tally_access_entry *e, const char *method, size_t method_len, const char *path,
@@ -285,7 +366,6 @@ void tally_access_finish(const tally_access_entry *e, const char *method, size_t
     if (level < log_min)
         return;
     line l;
-    char num[32];
     begin_line(&l, level);
     field_str(&l, "msg", "request", 7);
     field_str(&l, "method", method, method_len > 32 ? 32 : method_len);
@@ -299,12 +379,14 @@ void tally_access_finish(const tally_access_entry *e, const char *method, size_t
     } else {
         put_value(&l, path, path_len, false);
     }
-    snprintf(num, sizeof num, "%d", status);
-    field_num(&l, "status", num);
-    snprintf(num, sizeof num, "%llu.%03llu", (unsigned long long)(us / 1000), (unsigned long long)(us % 1000));
-    field_num(&l, "duration_ms", num);
-    snprintf(num, sizeof num, "%zu", bytes);
-    field_num(&l, "bytes", num);
+    field_sep(&l, "status");
+    put_uint(&l, status > 0 ? (uint64_t)status : 0);
+    field_sep(&l, "duration_ms");
+    put_uint(&l, us / 1000);
+    char frac[4] = {'.', (char)('0' + us % 1000 / 100), (char)('0' + us % 100 / 10), (char)('0' + us % 10)};
+    put(&l, frac, 4);
+    field_sep(&l, "bytes");
+    put_uint(&l, bytes);
     field_str(&l, "request_id", e->request_id, strlen(e->request_id));
     if (e->key_name[0])
         field_str(&l, "key", e->key_name, strlen(e->key_name));

@@ -54,6 +54,7 @@ typedef struct loop_thread {
     tally_engine_local *local;          /* this loop's in-place read context (opaque; NULL if none) */
     h2o_linklist_t ws_conns;            /* open WebSockets (ws_conn.link), told 1001 at shutdown */
     uv_timer_t sweep;                   /* notes the requests still arriving (net/limits.h) */
+    uv_prepare_t log_flush;             /* before each wait for events: this loop's log lines go out */
 } loop_thread;
 
 /* Commands from the main thread: bits, so that two sent close together are both seen. */
@@ -524,10 +525,18 @@ static void on_sweep(uv_timer_t *timer)
     tally_conn_sweep(&t->ctx);
 }
 
+static void on_log_flush(uv_prepare_t *prep)
+{
+    (void)prep;
+    tally_log_flush();
+}
+
 static void *loop_main(void *arg)
 {
     loop_thread *t = arg;
+    tally_log_buffer_start(); /* this thread's lines go out once per iteration (on_log_flush) */
     uv_run(&t->loop, UV_RUN_DEFAULT);
+    tally_log_buffer_stop();
     return NULL;
 }
 
@@ -632,6 +641,9 @@ int tally_server_run(const tally_server_options *opt, tally_error *err)
         t->sweep.data = t;
         uint64_t every = opt->request_timeout_ms / 4 < 1000 ? opt->request_timeout_ms / 4 + 1 : 1000;
         uv_timer_start(&t->sweep, on_sweep, every, every);
+        uv_prepare_init(&t->loop, &t->log_flush);
+        uv_prepare_start(&t->log_flush, on_log_flush);
+        uv_unref((uv_handle_t *)&t->log_flush);
         h2o_multithread_register_receiver(t->ctx.queue, &t->done_rx, on_answers);
         h2o_multithread_register_receiver(t->ctx.queue, &t->ws_rx, on_ws_answers);
         uv_async_init(&t->loop, &t->wake, on_wake);

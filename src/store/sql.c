@@ -15,7 +15,12 @@
 typedef enum dialect { SQLITE, PG } dialect;
 
 /* Names are checked identifiers ([A-Za-z][A-Za-z0-9_]*), so quoting cannot be escaped. */
-void tally_sql_name(tally_sql *q, const char *name) { tally_sql_addf(q, "\"%s\"", name); }
+void tally_sql_name(tally_sql *q, const char *name)
+{
+    tally_buf_addc(q, '"');
+    tally_buf_add(q, name);
+    tally_buf_addc(q, '"');
+}
 
 static void bound_literal(tally_sql *q, const tally_value *v)
 {
@@ -263,7 +268,8 @@ static void param(dialect d, tally_sql *q, tally_binds *b, tally_value v)
             abort();
     }
     b->v[b->n++] = v;
-    tally_sql_addf(q, d == PG ? "$%d" : "?%d", b->n);
+    tally_buf_addc(q, d == PG ? '$' : '?');
+    tally_buf_add_int(q, b->n);
 }
 
 void tally_sql_param(tally_sql *q, tally_binds *b, tally_value v) { param(SQLITE, q, b, v); }
@@ -388,7 +394,9 @@ static void cmp_value(dialect d, tally_sql *q, tally_binds *b, const tally_model
             col(q, m, c);
         else
             param(d, q, b, v);
-        tally_sql_addf(q, ")%s0", cmp_sql[fc ? flipped(op) : op]);
+        tally_sql_add(q, ")");
+        tally_sql_add(q, cmp_sql[fc ? flipped(op) : op]);
+        tally_sql_add(q, "0");
         return;
     }
     col(q, m, c);
@@ -405,7 +413,9 @@ static void cmp_columns(dialect d, tally_sql *q, const tally_model *m, int c, ta
         col(q, m, fc ? other : c);
         tally_sql_add(q, ", ");
         col(q, m, fc ? c : other);
-        tally_sql_addf(q, ")%s0", cmp_sql[fc ? flipped(op) : op]);
+        tally_sql_add(q, ")");
+        tally_sql_add(q, cmp_sql[fc ? flipped(op) : op]);
+        tally_sql_add(q, "0");
         return;
     }
     col(q, m, c);
@@ -438,7 +448,9 @@ static void filter_in(dialect d, tally_sql *q, tally_binds *b, const tally_model
                 tally_sql_add(q, " OR ");
             cmp_value(d, q, b, m, f->column, TALLY_CMP_EQ, f->values[i]);
         }
-        tally_sql_addf(q, "), %s))", false_lit(d));
+        tally_sql_add(q, "), ");
+        tally_sql_add(q, false_lit(d));
+        tally_sql_add(q, "))");
         return;
     }
     if (refs)
@@ -450,10 +462,13 @@ static void filter_in(dialect d, tally_sql *q, tally_binds *b, const tally_model
             tally_sql_add(q, ", ");
         param(d, q, b, f->values[i]);
     }
-    if (refs)
-        tally_sql_addf(q, "), %s))", false_lit(d));
-    else
+    if (refs) {
+        tally_sql_add(q, "), ");
+        tally_sql_add(q, false_lit(d));
         tally_sql_add(q, "))");
+    } else {
+        tally_sql_add(q, "))");
+    }
 }
 
 /* Every comparison is guarded by IS NOT NULL so that it is false, never
@@ -601,7 +616,8 @@ static void list(dialect d, tally_sql *q, tally_binds *b, const tally_step *s, t
         else
             tally_sql_add(q, s->sort[i].descending ? " DESC" : " ASC");
     }
-    tally_sql_addf(q, " LIMIT %d", s->first + 1);
+    tally_sql_add(q, " LIMIT ");
+    tally_buf_add_int(q, s->first + 1);
     lock_clause(q, lock);
 }
 
@@ -639,7 +655,9 @@ static void assignments(dialect d, tally_sql *q, tally_binds *b, const tally_mod
         for (int k = i; k < j; k++) {
             tally_sql_add(q, ", ");
             param(d, q, b, atomics[k].amount);
-            tally_sql_addf(q, ", %d)", c); /* the column number names the field in errors */
+            tally_sql_add(q, ", ");
+            tally_buf_add_int(q, c);
+            tally_sql_add(q, ")"); /* the column number names the field in errors */
         }
         i = j;
     }
@@ -757,7 +775,9 @@ static bool new_value(dialect d, tally_sql *q, tally_binds *b, const tally_step 
     for (int k = first; k <= last; k++) {
         tally_sql_add(q, ", ");
         param(d, q, b, s->atomics[k].amount);
-        tally_sql_addf(q, ", %d)", c);
+        tally_sql_add(q, ", ");
+        tally_buf_add_int(q, c);
+        tally_sql_add(q, ")");
     }
     return true;
 }
@@ -769,7 +789,8 @@ static void count_crossing(dialect d, tally_sql *q, tally_binds *b, const tally_
     tally_sql_name(q, m->name);
     tally_sql_add(q, " WHERE ");
     filter(d, q, b, m, s->where);
-    tally_sql_addf(q, " AND (%s", false_lit(d));
+    tally_sql_add(q, " AND (");
+    tally_sql_add(q, false_lit(d));
     for (int fi = 0; fi < m->nfields; fi++) {
         const tally_field *f = &m->fields[fi];
         for (int bound = 0; bound < 2; bound++) {
