@@ -121,9 +121,11 @@ static bool find_nul(json_t *v, char *path, size_t len, size_t cap)
 
 bool tally_json_find_nul(json_t *v, const char *prefix, char *path, size_t cap)
 {
+    size_t n = prefix ? strnlen(prefix, cap - 1) : 0;
+    memcpy(path, prefix ? prefix : "", n);
+    path[n] = '\0';
     if (!has_nul(v))
         return false;
-    snprintf(path, cap, "%s", prefix ? prefix : "");
     return find_nul(v, path, strlen(path), cap);
 }
 
