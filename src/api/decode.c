@@ -9,15 +9,14 @@
 #include "api/filter.h"
 #include "api/json_in.h"
 #include "core/datetime.h"
+#include "core/json_arena.h"
 
 /* path.name, or name itself at the top level: always a copy in the plan's
  * arena, never the JSON key, because a step may keep it (step->path) after
  * the request's JSON is freed. */
 static const char *sub(tally_plan *plan, const char *path, const char *name)
 {
-    if (!path[0])
-        return tally_arena_strndup(&plan->arena, name, strlen(name));
-    return tally_arena_printf(&plan->arena, "%s.%s", path, name);
+    return tally_arena_join(&plan->arena, path, ".", name);
 }
 
 static const char *json_kind(json_t *v)
@@ -190,7 +189,7 @@ static int decode_value(tally_plan *plan, const tally_field *f, json_t *v, const
         return 0;
     }
     case TALLY_TYPE_JSON: {
-        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *s = tally_json_text(v, JSON_COMPACT | JSON_ENCODE_ANY);
         size_t n = strlen(s);
         *out = tally_value_text(tally_arena_strndup(&plan->arena, s, n), n);
         free(s);
@@ -379,7 +378,7 @@ static int decode_atomics(tally_plan *plan, tally_step *s, json_t *atomics, bool
     json_object_foreach(atomics, key, v) cap += json_is_array(v) ? json_array_size(v) : 1;
     s->atomics = tally_arena_alloc(&plan->arena, (cap ? cap : 1) * sizeof *s->atomics);
     json_object_foreach(atomics, key, v) {
-        const char *fpath = tally_arena_printf(&plan->arena, "%s%s_atomics.%s", path, path[0] ? "." : "", key);
+        const char *fpath = tally_arena_join(&plan->arena, sub(plan, path, "_atomics"), ".", key);
         int fi = tally_model_field(m, key, strlen(key));
         if (fi < 0) {
             if (reject_reserved(key, fpath, err))

@@ -7,6 +7,7 @@
 #include "core/base64url.h"
 #include "api/decode.h"
 #include "core/datetime.h"
+#include "core/json_arena.h"
 
 typedef struct filter_ctx {
     tally_plan *plan;
@@ -326,7 +327,7 @@ char *tally_cursor_encode(tally_arena *arena, const tally_step *s, const tally_r
                                                                 : json_null());
     }
     json_t *root = json_pack("{s:o,s:o}", "k", k, "v", v);
-    char *text = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    char *text = tally_json_text(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(root);
     size_t n = strlen(text);
     char *out = tally_arena_alloc(arena, tally_base64url_encoded_len(n) + 1);

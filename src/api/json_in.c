@@ -1,6 +1,8 @@
 /* json_in.c — request JSON text to a jansson tree, refusals in our words; see json_in.h. */
 #include "api/json_in.h"
 
+#include "core/json_arena.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -207,6 +209,7 @@ json_t *tally_json_parse(const char *text, size_t len, const char *what, const c
 {
     size_t jflags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | (flags & TALLY_JSON_ANY ? JSON_DECODE_ANY : 0);
     json_error_t jerr;
+    tally_json_arena_begin(); /* the document's values from this thread's block (json_arena.h) */
     json_t *root = json_loadb(text, len, jflags, &jerr);
     if (!root && json_error_code(&jerr) == json_error_numeric_overflow) {
         /* An integer past 64 bits (or a double past its range): read such
@@ -217,6 +220,7 @@ json_t *tally_json_parse(const char *text, size_t len, const char *what, const c
             root = json_loadb(wide.s, wide.len, jflags, &jerr);
         tally_buf_free(&wide);
     }
+    tally_json_arena_end();
     if (!root) {
         translate(&jerr, what, path, err);
         return NULL;

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "api/locks.h"
+#include "core/json_arena.h"
 
 #ifndef TALLY_VERSION
 #define TALLY_VERSION "0.0.0"
@@ -1018,7 +1019,7 @@ char *tally_openapi_build(const tally_schema *schema, size_t *len)
         "METHOD_NOT_ALLOWED with an Allow header, an unknown path 404 NOT_FOUND.",
         "security", "bearer", "tags", tags, "paths", paths, "components", components(schema));
     json_object_set_new(json_object_get(doc, "info"), "x-tally-schema-digest", json_string(schema->digest));
-    char *text = json_dumps(doc, JSON_COMPACT);
+    char *text = tally_json_text(doc, JSON_COMPACT);
     json_decref(doc);
     if (!text)
         abort();

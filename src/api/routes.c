@@ -20,6 +20,7 @@
 #include "api/transaction.h"
 #include "api/render.h"
 #include "exec/metrics.h"
+#include "core/json_arena.h"
 
 #define MAX_SEGMENTS 4
 
@@ -64,7 +65,7 @@ static int handle_health(route_ctx *c)
     if (state.sync_standbys >= 0)
         json_object_set_new(j, "synchronousStandbys", json_integer(state.sync_standbys));
     c->resp->status = up ? 200 : 503;
-    c->resp->body = json_dumps(j, JSON_COMPACT);
+    c->resp->body = tally_json_text(j, JSON_COMPACT);
     c->resp->body_len = strlen(c->resp->body);
     c->resp->content_type = "application/json";
     json_decref(j);

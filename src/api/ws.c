@@ -24,6 +24,7 @@
 #include "api/transaction.h"
 #include "api/txn_quota.h"
 #include "core/buf.h"
+#include "core/json_arena.h"
 #include "exec/metrics.h"
 #include "exec/session.h"
 
@@ -290,7 +291,7 @@ void tally_ws_message(tally_ws *ws, const char *text, size_t len)
     tally_error perr;
     json_t *msg = tally_json_parse(text, len, "the message", "", TALLY_JSON_ANY, &perr);
     json_t *id = json_is_object(msg) ? json_object_get(msg, "id") : NULL;
-    char *echo = json_dumps(id ? id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    char *echo = tally_json_text(id ? id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
     json_t *op = json_object_get(msg, "op");
     const char *name = json_string_value(op);
     static const char *const keys[] = {"id", "op", "step", "timeoutMs", NULL};

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "core/json_arena.h"
 #include "api/openapi.h"
 #include "api/origin.h"
 #include "api/txn_quota.h"
@@ -688,6 +689,7 @@ int main(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    tally_json_arena_install(); /* before any thread parses JSON (core/json_arena.h) */
     const char *cmd = argv[1];
     options o = {.max_body = 1 << 20, .queue_timeout_ms = 5000, .queue_max = 10000, .batch_max = 256,
                  .max_txn_steps = 1000, .max_txn_ms = 5000, .idempotency_ttl_ms = 86400000,

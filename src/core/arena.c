@@ -90,3 +90,13 @@ char *tally_arena_printf(tally_arena *a, const char *fmt, ...)
     va_end(ap2);
     return p;
 }
+
+char *tally_arena_join(tally_arena *a, const char *left, const char *sep, const char *right)
+{
+    size_t l = strlen(left), s = left[0] ? strlen(sep) : 0, r = strlen(right);
+    char *p = tally_arena_alloc(a, l + s + r + 1);
+    memcpy(p, left, l);
+    memcpy(p + l, sep, s);
+    memcpy(p + l + s, right, r + 1);
+    return p;
+}

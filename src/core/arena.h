@@ -30,5 +30,8 @@ char *tally_arena_strndup(tally_arena *a, const char *s, size_t len);
 /* A larger copy of an array: cap elements of size each, the first used copied from old. */
 void *tally_arena_grow(tally_arena *a, const void *old, size_t used, size_t cap, size_t size);
 char *tally_arena_printf(tally_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* a, sep and b joined ("path" "." "name"), without printf: the request
+ * paths every decoded field gets.  sep is left out when a is empty. */
+char *tally_arena_join(tally_arena *a, const char *left, const char *sep, const char *right);
 
 #endif

@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "core/datetime.h"
+#include "core/json_arena.h"
 
 static const char *const type_names[] = {
     [TALLY_TYPE_INTEGER] = "integer", [TALLY_TYPE_FLOAT] = "float",   [TALLY_TYPE_BOOLEAN] = "boolean",
@@ -142,7 +143,7 @@ static int parse_default(json_t *j, tally_field *f, const char *where, tally_err
         return 0;
     }
     case TALLY_TYPE_JSON: {
-        char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *s = tally_json_text(j, JSON_COMPACT | JSON_ENCODE_ANY);
         f->default_value = tally_value_text(s, strlen(s));
         return 0;
     }
@@ -415,7 +416,7 @@ static int parse_limits(json_t *jl, tally_schema *s, tally_error *err)
  * whatever the file's spacing or key order. */
 static void digest_of(const json_t *root, char hex[65])
 {
-    char *canon = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    char *canon = tally_json_text(root, JSON_COMPACT | JSON_SORT_KEYS);
     if (!canon)
         abort();
     unsigned char md[32];

@@ -107,6 +107,9 @@ static int sqlite_open(const char *path, const tally_schema *schema, const tally
     tally_sqlite *st = calloc(1, sizeof *st);
     st->base.ops = &tally_sqlite_backend;
     st->schema = schema;
+    st->by_id = calloc((size_t)(schema && schema->nmodels > 0 ? schema->nmodels : 1), sizeof *st->by_id);
+    if (!st->by_id)
+        abort();
     st->role = opt->role;
     int flags = SQLITE_OPEN_NOMUTEX |
                 (opt->role == TALLY_STORE_WRITER || opt->role == TALLY_STORE_KEYS ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY);
@@ -176,6 +179,9 @@ static void sqlite_close(tally_store *base)
     sqlite3_finalize(st->rollback_to);
     sqlite3_finalize(st->begin);
     sqlite3_finalize(st->commit);
+    for (int i = 0; st->by_id && st->schema && i < st->schema->nmodels; i++)
+        sqlite3_finalize(st->by_id[i]);
+    free(st->by_id);
     sqlite3_close_v2(st->db);
     free(st);
 }
@@ -540,14 +546,21 @@ static int execute_step(tally_sqlite *st, tally_plan *plan, const tally_step *s,
 static int read_by_id(tally_sqlite *st, tally_plan *plan, const tally_step *s, int64_t id, tally_record *out,
                       tally_error *err)
 {
-    tally_sql q;
-    tally_binds b;
-    tally_sql_init(&q);
-    tally_binds_init(&b);
-    tally_sql_select_by_id(&q, &b, s->model, tally_value_int(id));
-    sqlite3_stmt *stmt = prepare_bound(st, plan, &q, &b, err);
-    if (!stmt)
-        return -TALLY_INTERNAL;
+    sqlite3_stmt **slot = &st->by_id[s->model->index];
+    if (!*slot) {
+        tally_sql q;
+        tally_binds b;
+        tally_sql_init(&q);
+        tally_binds_init(&b);
+        tally_sql_select_by_id(&q, &b, s->model, tally_value_int(id));
+        int prc = sqlite3_prepare_v3(st->db, q.s, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
+        tally_sql_free(&q);
+        tally_binds_free(&b);
+        if (prc != SQLITE_OK)
+            return tally_fail(err, TALLY_INTERNAL, NULL, "SQLite cannot prepare a statement: %s", sqlite3_errmsg(st->db));
+    }
+    sqlite3_stmt *stmt = *slot;
+    sqlite3_bind_int64(stmt, 1, id);
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW)
         read_record(stmt, s->model, &plan->arena, out);

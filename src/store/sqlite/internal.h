@@ -28,6 +28,9 @@ typedef struct tally_sqlite {
     int ncached;
     tally_cached_stmt cache[TALLY_STMT_CACHE];
     sqlite3_stmt *savepoint, *release, *rollback_to, *begin, *commit;
+    /* SELECT a record by id, per model (schema order), prepared on first use:
+     * every write reads its record back, so this one skips the text cache. */
+    sqlite3_stmt **by_id;
 } tally_sqlite;
 
 /* The cached prepared statement for sql (reset, bindings cleared after each use by the caller). */
