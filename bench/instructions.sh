@@ -48,18 +48,19 @@ curl -sf -X POST -H 'content-type: application/json' -d '{"name":"bench"}' "$bas
 run_tool "$WORK/warm.wrk" wrk -t1 -c"$CONNECTIONS" -d2s -s bench/patch.lua "$base" || true
 
 requests() { curl -sf "$base/metrics" > "$WORK/m"; metric_sum "$WORK/m" tally_http_requests_total; }
-before=$(requests)
+batches() { metric_sum "$WORK/m" tally_batches_total; } # of the last scrape
+before=$(requests); b0=$(batches)
 callgrind_control -i on "$pid" >/dev/null
 run_tool "$WORK/load.wrk" wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_ON}s" -s bench/patch.lua "$base" || true
 callgrind_control -i off "$pid" >/dev/null
-after=$(requests)
+after=$(requests); b1=$(batches)
 n=$((after - before))
 stop_server "$pid"
 
 callgrind_annotate --threshold=100 "$out" > "$WORK/annotate" 2>/dev/null
 total=$(awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }' "$WORK/annotate")
 [ -n "$total" ] && [ "$n" -gt 0 ] || { echo "instructions: no count (requests=$n)" >&2; exit 1; }
-echo "requests: $n on $CONNECTIONS connections, instructions: $total (every server thread)"
+echo "requests: $n on $CONNECTIONS connections, in $((b1 - b0)) batches ($(awk -v n="$n" -v b="$((b1 - b0))" 'BEGIN { printf "%.1f", b ? n / b : 0 }') writes a commit; a batch's own cost is shared by its writes), instructions: $total (every server thread)"
 echo "instructions/request: $((total / n))"
 echo "top functions (self, instructions per request):"
 awk -v n="$n" -v top="$TOP" '

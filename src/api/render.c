@@ -26,15 +26,20 @@ static size_t utf8_sequence(const unsigned char *s, size_t n)
     return len;
 }
 
-/* A JSON string literal.  Text from a request may not be UTF-8 (a path, a
+/* The longest a string of n bytes can be as a JSON literal: every byte
+ * as \u00XX or \ufffd, and the quotes. */
+#define JSON_STRING_BOUND(n) (6 * (n) + 2)
+
+/* A JSON string literal written at o (room for JSON_STRING_BOUND(n));
+ * returns its end.  Text from a request may not be UTF-8 (a path, a
  * header): each byte that does not start a well-formed sequence becomes
  * U+FFFD, so every answer stays valid JSON. */
-void tally_json_string(tally_buf *b, const char *s, size_t n)
+static char *put_json_string(char *o, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *u = (const unsigned char *)s;
-    tally_buf_addc(b, '"');
-    size_t run = 0; /* bytes copied as they are, flushed in one go */
+    *o++ = '"';
+    size_t run = 0; /* bytes copied as they are, in one go */
     for (size_t i = 0; i < n;) {
         unsigned char c = u[i];
         if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
@@ -46,26 +51,33 @@ void tally_json_string(tally_buf *b, const char *s, size_t n)
             i += len;
             continue;
         }
-        tally_buf_addn(b, s + run, i - run);
+        memcpy(o, s + run, i - run);
+        o += i - run;
+        const char *esc;
+        char hexesc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
         switch (c) {
-        case '"': tally_buf_add(b, "\\\""); break;
-        case '\\': tally_buf_add(b, "\\\\"); break;
-        case '\n': tally_buf_add(b, "\\n"); break;
-        case '\r': tally_buf_add(b, "\\r"); break;
-        case '\t': tally_buf_add(b, "\\t"); break;
-        default:
-            if (c >= 0x80) {
-                tally_buf_add(b, "\\ufffd");
-            } else {
-                char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
-                tally_buf_add(b, esc);
-            }
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default: esc = c >= 0x80 ? "\\ufffd" : hexesc;
         }
+        size_t k = strlen(esc);
+        memcpy(o, esc, k);
+        o += k;
         i++;
         run = i;
     }
-    tally_buf_addn(b, s + run, n - run);
-    tally_buf_addc(b, '"');
+    memcpy(o, s + run, n - run);
+    o += n - run;
+    *o++ = '"';
+    return o;
+}
+
+void tally_json_string(tally_buf *b, const char *s, size_t n)
+{
+    tally_buf_commit(b, put_json_string(tally_buf_room(b, JSON_STRING_BOUND(n)), s, n));
 }
 
 void tally_json_double(tally_buf *b, double d)
@@ -114,24 +126,77 @@ static void render_value(tally_buf *b, tally_type type, const tally_value *v)
     }
 }
 
+/* The most bytes render_value can write for v of a field of type t (a
+ * float's shortest exact text is at most 24 bytes, and ".0"). */
+static size_t value_bound(tally_type t, const tally_value *v)
+{
+    switch (v->kind) {
+    case TALLY_VALUE_TEXT: return t == TALLY_TYPE_JSON ? v->u.text.len : JSON_STRING_BOUND(v->u.text.len);
+    case TALLY_VALUE_INT: return t == TALLY_TYPE_DATETIME ? TALLY_DATETIME_MAX + 2 : 40;
+    default: return 40;
+    }
+}
+
+/* A value written at o (room for value_bound); returns its end.  Integers,
+ * datetimes and text, the values of nearly every field, need no printf. */
+static char *put_value(char *o, tally_type type, const tally_value *v)
+{
+    if (v->kind == TALLY_VALUE_INT && type != TALLY_TYPE_BOOLEAN && type != TALLY_TYPE_DATETIME &&
+        type != TALLY_TYPE_FLOAT)
+        return tally_put_int(o, (long long)v->u.i);
+    if (v->kind == TALLY_VALUE_INT && type == TALLY_TYPE_DATETIME) {
+        char text[TALLY_DATETIME_MAX];
+        size_t n = tally_datetime_format(v->u.i, text);
+        if (!n) {
+            memcpy(o, "null", 4);
+            return o + 4;
+        }
+        *o++ = '"'; /* a datetime's text has nothing to escape */
+        memcpy(o, text, n);
+        o[n] = '"';
+        return o + n + 1;
+    }
+    if (v->kind == TALLY_VALUE_TEXT && type != TALLY_TYPE_JSON)
+        return put_json_string(o, v->u.text.ptr, v->u.text.len);
+    tally_buf tmp; /* the rest: floats, booleans, JSON, null */
+    tally_buf_init(&tmp);
+    render_value(&tmp, type, v);
+    memcpy(o, tmp.s, tmp.len);
+    o += tmp.len;
+    tally_buf_free(&tmp);
+    return o;
+}
+
 void tally_render_record(tally_buf *b, const tally_model *m, const tally_record *r)
 {
-    /* id, the fields in schema order, then createdAt and updatedAt. */
-    tally_buf_add(b, "{\"id\":");
-    tally_buf_add_int(b, (long long)r->cols[TALLY_COL_ID].u.i);
+    /* id, the fields in schema order, then createdAt and updatedAt; the room
+     * for all of it reserved at once. */
+    static const char created[] = ",\"createdAt\":", updated[] = ",\"updatedAt\":";
+    size_t bound = 32 + sizeof created + sizeof updated + 2 * (TALLY_DATETIME_MAX + 2);
     for (int c = TALLY_COL_FIRST_FIELD; c < m->ncolumns; c++) {
-        tally_buf_addc(b, ',');
         const tally_field *f = &m->fields[m->column_field[c]];
-        tally_buf_addc(b, '"'); /* a schema name: letters, digits and '_', nothing to escape */
-        tally_buf_add(b, f->name);
-        tally_buf_add(b, "\":");
-        render_value(b, f->type, &r->cols[c]);
+        bound += strlen(f->name) + 4 + value_bound(f->type, &r->cols[c]);
     }
-    tally_buf_add(b, ",\"createdAt\":");
-    render_value(b, TALLY_TYPE_DATETIME, &r->cols[TALLY_COL_CREATED_AT]);
-    tally_buf_add(b, ",\"updatedAt\":");
-    render_value(b, TALLY_TYPE_DATETIME, &r->cols[TALLY_COL_UPDATED_AT]);
-    tally_buf_addc(b, '}');
+    char *o = tally_buf_room(b, bound);
+    memcpy(o, "{\"id\":", 6);
+    o = tally_put_int(o + 6, (long long)r->cols[TALLY_COL_ID].u.i);
+    for (int c = TALLY_COL_FIRST_FIELD; c < m->ncolumns; c++) {
+        const tally_field *f = &m->fields[m->column_field[c]];
+        size_t n = strlen(f->name); /* a schema name: letters, digits and '_', nothing to escape */
+        *o++ = ',';
+        *o++ = '"';
+        memcpy(o, f->name, n);
+        o += n;
+        *o++ = '"';
+        *o++ = ':';
+        o = put_value(o, f->type, &r->cols[c]);
+    }
+    memcpy(o, created, sizeof created - 1);
+    o = put_value(o + sizeof created - 1, TALLY_TYPE_DATETIME, &r->cols[TALLY_COL_CREATED_AT]);
+    memcpy(o, updated, sizeof updated - 1);
+    o = put_value(o + sizeof updated - 1, TALLY_TYPE_DATETIME, &r->cols[TALLY_COL_UPDATED_AT]);
+    *o++ = '}';
+    tally_buf_commit(b, o);
 }
 
 /* Appends "code", "message", "path", "step", "as" of an error object (no braces). */

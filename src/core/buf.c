@@ -35,7 +35,19 @@ void tally_buf_addn(tally_buf *b, const char *text, size_t n)
 void tally_buf_add(tally_buf *b, const char *text) { tally_buf_addn(b, text, strlen(text)); }
 void tally_buf_addc(tally_buf *b, char c) { tally_buf_addn(b, &c, 1); }
 
-void tally_buf_add_int(tally_buf *b, long long v)
+char *tally_buf_room(tally_buf *b, size_t n)
+{
+    reserve(b, n);
+    return b->s + b->len;
+}
+
+void tally_buf_commit(tally_buf *b, char *end)
+{
+    b->len = (size_t)(end - b->s);
+    b->s[b->len] = '\0';
+}
+
+char *tally_put_int(char *out, long long v)
 {
     char d[24];
     size_t k = sizeof d;
@@ -46,8 +58,11 @@ void tally_buf_add_int(tally_buf *b, long long v)
     } while (u);
     if (v < 0)
         d[--k] = '-';
-    tally_buf_addn(b, d + k, sizeof d - k);
+    memcpy(out, d + k, sizeof d - k);
+    return out + (sizeof d - k);
 }
+
+void tally_buf_add_int(tally_buf *b, long long v) { tally_buf_commit(b, tally_put_int(tally_buf_room(b, 20), v)); }
 
 void tally_buf_addf(tally_buf *b, const char *fmt, ...)
 {

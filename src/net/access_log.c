@@ -71,8 +71,10 @@ static void put(line *l, const char *s, size_t n)
 
 static void puts_(line *l, const char *s) { put(l, s, strlen(s)); }
 
-/* Whether byte c must be escaped in a value (quotes, backslash, outside printable ASCII). */
-static bool needs_escape(unsigned char c) { return c == '"' || c == '\\' || c < 0x20 || c > 0x7e; }
+/* What a byte asks of a value: 1, quotes (text format); 2, an escape. */
+static const unsigned char byte_class[256] = {
+    [0x00 ... 0x1f] = 2, [' '] = 1, ['"'] = 2, ['='] = 1, ['\\'] = 2, [0x7f ... 0xff] = 2,
+};
 
 /* A value as text: JSON string contents, or (text format) bare when it is
  * plain and quoted otherwise.  Bytes outside printable ASCII are escaped.
@@ -80,12 +82,10 @@ static bool needs_escape(unsigned char c) { return c == '"' || c == '\\' || c < 
 static void put_value(line *l, const char *v, size_t n, bool quote_always)
 {
     bool json = log_format == TALLY_LOG_JSON;
-    bool quote = json || quote_always || n == 0, escape = false;
-    for (size_t i = 0; i < n && !escape; i++) {
-        unsigned char c = (unsigned char)v[i];
-        escape = needs_escape(c);
-        quote = quote || escape || c == ' ' || c == '=';
-    }
+    unsigned char seen = 0;
+    for (size_t i = 0; i < n; i++)
+        seen |= byte_class[(unsigned char)v[i]];
+    bool escape = seen & 2, quote = json || quote_always || n == 0 || seen;
     if (quote)
         put(l, "\"", 1);
     if (!escape) {
@@ -143,6 +143,18 @@ static void field_str(line *l, const char *name, const char *v, size_t n)
     put_value(l, v, n, false);
 }
 
+/* A value known to need neither quotes nor escapes (a time, a level, a fixed word). */
+static void field_plain(line *l, const char *name, const char *v, size_t n)
+{
+    field_sep(l, name);
+    bool json = log_format == TALLY_LOG_JSON;
+    if (json)
+        put(l, "\"", 1);
+    put(l, v, n);
+    if (json)
+        put(l, "\"", 1);
+}
+
 /* time and level, the first two fields of every line.  The date and time
  * to the second are formatted once a second per thread; the milliseconds
  * are added by hand. */
@@ -169,8 +181,8 @@ static void begin_line(line *l, tally_log_level level)
     t[shown_len + 3] = 'Z';
     l->n = 0;
     l->first = true;
-    field_str(l, "time", t, shown_len + 4);
-    field_str(l, "level", level_names[level], strlen(level_names[level]));
+    field_plain(l, "time", t, shown_len + 4);
+    field_plain(l, "level", level_names[level], strlen(level_names[level]));
 }
 
 /* ---- output: written at once, or collected per loop iteration ------------------ */
@@ -367,7 +379,7 @@ void tally_access_finish(const tally_access_entry *e, const char *method, size_t
         return;
     line l;
     begin_line(&l, level);
-    field_str(&l, "msg", "request", 7);
+    field_plain(&l, "msg", "request", 7);
     field_str(&l, "method", method, method_len > 32 ? 32 : method_len);
     bool cut = path_len > PATH_LOG_MAX;
     field_sep(&l, "path");
