@@ -5,6 +5,7 @@
 #include "core/datetime.h"
 
 #include <stdbool.h>
+#include <string.h>
 #include <time.h>
 
 #define MS_PER_DAY 86400000LL
@@ -144,6 +145,28 @@ static void put_digits(char *out, int v, int n)
     }
 }
 
+/* "YYYY-MM-DDT" of day0, days counted from 0000-01-01 as days_before_year does. */
+static void format_date(int64_t day0, char out[11])
+{
+    /* 146097 days per 400 years gives the year to within one; correct it. */
+    int year = (int)(day0 * 400 / 146097);
+    while (year > 0 && days_before_year(year) > day0)
+        year--;
+    while (days_before_year(year + 1) <= day0)
+        year++;
+    int doy = (int)(day0 - days_before_year(year));
+    int month = 1;
+    while (month < 12 && doy >= k_days_before_month[month] + (month >= 2 && is_leap(year)))
+        month++;
+    int day = doy - k_days_before_month[month - 1] - (month > 2 && is_leap(year)) + 1;
+    put_digits(out, year, 4);
+    out[4] = '-';
+    put_digits(out + 5, month, 2);
+    out[7] = '-';
+    put_digits(out + 8, day, 2);
+    out[10] = 'T';
+}
+
 size_t tally_datetime_format(int64_t ms, char *out)
 {
     if (ms < TALLY_DATETIME_MIN_MS || ms > TALLY_DATETIME_MAX_MS) {
@@ -156,27 +179,18 @@ size_t tally_datetime_format(int64_t ms, char *out)
     int64_t day0 = since0 / MS_PER_DAY;
     int64_t ms_of_day = since0 % MS_PER_DAY;
 
-    /* 146097 days per 400 years gives the year to within one; correct it. */
-    int year = (int)(day0 * 400 / 146097);
-    while (year > 0 && days_before_year(year) > day0)
-        year--;
-    while (days_before_year(year + 1) <= day0)
-        year++;
-    int doy = (int)(day0 - days_before_year(year));
-    int month = 1;
-    while (month < 12 && doy >= k_days_before_month[month] + (month >= 2 && is_leap(year)))
-        month++;
-    int day = doy - k_days_before_month[month - 1] - (month > 2 && is_leap(year)) + 1;
+    /* Most datetimes an answer holds fall on the day of the one before
+     * (createdAt, updatedAt, today): the date's text is kept per thread. */
+    static _Thread_local int64_t last_day0 = -1;
+    static _Thread_local char last_date[11];
+    if (day0 != last_day0) {
+        format_date(day0, last_date);
+        last_day0 = day0;
+    }
 
     int secs = (int)(ms_of_day / 1000);
     int millis = (int)(ms_of_day % 1000);
-
-    put_digits(out, year, 4);
-    out[4] = '-';
-    put_digits(out + 5, month, 2);
-    out[7] = '-';
-    put_digits(out + 8, day, 2);
-    out[10] = 'T';
+    memcpy(out, last_date, 11);
     put_digits(out + 11, secs / 3600, 2);
     out[13] = ':';
     put_digits(out + 14, secs / 60 % 60, 2);
