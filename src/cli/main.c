@@ -5,6 +5,7 @@
  *   tally check-schema FILE
  *   tally migrate --schema FILE (--data DIR | --db URL) [--allow-destructive]
  *   tally keys create|list|revoke (--data DIR | --db URL) …   (cli/keys.c)
+ *   tally gen ts --schema FILE [--out FILE]                     (cli/gen_ts.c)
  *
  * Every flag may also be given as an environment variable TALLY_<FLAG>
  * (--db as TALLY_DB, --queue-timeout as TALLY_QUEUE_TIMEOUT); a flag on the
@@ -30,6 +31,7 @@
 #include "api/openapi.h"
 #include "api/origin.h"
 #include "api/txn_quota.h"
+#include "cli/gen_ts.h"
 #include "cli/keys.h"
 #include "exec/engine.h"
 #include "exec/keyring.h"
@@ -134,6 +136,8 @@ static void usage(FILE *f)
             "                         write:MODEL, locks, limits, changes, action:NAME, metrics\n"
             "  tally keys list (--data DIR | --db URL)\n"
             "  tally keys revoke NAME (--data DIR | --db URL)\n"
+            "\n"
+            "  tally gen ts --schema FILE [--out FILE]   TypeScript types of the schema's models for @tally/client\n"
             "\n"
             "  tally --version        prints the version\n");
 }
@@ -695,6 +699,8 @@ int main(int argc, char **argv)
                  .max_txns = 64, .max_txns_per_key = 4, .log_format = TALLY_LOG_TEXT, .log_level = TALLY_LOG_INFO};
     if (strcmp(cmd, "check-schema") == 0)
         return cmd_check_schema(argc, argv, &o);
+    if (strcmp(cmd, "gen") == 0) /* tally gen ts --schema FILE [--out FILE] (cli/gen_ts.c) */
+        return tally_gen_cli(argc - 1, argv + 1);
     if (strcmp(cmd, "keys") == 0) {
         if (argc < 3 || (strcmp(argv[2], "create") && strcmp(argv[2], "list") && strcmp(argv[2], "revoke"))) {
             fprintf(stderr, "usage: tally keys create|list|revoke … (tally --help says more)\n");
