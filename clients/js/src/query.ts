@@ -110,26 +110,24 @@ const atomic = (f: string, op: 'increment' | 'decrement', n: number) => ({ _atom
 
 /** The HTTP call of a step: each step form is also a route of its own. */
 export function httpOf(step: Step): { method: string; path: string; body?: unknown; write: boolean } {
-  const m = (name: unknown) => `/api/${encodeURIComponent(String(name))}`;
-  if ('create' in step) return { method: 'POST', path: m(step.create), body: step.data, write: true };
-  if ('get' in step) return { method: 'GET', path: `${m(step.get)}/${step.id}`, write: false };
-  if ('find' in step) {
-    const { find, ...body } = step;
-    return { method: 'POST', path: `${m(find)}/find`, body, write: false };
-  }
-  if ('update' in step) {
-    const body: Record<string, unknown> = { ...(step.data as object) };
-    if (step.where) body._where = step.where;
-    return { method: 'PATCH', path: `${m(step.update)}/${step.id}`, body, write: true };
-  }
-  if ('delete' in step) return { method: 'DELETE', path: `${m(step.delete)}/${step.id}`, write: true };
-  for (const op of ['upsert', 'updateMany', 'deleteMany']) {
-    if (op in step) {
-      const { [op]: model, ...body } = step;
-      return { method: 'POST', path: `${m(model)}/${op}`, body, write: true };
+  // The step's operation is the key whose value is the model's name (an upsert also has create and update objects).
+  const op = ['create', 'get', 'find', 'update', 'delete', 'upsert', 'updateMany', 'deleteMany']
+    .find((k) => typeof step[k] === 'string');
+  if (!op) throw new TypeError(`this step runs only inside a transaction: ${JSON.stringify(step)}`);
+  const { [op]: model, ...rest } = step;
+  const path = `/api/${encodeURIComponent(String(model))}`;
+  switch (op) {
+    case 'create': return { method: 'POST', path, body: rest.data, write: true };
+    case 'get': return { method: 'GET', path: `${path}/${rest.id}`, write: false };
+    case 'find': return { method: 'POST', path: `${path}/find`, body: rest, write: false };
+    case 'update': {
+      const body: Record<string, unknown> = { ...(rest.data as object) };
+      if (rest.where) body._where = rest.where;
+      return { method: 'PATCH', path: `${path}/${rest.id}`, body, write: true };
     }
+    case 'delete': return { method: 'DELETE', path: `${path}/${rest.id}`, write: true };
+    default: return { method: 'POST', path: `${path}/${op}`, body: rest, write: true };
   }
-  throw new TypeError(`this step runs only inside a transaction: ${JSON.stringify(step)}`);
 }
 
 // ---- options -------------------------------------------------------------------------
