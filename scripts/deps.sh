@@ -10,7 +10,8 @@ need_build=(libh2o-dev libuv1-dev libwslay-dev libssl-dev libjansson-dev libsqli
 # postgresql-15: the server (it brings postgresql-client-15) for the throwaway
 # cluster that scripts/pg.sh starts for the PostgreSQL runs of the tests.
 # openssl: tests/e2e/net.test.mjs makes its TLS certificate; curl: its --http2 check.
-need_test=(nodejs npm strace postgresql-15 openssl curl)
+# chromium: tests/e2e/console.test.mjs drives Debian's browser headless (puppeteer-core, no browser download).
+need_test=(nodejs npm strace postgresql-15 openssl curl chromium)
 need_bench=(wrk redis-server redis-tools nginx-light curl)
 
 want=("${need_build[@]}")
@@ -32,8 +33,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-if [ "${1:-build}" != build ] && [ -f tests/e2e/package-lock.json ]; then
-  if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package-lock.json -nt tests/e2e/node_modules ]; then
-    (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
-  fi
+# Every lockfile of the project: the black-box tests' packages, and clients/js's
+# build tools (TypeScript); the tests build the client from its lockfile.
+if [ "${1:-build}" != build ]; then
+  for dir in tests/e2e clients/js; do
+    [ -f "$dir/package-lock.json" ] || continue
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+  done
 fi

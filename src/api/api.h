@@ -20,6 +20,7 @@
 
 struct tally_access;
 struct tally_txn_quota;
+struct tally_console;
 
 typedef struct tally_api {
     const tally_schema *schema; /* borrowed */
@@ -31,6 +32,7 @@ typedef struct tally_api {
     uint64_t max_txn_ms;        /* interactive transactions' longest timeout */
     const char *openapi;        /* the API description (api/openapi.h), built at start-up; borrowed */
     size_t openapi_len;
+    const struct tally_console *console; /* the web console's files (api/console.h), or NULL; borrowed */
 } tally_api;
 
 typedef struct tally_http_request {

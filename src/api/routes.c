@@ -11,6 +11,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "api/console.h"
 #include "api/decode.h"
 #include "api/json_in.h"
 #include "api/keys.h"
@@ -503,6 +504,8 @@ int tally_api_handle(const tally_api *api, const tally_http_request *req, tally_
         resp->preflight = true;
         return TALLY_API_NOW;
     }
+    if (tally_console_path(p, n)) /* static files, no token: the page asks for one (api/console.h) */
+        return tally_console_answer(api->console, req, resp);
     if (n == 7 && memcmp(p, "/health", 7) == 0) {
         if (!method_is(req, "GET") && !method_is(req, "HEAD"))
             return method_not_allowed(&c, "GET");

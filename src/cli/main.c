@@ -5,6 +5,7 @@
  *   tally check-schema FILE
  *   tally migrate --schema FILE (--data DIR | --db URL) [--allow-destructive]
  *   tally keys create|list|revoke (--data DIR | --db URL) …   (cli/keys.c)
+ *   tally gen ts --schema FILE [--out FILE]                     (cli/gen_ts.c)
  *
  * Every flag may also be given as an environment variable TALLY_<FLAG>
  * (--db as TALLY_DB, --queue-timeout as TALLY_QUEUE_TIMEOUT); a flag on the
@@ -27,11 +28,13 @@
 #include <unistd.h>
 
 #include "api/api.h"
-#include "core/json_arena.h"
+#include "api/console.h"
 #include "api/openapi.h"
 #include "api/origin.h"
 #include "api/txn_quota.h"
+#include "cli/gen_ts.h"
 #include "cli/keys.h"
+#include "core/json_arena.h"
 #include "exec/engine.h"
 #include "exec/keyring.h"
 #include "net/server.h"
@@ -41,7 +44,7 @@
 #define MAX_REPEATS 64
 
 typedef struct options {
-    const char *schema, *data, *db, *listen, *from, *to, *tls_cert, *tls_key, *name;
+    const char *schema, *data, *db, *listen, *from, *to, *tls_cert, *tls_key, *name, *console_dir;
     const char *cors[MAX_REPEATS], *hosts[MAX_REPEATS], *scopes[MAX_REPEATS];
     int ncors, nhosts, nscopes;
     bool open;
@@ -120,6 +123,8 @@ static void usage(FILE *f)
             "                         line (default text)\n"
             "  --log-level LEVEL      debug, info, warn or error: lines below it are not written (default info;\n"
             "                         2xx/3xx requests are info, 4xx/5xx warn)\n"
+            "  --console-dir DIR      the web console's files, served at /console (default: console/ beside the\n"
+            "                         binary, then ../share/tally/console; without them /console answers 404)\n"
             "\n"
             "access (README, section Access; each also as TALLY_CORS_ORIGIN, TALLY_HOST: comma-separated):\n"
             "  --cors-origin ORIGIN   let web pages from ORIGIN (https://app.example.com) call the server; repeatable;\n"
@@ -135,6 +140,8 @@ static void usage(FILE *f)
             "                         write:MODEL, locks, limits, changes, action:NAME, metrics\n"
             "  tally keys list (--data DIR | --db URL)\n"
             "  tally keys revoke NAME (--data DIR | --db URL)\n"
+            "\n"
+            "  tally gen ts --schema FILE [--out FILE]   TypeScript types of the schema's models for @tally/client\n"
             "\n"
             "  tally --version        prints the version\n");
 }
@@ -154,7 +161,7 @@ static long parse_long(const char *flag, const char *s, long min, long max)
 enum { O_SCHEMA = 256, O_DATA, O_DB, O_FROM, O_TO, O_SESSIONS, O_LANES, O_LISTEN, O_MAX_BODY, O_QTIMEOUT, O_QMAX, O_BATCH, O_THREADS,
        O_DESTRUCTIVE, O_RELAXED, O_PORTABLE, O_DRY_RUN, O_MAX_TXN_STEPS, O_MAX_TXN_MS, O_IDEM_TTL, O_TLS_CERT, O_TLS_KEY,
        O_MAX_CONN, O_MAX_HEADER, O_REQ_TIMEOUT, O_HELP, O_CORS, O_HOST, O_OPEN, O_MAX_TXNS, O_MAX_TXNS_KEY, O_NAME,
-       O_SCOPE, O_LOG_FORMAT, O_LOG_LEVEL, O_VERSION };
+       O_SCOPE, O_LOG_FORMAT, O_LOG_LEVEL, O_VERSION, O_CONSOLE_DIR };
 
 /* A repeatable flag's value: kept in list (at most MAX_REPEATS). */
 static void repeat(const char *flag, const char **list, int *n, const char *v)
@@ -194,6 +201,7 @@ static int apply_option(options *o, int c, const char *v)
     case O_HOST: repeat("--host", o->hosts, &o->nhosts, v); break;
     case O_SCOPE: repeat("--scope", o->scopes, &o->nscopes, v); break;
     case O_NAME: o->name = v; break;
+    case O_CONSOLE_DIR: o->console_dir = v; break;
     case O_OPEN: o->open = true; break;
     case O_MAX_TXNS: o->max_txns = (int)parse_long("--max-txns", v, 1, 100000); break;
     case O_MAX_TXNS_KEY: o->max_txns_per_key = (int)parse_long("--max-txns-per-key", v, 1, 100000); break;
@@ -253,6 +261,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"max-txns-per-key", required_argument, 0, O_MAX_TXNS_KEY},
         {"name", required_argument, 0, O_NAME},           {"scope", required_argument, 0, O_SCOPE},
         {"log-format", required_argument, 0, O_LOG_FORMAT}, {"log-level", required_argument, 0, O_LOG_LEVEL},
+        {"console-dir", required_argument, 0, O_CONSOLE_DIR},
         {"help", no_argument, 0, O_HELP},                 {"version", no_argument, 0, O_VERSION},
         {0, 0, 0, 0}};
     /* TALLY_<FLAG> first, so that the command line wins. */
@@ -481,12 +490,24 @@ static int cmd_serve(options *o)
                 fprintf(stderr, "tally: --cors-origin '*' allows no page until an API key exists\n");
     tally_access access = {.cors = o->cors, .ncors = o->ncors, .hosts = o->hosts, .nhosts = o->nhosts,
                            .listen_host = host, .open = o->open};
+    char console_dir[PATH_MAX], console_err[PATH_MAX * 2 + 200];
+    tally_console *console = NULL;
+    if (tally_console_find(o->console_dir, console_dir, sizeof console_dir, console_err, sizeof console_err) == 0)
+        console = tally_console_load(console_dir, console_err, sizeof console_err);
+    if (!console && o->console_dir) { /* asked for by name: a mistake to stop at */
+        fprintf(stderr, "tally: %s\n", console_err);
+        tally_engine_close(engine);
+        tally_schema_free(schema);
+        return 2;
+    }
+    if (!console)
+        fprintf(stderr, "tally: note: no web console: %s; /console answers 404\n", console_err);
     tally_txn_quota *txns = tally_txn_quota_new(o->max_txns_per_key, o->max_txns);
     size_t openapi_len;
     char *openapi = tally_openapi_build(schema, &openapi_len); /* once: every GET /api/openapi.json serves these bytes */
     tally_api api = {.schema = schema, .engine = engine, .access = &access, .txns = txns, .max_body = o->max_body,
                      .max_txn_steps = o->max_txn_steps, .max_txn_ms = (uint64_t)o->max_txn_ms,
-                     .openapi = openapi, .openapi_len = openapi_len};
+                     .openapi = openapi, .openapi_len = openapi_len, .console = console};
     char where[PATH_MAX + 16];
     tally_url_redact(dir ? dir : db, where, sizeof where);
     const tally_log_field startup[] = {
@@ -504,6 +525,7 @@ static int cmd_serve(options *o)
                                .drain = drain, .drain_arg = engine};
     int rc = tally_server_run(&so, &err);
     tally_txn_quota_free(txns);
+    tally_console_free(console);
     free(openapi);
     if (rc)
         fprintf(stderr, "tally: %s\n", err.message);
@@ -697,6 +719,8 @@ int main(int argc, char **argv)
                  .max_txns = 64, .max_txns_per_key = 4, .log_format = TALLY_LOG_TEXT, .log_level = TALLY_LOG_INFO};
     if (strcmp(cmd, "check-schema") == 0)
         return cmd_check_schema(argc, argv, &o);
+    if (strcmp(cmd, "gen") == 0) /* tally gen ts --schema FILE [--out FILE] (cli/gen_ts.c) */
+        return tally_gen_cli(argc - 1, argv + 1);
     if (strcmp(cmd, "keys") == 0) {
         if (argc < 3 || (strcmp(argv[2], "create") && strcmp(argv[2], "list") && strcmp(argv[2], "revoke"))) {
             fprintf(stderr, "usage: tally keys create|list|revoke … (tally --help says more)\n");
