@@ -15,6 +15,9 @@
 # threads take turns, so batches are smaller than at full speed: compare
 # figures of this script with each other, not with a wrk run.
 #
+# WORKLOAD=read measures GET /api/customer/1 instead (a point read, answered
+# on the loop thread without the writer).
+#
 # Environment: TALLY (default build/tally), CONNECTIONS (16), SECONDS_ON (10),
 # TOP (25 functions), BENCH_TMPDIR, OUT (where callgrind.out goes; default
 # the temp dir, removed at exit), TALLY_ARGS (extra serve options).
@@ -26,6 +29,12 @@ TALLY=${TALLY:-build/tally}
 CONNECTIONS=${CONNECTIONS:-16}
 SECONDS_ON=${SECONDS_ON:-10}
 TOP=${TOP:-25}
+WORKLOAD=${WORKLOAD:-hot}
+case $WORKLOAD in
+  hot) LOAD=(-s bench/patch.lua) URL_PATH="" ;;
+  read) LOAD=() URL_PATH="/api/customer/1" ;;
+  *) echo "instructions: WORKLOAD is hot or read (got '$WORKLOAD')" >&2; exit 2 ;;
+esac
 for tool in valgrind callgrind_control callgrind_annotate wrk curl; do
   command -v "$tool" >/dev/null || { echo "instructions: $tool not found (scripts/deps.sh bench)" >&2; exit 2; }
 done
@@ -45,13 +54,13 @@ valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
 pid=$!; PIDS+=("$pid")
 wait_until "$pid" 120 curl -sf "$base/health" || { show_log "$WORK/tally.log"; echo "instructions: tally did not start" >&2; exit 1; }
 curl -sf -X POST -H 'content-type: application/json' -d '{"name":"bench"}' "$base/api/customer" >/dev/null
-run_tool "$WORK/warm.wrk" wrk -t1 -c"$CONNECTIONS" -d2s -s bench/patch.lua "$base" || true
+run_tool "$WORK/warm.wrk" wrk -t1 -c"$CONNECTIONS" -d2s "${LOAD[@]}" "$base$URL_PATH" || true
 
 requests() { curl -sf "$base/metrics" > "$WORK/m"; metric_sum "$WORK/m" tally_http_requests_total; }
 batches() { metric_sum "$WORK/m" tally_batches_total; } # of the last scrape
 before=$(requests); b0=$(batches)
 callgrind_control -i on "$pid" >/dev/null
-run_tool "$WORK/load.wrk" wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_ON}s" -s bench/patch.lua "$base" || true
+run_tool "$WORK/load.wrk" wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_ON}s" "${LOAD[@]}" "$base$URL_PATH" || true
 callgrind_control -i off "$pid" >/dev/null
 after=$(requests); b1=$(batches)
 n=$((after - before))
@@ -60,7 +69,7 @@ stop_server "$pid"
 callgrind_annotate --threshold=100 "$out" > "$WORK/annotate" 2>/dev/null
 total=$(awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }' "$WORK/annotate")
 [ -n "$total" ] && [ "$n" -gt 0 ] || { echo "instructions: no count (requests=$n)" >&2; exit 1; }
-echo "requests: $n on $CONNECTIONS connections, in $((b1 - b0)) batches ($(awk -v n="$n" -v b="$((b1 - b0))" 'BEGIN { printf "%.1f", b ? n / b : 0 }') writes a commit; a batch's own cost is shared by its writes), instructions: $total (every server thread)"
+echo "workload: $WORKLOAD; requests: $n on $CONNECTIONS connections, in $((b1 - b0)) batches ($(awk -v n="$n" -v b="$((b1 - b0))" 'BEGIN { printf "%.1f", b ? n / b : 0 }') writes a commit; a batch's own cost is shared by its writes), instructions: $total (every server thread)"
 echo "instructions/request: $((total / n))"
 echo "top functions (self, instructions per request):"
 awk -v n="$n" -v top="$TOP" '
