@@ -7,7 +7,7 @@
 #
 # Tally runs under `valgrind --tool=callgrind --instr-atstart=no`; after a
 # warm-up, collection is switched on, wrk sends the hot counter
-# (bench/patch.lua) for $SECONDS_ON seconds on $CONNECTIONS connections, and
+# (bench/lua/patch.lua) for $SECONDS_ON seconds on $CONNECTIONS connections, and
 # collection is switched off again. Requests are counted from /metrics
 # (tally_http_requests_total, read outside the collected window), so the
 # figure is every instruction of every thread of the server divided by the
@@ -45,12 +45,12 @@ valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
 pid=$!; PIDS+=("$pid")
 wait_until "$pid" 120 curl -sf "$base/health" || { show_log "$WORK/tally.log"; echo "instructions: tally did not start" >&2; exit 1; }
 curl -sf -X POST -H 'content-type: application/json' -d '{"name":"bench"}' "$base/api/customer" >/dev/null
-run_tool "$WORK/warm.wrk" wrk -t1 -c"$CONNECTIONS" -d2s -s bench/patch.lua "$base" || true
+run_tool "$WORK/warm.wrk" wrk -t1 -c"$CONNECTIONS" -d2s -s bench/lua/patch.lua "$base" || true
 
 requests() { curl -sf "$base/metrics" > "$WORK/m"; metric_sum "$WORK/m" tally_http_requests_total; }
 before=$(requests)
 callgrind_control -i on "$pid" >/dev/null
-run_tool "$WORK/load.wrk" wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_ON}s" -s bench/patch.lua "$base" || true
+run_tool "$WORK/load.wrk" wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_ON}s" -s bench/lua/patch.lua "$base" || true
 callgrind_control -i off "$pid" >/dev/null
 after=$(requests)
 n=$((after - before))

@@ -166,11 +166,11 @@ bench_tally() {  # name ids(0: product 1 only)
   echo; echo "=== $name: $what, durable"
   before=$(stock_sum 1 "$ROWS")
   curl -sS "$TALLY_BASE/metrics" > "$WORK/$name.metrics.before" || true
-  echo "\$ wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s bench/patch.lua $TALLY_BASE"
+  echo "\$ wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s bench/lua/patch.lua $TALLY_BASE"
   echo "(running for $DURATION)"
   if ! TALLY_BENCH_PATH=$path TALLY_BENCH_IDS=$( ((ids)) && echo "$ids" ) \
        TALLY_BENCH_BODY='{"_atomics":{"stock":{"increment":1}}}' \
-       run_tool "$WORK/$name.wrk" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/patch.lua "$TALLY_BASE"; then
+       run_tool "$WORK/$name.wrk" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/lua/patch.lua "$TALLY_BASE"; then
     cat "$WORK/$name.wrk"; fail "wrk failed on $name"; return 0
   fi
   cat "$WORK/$name.wrk"
@@ -231,7 +231,7 @@ bench_tally_three() {
   local wrks=()
   for i in 0 1 2; do
     TALLY_BENCH_PATH=/api/product/1 TALLY_BENCH_BODY='{"_atomics":{"stock":{"increment":1}}}' \
-      wrk -t1 -c17 -d"$DURATION" --latency -s bench/patch.lua "${bases[$i]}" > "$WORK/$name.$i.wrk" 2>&1 &
+      wrk -t1 -c17 -d"$DURATION" --latency -s bench/lua/patch.lua "${bases[$i]}" > "$WORK/$name.$i.wrk" 2>&1 &
     wrks+=($!)
   done
   local ok=1
