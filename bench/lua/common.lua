@@ -11,8 +11,10 @@
 --  * TALLY_BENCH_TOKEN: when set, every request carries
 --    Authorization: Bearer TOKEN (bench.headers());
 --  * TALLY_BENCH_DELAY_MS: when set, each connection waits that long after
---    an answer before its next request (wrk's delay()): mostly idle
---    connections, for the memory measurement of bench/sweep.sh.
+--    an answer before its next request (wrk's delay()); with
+--    TALLY_BENCH_UNDELAYED = connections per thread, each connection's first
+--    request goes at once: idle keep-alive connections that have served one
+--    request, for the memory measurement of bench/sweep.sh.
 --
 -- A script sets bench.name, defines bench.request() (returns the request's
 -- bytes, built with wrk.format) and optionally bench.init() (per thread,
@@ -77,9 +79,17 @@ function response(status, headers, body)
    if bench.response then bench.response(status, headers, body) end
 end
 
+-- wrk asks delay() before every request of a connection, its first one
+-- included: the first TALLY_BENCH_UNDELAYED requests of each thread (its
+-- connections' first ones) go at once, every later one after the delay.
 local delay_ms = tonumber(bench.env("TALLY_BENCH_DELAY_MS") or "")
+local undelayed = tonumber(bench.env("TALLY_BENCH_UNDELAYED") or "") or 0
 if delay_ms then
-   function delay() return delay_ms end
+   function delay()
+      delays = (delays or 0) + 1
+      if delays <= undelayed then return 0 end
+      return delay_ms
+   end
 end
 
 function done(summary, latency, requests)
