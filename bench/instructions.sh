@@ -66,6 +66,9 @@ awk -v n="$n" -v top="$TOP" '
     /^-+$/ { dashes++; next }
     /PROGRAM TOTALS/ { next }
     dashes >= 3 && $1 ~ /^[0-9,]+$/ && shown < top {
-      ir = $1; gsub(",", "", ir); $1 = ""; $2 = ""; sub(/^ +/, "")
-      printf "  %8.0f  %s\n", ir / n, $0; shown++
+      # "5,315 ( 8.89%)  file:function [object]": the count, the share, the rest
+      ir = $1; gsub(",", "", ir); line = $0
+      sub(/^ *[0-9,]+ *\( *[0-9.]+%\) */, "", line)
+      pct = $0; sub(/^ *[0-9,]+ *\( */, "", pct); sub(/%.*/, "", pct)
+      printf "  %8.0f  %5.2f%%  %s\n", ir / n, pct, line; shown++
     }' "$WORK/annotate"

@@ -98,13 +98,14 @@ fail() { echo "bench: FAIL: $*"; FAILED=1; }
 # run.sh around them) share what follows: one results folder per run, a log
 # per part, Tally servers, wrk runs with their end checks, and figures.
 
-# bench_start NAME: the results folder ($BENCH_OUT, default
+# bench_start NAME: wrk's -t2 -c50 ($THREADS, $CONNECTIONS), the results folder ($BENCH_OUT, default
 # bench/results/<stamp>/; run.sh sets it for all parts), everything printed
 # also into $BENCH_OUT/NAME.log, a temp dir ($WORK) and the traps that stop
 # what the part started and remove $WORK on exit, also on Ctrl-C. A part may
 # define bench_cleanup_hook to stop more (bench/postgres.sh's PostgreSQL).
 bench_start() {
   DURATION=${DURATION:-5s}
+  THREADS=2 CONNECTIONS=50  # wrk -t2 -c50 unless a run says otherwise
   if ! [[ $DURATION =~ ^[0-9]+[smh]?$ ]]; then
     echo "bench: DURATION must look like 5, 5s or 1m (got '$DURATION')" >&2; exit 2
   fi
@@ -235,8 +236,6 @@ create_records() {
 # NAME.p50, NAME.p99, NAME.p999 (ms), NAME.ok2xx, NAME.non2xx, NAME.errors
 # (socket errors and timeouts), and the group-commit figures (see
 # group_commit). Returns 1 when wrk failed or printed no summary.
-THREADS=${THREADS:-2}
-CONNECTIONS=${CONNECTIONS:-50}
 tally_wrk() {
   local name=$1 script=$2; shift 2
   curl -sS ${TALLY_BENCH_TOKEN:+-H "Authorization: Bearer $TALLY_BENCH_TOKEN"} "$TALLY_BASE/metrics" > "$WORK/$name.metrics.before" || true

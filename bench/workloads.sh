@@ -155,6 +155,7 @@ echo "workloads: $WORKLOADS; $RECORDS records; wrk -t$THREADS -c$CONNECTIONS -d$
 tally_start tally "$DATA" || exit 1
 create_records "$DATA" "$RECORDS" || exit 1
 record workloads.records "$RECORDS"
+record workloads.limit_keys "$LIMIT_KEYS"
 echo "product 1: $(tally_curl POST /api/product '{"sku":"bench","stock":0}')"
 echo "(warm-up: 1 s of the hot counter, not counted)"
 run_tool "$WORK/warmup.wrk" wrk -t"$THREADS" -c"$CONNECTIONS" -d1s -s bench/lua/patch.lua "$TALLY_BASE" || true

@@ -11,7 +11,10 @@ need_build=(libh2o-dev libuv1-dev libwslay-dev libssl-dev libjansson-dev libsqli
 # cluster that scripts/pg.sh starts for the PostgreSQL runs of the tests.
 # openssl: tests/e2e/net.test.mjs makes its TLS certificate; curl: its --http2 check.
 need_test=(nodejs npm strace postgresql-15 openssl curl)
-need_bench=(wrk redis-server redis-tools nginx-light curl)
+# bench: the load generator and the peers; sqlite3 and jq for the end checks
+# and record creation; valgrind for bench/instructions.sh; gnuplot-nox for
+# the charts of bench/report.sh.
+need_bench=(wrk redis-server redis-tools nginx-light curl sqlite3 jq valgrind gnuplot-nox)
 
 want=("${need_build[@]}")
 case "${1:-build}" in
