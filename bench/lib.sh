@@ -1,4 +1,5 @@
-# lib.sh — what bench/run.sh and bench/postgres.sh share: stopping the
+# shellcheck shell=bash
+# lib.sh — what the parts of bench/ share: stopping the
 # processes they start, free ports, waiting for a server, running a load
 # tool so that INT/TERM reach the caller's trap at once, reading wrk's
 # output and Prometheus metrics.  Sourced from the repository's root.

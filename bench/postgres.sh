@@ -308,10 +308,10 @@ bench_pgbench() {  # name script
   read -r "P50[$name]" "P99[$name]" <<<"$lat"
   WPC[$name]=1.0
   after=$(psql_q pgbench_bench 'SELECT sum(n) FROM counters')
-  local done
-  done=$(sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' "$WORK/$name.out" | head -n1)
-  echo "check: sum(n) $before -> $after (+$((after - before))); pgbench counted ${done:-?} transactions"
-  [ "${done:-x}" = $((after - before)) ] || fail "pgbench's count and the table disagree on $name"
+  local counted
+  counted=$(sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' "$WORK/$name.out" | head -n1)
+  echo "check: sum(n) $before -> $after (+$((after - before))); pgbench counted ${counted:-?} transactions"
+  [ "${counted:-x}" = $((after - before)) ] || fail "pgbench's count and the table disagree on $name"
 }
 
 # ---- run ----

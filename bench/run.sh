@@ -20,7 +20,7 @@
 # BENCH_TMPDIR, and each part's own (bench/README.md lists them all).
 # Exit status: 1 when a part failed a check (its FAIL lines say which), else 0.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 
 export DURATION=${DURATION:-5s}
 export BENCH_OUT=${BENCH_OUT:-bench/results/$(date +%Y%m%d-%H%M%S)}

@@ -28,7 +28,7 @@ bench_start sizes
 record sizes.list "$SIZES"
 
 size() {  # N
-  local n=$1 data=$WORK/size-$n before after bytes
+  local n=$1; local data=$WORK/size-$n before after bytes
   echo; echo "=== size-$n: the spread counter over $n records"
   tally_start "size-$n" "$data" || return 0
   create_records "$data" "$n" || { tally_stop; rm -rf "$data"; return 0; }

@@ -47,7 +47,7 @@ rss_sample() { while kill -0 "$1" 2>/dev/null; do rss_kb "$1" >> "$2"; sleep 0.2
 max_of() { sort -n "$1" | tail -n1; }
 
 level() {  # N
-  local n=$1 t=2 data=$WORK/sweep-$n base sampler idle active before after
+  local n=$1; local t=2 data=$WORK/sweep-$n base sampler idle active before after
   ((n == 1)) && t=1
   echo; echo "=== sweep-$n: the hot counter at $n connection(s) (wrk -t$t -c$n)"
   if ((n + 64 > NOFILE)); then
