@@ -28,10 +28,17 @@ stop_server() {  # pid: stop it and forget it
   PIDS=("${keep[@]+"${keep[@]}"}")
 }
 
-free_port() {  # a port nobody listens on, not handed out before in this run
-  local p i
+# free_port: a port nobody listens on, not handed out before in this run,
+# below the kernel's ephemeral range (ip_local_port_range, 32768 and up
+# here): a port in that range may be held by a client socket of an earlier
+# run (wrk's 10,000 connections leave as many in TIME_WAIT), and a server
+# asked to listen on it fails with "Address already in use".
+free_port() {
+  local p i low
+  low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  ((low > 11000)) || low=32768
   for ((i = 0; i < 200; i++)); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % (low - 10000)))
     [[ $USED_PORTS == *" $p "* ]] && continue
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       USED_PORTS+="$p "; echo "$p"; return 0
@@ -165,19 +172,27 @@ raise_nofile() {  # the soft open-file limit up to the hard one (connection swee
 # and TALLY_BASE, its log in $WORK/NAME.log. Returns 1 (after a FAIL line)
 # when it does not come up.
 tally_start() {
-  local name=$1 data=$2 port; shift 2
-  port=$(free_port); TALLY_BASE="http://127.0.0.1:$port"
+  local name=$1 data=$2 port try; shift 2
   mkdir -p "$data"
-  echo "\$ $TALLY serve --schema ${SCHEMA:-examples/shop.json} --data $data --listen 127.0.0.1:$port $*"
-  "$TALLY" serve --schema "${SCHEMA:-examples/shop.json}" --data "$data" --listen "127.0.0.1:$port" "$@" \
-    >"$WORK/$name.log" 2>&1 &
-  TALLY_PID=$!; PIDS+=("$TALLY_PID")
-  if ! wait_until "$TALLY_PID" 30 grep -q "tally: listening on http://127.0.0.1:$port" "$WORK/$name.log" ||
-     ! wait_until "$TALLY_PID" 10 curl -sf "$TALLY_BASE/health"; then
-    fail "tally ($name) did not start (no 'tally: listening on' line or /health not 200)"
-    show_log "$WORK/$name.log"; stop_server "$TALLY_PID"; TALLY_PID=""
-    return 1
-  fi
+  for try in 1 2 3; do
+    port=$(free_port); TALLY_BASE="http://127.0.0.1:$port"
+    echo "\$ $TALLY serve --schema ${SCHEMA:-examples/shop.json} --data $data --listen 127.0.0.1:$port $*"
+    "$TALLY" serve --schema "${SCHEMA:-examples/shop.json}" --data "$data" --listen "127.0.0.1:$port" "$@" \
+      >"$WORK/$name.log" 2>&1 &
+    TALLY_PID=$!; PIDS+=("$TALLY_PID")
+    if wait_until "$TALLY_PID" 30 grep -q "tally: listening on http://127.0.0.1:$port" "$WORK/$name.log" &&
+       wait_until "$TALLY_PID" 10 curl -sf "$TALLY_BASE/health"; then
+      return 0
+    fi
+    stop_server "$TALLY_PID"; TALLY_PID=""
+    if grep -q 'Address already in use' "$WORK/$name.log"; then
+      echo "bench: port $port was taken; trying another"; continue
+    fi
+    break
+  done
+  fail "tally ($name) did not start (no 'tally: listening on' line or /health not 200)"
+  show_log "$WORK/$name.log"
+  return 1
 }
 
 tally_stop() { [ -z "${TALLY_PID:-}" ] || stop_server "$TALLY_PID"; TALLY_PID=""; }

@@ -45,7 +45,9 @@ echo "# Tally benchmarks, $(v meta.stamp)"
 echo
 echo "$(v meta.date); $(v meta.machine); $(v meta.tally), git $(v meta.git);" \
      "wrk -t2 -c50, DURATION=$(v meta.duration) each; load generator on the same machine, one run." \
-     "\`make bench\` took $(int "$(v meta.seconds)") s ($(for p in workloads sweep sizes peers postgres instructions; do has "part.$p.seconds" && printf '%s %s s, ' "$p" "${F[part.$p.seconds]}"; done | sed 's/, $//'))."
+     "\`make bench\` took $(int "$(v meta.seconds)") s ($(for p in workloads sweep sizes peers postgres instructions; do if has "part.$p.seconds"; then printf '%s %s s, ' "$p" "${F[part.$p.seconds]}"; fi; done | sed 's/, $//'))."
+loads=$(for p in workloads sweep sizes peers postgres instructions; do if has "part.$p.load"; then printf '%s %s; ' "$p" "${F[part.$p.load]}"; fi; done | sed 's/; $//')
+[ -z "$loads" ] || { echo; echo "Load average (1, 5, 15 min) as each part began, a sign of other work on the machine: $loads."; }
 failed=""
 for p in workloads sweep sizes peers postgres instructions; do
   has "part.$p.rc" && [ "${F[part.$p.rc]}" != 0 ] && failed+=" $p"
@@ -104,7 +106,7 @@ else
     has "$b.rps" || continue
     steps=${b#batch}; steps=${steps%-c8}; conns=50; [[ $b == *-c8 ]] && conns=8
     goal=""; [ "$steps" = 1000 ] && goal="≥ 1,000,000 increments/s"
-    row "$b" "\`POST /api/transaction\`, $steps increments on random customers, $conns connections" \
+    row "$b" "\`POST /api/transaction\`, $steps increments, customers 1..$(int "$(v workloads.batch_ids)") at random, $conns connections" \
         "Redis INCR always -P 16" "$(v redis-always-p16.rps)" "$goal" \
         "$(int "$(v "$b.rps")") = **$(int "$(v "$b.ops")") increments/s**" ops
   done
@@ -128,7 +130,7 @@ else
   echo "|---|---|---|---|---|---|---|---|---|---|---|"
   : > "$OUT/sweep.dat"
   for n in $(v sweep.levels); do
-    if ! has "sweep-$n.rps"; then echo "| $(int "$n") | $(v "sweep-$n.note") | | | | | | | | | |"; continue; fi
+    if ! has "sweep-$n.rps"; then echo "| $(int "$n") | no result: $(v "sweep-$n.note") | | | | | | | | | |"; continue; fi
     goal=""; [ "$n" = 1024 ] && goal="p99 < 20 ms: $(met "$(v sweep-1024.p99)" '<' 20)"
     note=$(v "sweep-$n.note")
     echo "| $(int "$n") | $(int "$(v "sweep-$n.rps")") | $(ms "$(v "sweep-$n.p50")") | $(ms "$(v "sweep-$n.p99")") | $(ms "$(v "sweep-$n.p999")") |" \

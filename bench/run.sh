@@ -46,7 +46,8 @@ start=$(date +%s)
 say "results in $BENCH_OUT; parts: $PARTS; DURATION=$DURATION"
 for part in $PARTS; do
   t0=$(date +%s)
-  say "--- $part ($(date +%T))"
+  record "part.$part.load" "$(cut -d' ' -f1-3 /proc/loadavg)"
+  say "--- $part ($(date +%T), load average $(cut -d' ' -f1-3 /proc/loadavg))"
   case $part in
     instructions)
       bench/instructions.sh 2>&1 | tee "$BENCH_OUT/instructions.log"; r=${PIPESTATUS[0]} ;;

@@ -54,7 +54,7 @@ level() {  # N
     echo "bench: SKIP sweep-$n: the open-file limit is $NOFILE, wrk and the server need $n + some each"
     record "sweep-$n.note" "skipped: ulimit -n $NOFILE"; return 0
   fi
-  tally_start "sweep-$n" "$data" --max-connections "$MAXCONN" || return 0
+  tally_start "sweep-$n" "$data" --max-connections "$MAXCONN" || { record "sweep-$n.note" "the server did not start"; return 0; }
   echo "customer 1: $(tally_curl POST /api/customer '{"name":"c"}' | cut -c1-60)…"
   sleep 0.5
   base=$(rss_kb "$TALLY_PID")

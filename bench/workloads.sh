@@ -11,8 +11,8 @@
 #   read-hot      GET /api/customer/1 (read.lua)
 #   read-spread   GET /api/customer/<1..RECORDS> (read.lua)
 #   batch100, batch1000          POST /api/transaction of 100 / 1,000
-#   batch100-c8, batch1000-c8    increments on random customers (batch.lua),
-#                                at 50 connections and at 8
+#   batch100-c8, batch1000-c8    increments of customers 1..BATCH_IDS at
+#                                random (batch.lua), at 50 connections and 8
 #   hot-keys      hot again, the server restarted with an API key required
 #                 (tally keys create) and the token on every request
 #
@@ -23,6 +23,7 @@
 # bench/report.sh.
 #
 # Environment: DURATION (5s), RECORDS (100000), LIMIT_KEYS (10000),
+# BATCH_IDS (1000: the batches' ids; see bench/README.md),
 # WORKLOADS (the names above, in order; default all), TALLY, BENCH_TMPDIR,
 # BENCH_OUT (see bench/README.md).
 set -euo pipefail
@@ -31,6 +32,7 @@ source bench/lib.sh
 
 RECORDS=${RECORDS:-100000}
 LIMIT_KEYS=${LIMIT_KEYS:-10000}
+BATCH_IDS=${BATCH_IDS:-1000}
 WORKLOADS=${WORKLOADS:-"hot spread reserve limit read-hot read-spread batch100 batch1000 batch100-c8 batch1000-c8 hot-keys"}
 need_tools wrk curl jq sqlite3
 [ -x "${TALLY:-build/tally}" ] || { echo "bench: ${TALLY:-build/tally} not built (make)" >&2; exit 2; }
@@ -124,8 +126,8 @@ w_read-hot() { echo; echo "=== read-hot: GET /api/customer/1"; reads read-hot ""
 w_read-spread() { echo; echo "=== read-spread: GET /api/customer/<id>, id uniform in 1..$RECORDS"; reads read-spread "$RECORDS"; }
 
 batch() {  # name steps connections
-  echo; echo "=== $1: POST /api/transaction, $2 increments of orderCount on random customers, $3 connections"
-  TALLY_BENCH_STEPS=$2 TALLY_BENCH_IDS=$RECORDS counter "$1" batch "" "$2" -c"$3"
+  echo; echo "=== $1: POST /api/transaction, $2 increments of orderCount, customers 1..$BATCH_IDS at random, $3 connections"
+  TALLY_BENCH_STEPS=$2 TALLY_BENCH_IDS=$BATCH_IDS counter "$1" batch "id <= $BATCH_IDS" "$2" -c"$3"
   [ -z "${W_RPS:-}" ] || echo "figures: $1 $((W_RPS * $2)) increments/s"
 }
 w_batch100() { batch batch100 100 "$CONNECTIONS"; }
@@ -156,6 +158,7 @@ tally_start tally "$DATA" || exit 1
 create_records "$DATA" "$RECORDS" || exit 1
 record workloads.records "$RECORDS"
 record workloads.limit_keys "$LIMIT_KEYS"
+record workloads.batch_ids "$BATCH_IDS"
 echo "product 1: $(tally_curl POST /api/product '{"sku":"bench","stock":0}')"
 echo "(warm-up: 1 s of the hot counter, not counted)"
 run_tool "$WORK/warmup.wrk" wrk -t"$THREADS" -c"$CONNECTIONS" -d1s -s bench/lua/patch.lua "$TALLY_BASE" || true

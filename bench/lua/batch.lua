@@ -7,13 +7,13 @@
 -- request would cost the load generator more than the server's answer).
 -- The stored sum of orderCount must grow by STEPS per 2xx answer.
 --
--- Environment: TALLY_BENCH_STEPS (default 100), TALLY_BENCH_IDS (100000).
+-- Environment: TALLY_BENCH_STEPS (default 100), TALLY_BENCH_IDS (1000).
 
 dofile("bench/lua/common.lua")
 bench.name = "batch.lua"
 
 local steps = tonumber(bench.env("TALLY_BENCH_STEPS") or "") or 100
-local ids = tonumber(bench.env("TALLY_BENCH_IDS") or "") or 100000
+local ids = tonumber(bench.env("TALLY_BENCH_IDS") or "") or 1000
 local reqs, n = {}, 0
 
 function bench.init()
