@@ -292,11 +292,13 @@ set grid
 set xlabel "connections"
 set ylabel "requests/s"
 set yrange [0:*]
+set offsets 0, 0, graph 0.12, 0
 set format y "%.0f"
 plot "$OUT/sweep.dat" using 1:2 with linespoints lw 2 pt 7 lc rgb "#2a6fb0" title "requests/s", \
      "" using 1:2:(sprintf("%.0f", \$2)) with labels offset 0,1 font ",8" notitle
 set logscale y
 set yrange [*:*]
+set offsets 0, 0, 0, 0
 set ylabel "latency, ms (log)"
 set format y "%g"
 set key bottom right opaque box
