@@ -49,10 +49,13 @@ e2e-pg: build
 	@scripts/deps.sh test
 	@scripts/test.sh e2e-pg
 
+# Every benchmark in one run (bench/run.sh: workloads, sweeps, peers,
+# PostgreSQL, instructions), then bench/results/<stamp>/report.md and charts;
+# `make bench DURATION=10s` for longer wrk runs (see bench/README.md).
 bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory build
-	@rc=0; bench/run.sh || rc=1; bench/postgres.sh || rc=1; exit $$rc
+	@bench/run.sh
 
 clean:
 	rm -rf build build-asan

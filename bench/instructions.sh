@@ -7,7 +7,7 @@
 #
 # Tally runs under `valgrind --tool=callgrind --instr-atstart=no`; after a
 # warm-up, collection is switched on, wrk sends the hot counter
-# (bench/patch.lua) for $SECONDS_ON seconds on $CONNECTIONS connections, and
+# (bench/lua/patch.lua) for $SECONDS_ON seconds on $CONNECTIONS connections, and
 # collection is switched off again. Requests are counted from /metrics
 # (tally_http_requests_total, read outside the collected window), so the
 # figure is every instruction of every thread of the server divided by the
@@ -31,7 +31,7 @@ SECONDS_ON=${SECONDS_ON:-10}
 TOP=${TOP:-25}
 WORKLOAD=${WORKLOAD:-hot}
 case $WORKLOAD in
-  hot) LOAD=(-s bench/patch.lua) URL_PATH="" ;;
+  hot) LOAD=(-s bench/lua/patch.lua) URL_PATH="" ;;
   read) LOAD=() URL_PATH="/api/customer/1" ;;
   *) echo "instructions: WORKLOAD is hot or read (got '$WORKLOAD')" >&2; exit 2 ;;
 esac
@@ -76,6 +76,9 @@ awk -v n="$n" -v top="$TOP" '
     /^-+$/ { dashes++; next }
     /PROGRAM TOTALS/ { next }
     dashes >= 3 && $1 ~ /^[0-9,]+$/ && shown < top {
-      ir = $1; gsub(",", "", ir); $1 = ""; $2 = ""; sub(/^ +/, "")
-      printf "  %8.0f  %s\n", ir / n, $0; shown++
+      # "5,315 ( 8.89%)  file:function [object]": the count, the share, the rest
+      ir = $1; gsub(",", "", ir); line = $0
+      sub(/^ *[0-9,]+ *\( *[0-9.]+%\) */, "", line)
+      pct = $0; sub(/^ *[0-9,]+ *\( */, "", pct); sub(/%.*/, "", pct)
+      printf "  %8.0f  %5.2f%%  %s\n", ir / n, pct, line; shown++
     }' "$WORK/annotate"

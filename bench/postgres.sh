@@ -12,7 +12,8 @@
 #        hot     UPDATE counters SET n = n + 1 WHERE id = 1 RETURNING n
 #        spread  the same with id uniform in 1..ROWS
 # then a table (requests/s, p50, p99, writes per commit) and the ratios
-# Tally/pgbench. Everything printed is also saved in bench/results/.
+# Tally/pgbench. Everything printed is also saved in $BENCH_OUT/postgres.log,
+# the figures in $BENCH_OUT/figures.tsv (section 4 of bench/report.sh).
 #
 # Environment:
 #   DURATION=5s       wrk's -d and pgbench's -T (10, 10s, 1m ...)
@@ -23,6 +24,8 @@
 #   PG_BIN=...        the folder of pgbench/psql (default: the newest /usr/lib/postgresql/*/bin)
 #   BENCH_TMPDIR=...  where the temp dir (and the database cluster) goes (default
 #                     $TMPDIR or /tmp); a real disk, for fsync to mean anything
+#   BENCH_OUT=...     the results folder (default bench/results/<stamp>/; bench/run.sh
+#                     sets it): postgres.log and the figures for bench/report.sh
 # Exit status: 0 when every run passed its checks, 1 otherwise, 2 when a tool is missing.
 set -euo pipefail
 
@@ -60,11 +63,14 @@ if [ ! -x "$TALLY" ]; then
   echo "bench: $TALLY not found or not executable (run make first, or make bench)" >&2; exit 2
 fi
 
-# ---- output: everything to the terminal and to bench/results/<stamp>-postgres.txt ----
-mkdir -p bench/results
+# ---- output: everything to the terminal and to $BENCH_OUT/postgres.log ----
+# (bench/run.sh sets BENCH_OUT for the whole run; alone, bench/results/<stamp>/)
 STAMP=$(date +%Y%m%d-%H%M%S)
-LOG=bench/results/$STAMP-postgres.txt
-exec > >(trap '' INT TERM; exec tee "$LOG") 2>&1
+BENCH_OUT=${BENCH_OUT:-bench/results/$STAMP}
+mkdir -p "$BENCH_OUT"
+LOG=$BENCH_OUT/postgres.log
+FIGURES=$BENCH_OUT/figures.tsv
+exec > >(trap '' INT TERM; exec tee -a "$LOG") 2>&1
 TEE_PID=$!
 
 # ---- processes, the cluster and the temp dir, all removed on exit ----
@@ -166,11 +172,11 @@ bench_tally() {  # name ids(0: product 1 only)
   echo; echo "=== $name: $what, durable"
   before=$(stock_sum 1 "$ROWS")
   curl -sS "$TALLY_BASE/metrics" > "$WORK/$name.metrics.before" || true
-  echo "\$ wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s bench/patch.lua $TALLY_BASE"
+  echo "\$ wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s bench/lua/patch.lua $TALLY_BASE"
   echo "(running for $DURATION)"
   if ! TALLY_BENCH_PATH=$path TALLY_BENCH_IDS=$( ((ids)) && echo "$ids" ) \
        TALLY_BENCH_BODY='{"_atomics":{"stock":{"increment":1}}}' \
-       run_tool "$WORK/$name.wrk" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/patch.lua "$TALLY_BASE"; then
+       run_tool "$WORK/$name.wrk" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/lua/patch.lua "$TALLY_BASE"; then
     cat "$WORK/$name.wrk"; fail "wrk failed on $name"; return 0
   fi
   cat "$WORK/$name.wrk"
@@ -231,7 +237,7 @@ bench_tally_three() {
   local wrks=()
   for i in 0 1 2; do
     TALLY_BENCH_PATH=/api/product/1 TALLY_BENCH_BODY='{"_atomics":{"stock":{"increment":1}}}' \
-      wrk -t1 -c17 -d"$DURATION" --latency -s bench/patch.lua "${bases[$i]}" > "$WORK/$name.$i.wrk" 2>&1 &
+      wrk -t1 -c17 -d"$DURATION" --latency -s bench/lua/patch.lua "${bases[$i]}" > "$WORK/$name.$i.wrk" 2>&1 &
     wrks+=($!)
   done
   local ok=1
@@ -302,10 +308,10 @@ bench_pgbench() {  # name script
   read -r "P50[$name]" "P99[$name]" <<<"$lat"
   WPC[$name]=1.0
   after=$(psql_q pgbench_bench 'SELECT sum(n) FROM counters')
-  local done
-  done=$(sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' "$WORK/$name.out" | head -n1)
-  echo "check: sum(n) $before -> $after (+$((after - before))); pgbench counted ${done:-?} transactions"
-  [ "${done:-x}" = $((after - before)) ] || fail "pgbench's count and the table disagree on $name"
+  local counted
+  counted=$(sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' "$WORK/$name.out" | head -n1)
+  echo "check: sum(n) $before -> $after (+$((after - before))); pgbench counted ${counted:-?} transactions"
+  [ "${counted:-x}" = $((after - before)) ] || fail "pgbench's count and the table disagree on $name"
 }
 
 # ---- run ----
@@ -366,6 +372,16 @@ ratio() {  # a b
     echo "n/a"
   fi
 }
+# the figures for bench/report.sh (lib.sh's record): pg.RUN.rps, .p50, .p99, .wpc
+for run in "${!RPS[@]}"; do
+  record "pg.$run.rps" "$(printf '%.0f' "${RPS[$run]}")"
+  [ "${P50[$run]:--}" = - ] || record "pg.$run.p50" "${P50[$run]}"
+  [ "${P99[$run]:--}" = - ] || record "pg.$run.p99" "${P99[$run]}"
+  [ -z "${WPC[$run]:-}" ] || record "pg.$run.wpc" "${WPC[$run]}"
+  [ -z "${NOTE[$run]:-}" ] || record "pg.$run.note" "${NOTE[$run]}"
+done
+record pg.rows "$ROWS"
+record pg.lanes_sweep "$LANES_SWEEP"
 echo "ratio tally/pgbench, hot row (requests/s): $(ratio tally-hot pgbench-hot)"
 echo "ratio tally/pgbench, spread (requests/s):  $(ratio tally-spread pgbench-spread)"
 echo "ratio tally on 3 servers/pgbench, hot row:  $(ratio tally-hot-3 pgbench-hot)"

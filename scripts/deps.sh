@@ -12,7 +12,10 @@ need_build=(libh2o-dev libuv1-dev libwslay-dev libssl-dev libjansson-dev libsqli
 # openssl: tests/e2e/net.test.mjs makes its TLS certificate; curl: its --http2 check.
 # chromium: tests/e2e/console.test.mjs drives Debian's browser headless (puppeteer-core, no browser download).
 need_test=(nodejs npm strace postgresql-15 openssl curl chromium)
-need_bench=(wrk redis-server redis-tools nginx-light curl)
+# bench: the load generator and the peers; sqlite3 and jq for the end checks
+# and record creation; valgrind for bench/instructions.sh; gnuplot-nox for
+# the charts of bench/report.sh.
+need_bench=(wrk redis-server redis-tools nginx-light curl sqlite3 jq valgrind gnuplot-nox)
 
 want=("${need_build[@]}")
 case "${1:-build}" in
