@@ -5,6 +5,7 @@
  */
 #include "net/access_log.h"
 
+#include "core/buf.h" /* tally_put_int */
 #include "exec/job.h" /* tally_clock_ns */
 
 #include <errno.h>
@@ -110,16 +111,11 @@ static void put_value(line *l, const char *v, size_t n, bool quote_always)
         put(l, "\"", 1);
 }
 
-/* An unsigned number in decimal, appended without printf. */
+/* A number in decimal, appended without printf. */
 static void put_uint(line *l, uint64_t v)
 {
     char d[24];
-    size_t k = sizeof d;
-    do {
-        d[--k] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    put(l, d + k, sizeof d - k);
+    put(l, d, (size_t)(tally_put_int(d, v > INT64_MAX ? INT64_MAX : (long long)v) - d));
 }
 
 static void field_sep(line *l, const char *name)
