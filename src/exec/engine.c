@@ -241,7 +241,6 @@ void tally_engine_stop(tally_engine *e)
     for (int i = 0; e->lanes && i < e->nlanes; i++)
         tally_writer_stop(e->lanes[i]);
     tally_lock_hints_stop(e->hints); /* after the lanes: nothing is released any more */
-    e->hints = NULL;
     tally_reader_stop(e->reader);
 }
 
@@ -252,6 +251,7 @@ void tally_engine_close(tally_engine *e)
     tally_engine_stop(e);
     tally_session_pool_free(e->sessions);
     tally_keyring_free(e->keyring);
+    tally_lock_hints_free(e->hints); /* stopped above; /metrics read its stats until the loops ended */
     for (int i = 0; e->lanes && i < e->nlanes; i++)
         tally_writer_free(e->lanes[i]); /* closes the writer connection: SQLite checkpoints on close */
     free(e->lanes);

@@ -35,6 +35,7 @@ struct tally_lock_hints {
     int npending;
     pending_name sending[MAX_PENDING]; /* the thread's: what it took out of pending */
     bool stopping;
+    bool joined; /* the thread has ended (stop is called twice) */
     atomic_uint_fast64_t sent, received;
     atomic_bool listening;
 };
@@ -203,13 +204,20 @@ tally_lock_hints_stats tally_lock_hints_get_stats(tally_lock_hints *h)
 
 void tally_lock_hints_stop(tally_lock_hints *h)
 {
-    if (!h)
-        return;
+    if (!h || h->joined)
+        return; /* the engine stops at drain and again when it closes */
     pthread_mutex_lock(&h->mu);
     h->stopping = true;
     pthread_mutex_unlock(&h->mu);
     poke(h);
     pthread_join(h->thread, NULL);
+    h->joined = true;
+}
+
+void tally_lock_hints_free(tally_lock_hints *h)
+{
+    if (!h)
+        return;
     for (int i = 0; i < h->npending; i++)
         free(h->pending[i].name);
     close(h->wake[0]);

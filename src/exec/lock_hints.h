@@ -44,7 +44,11 @@ typedef struct tally_lock_hints_stats {
 } tally_lock_hints_stats;
 tally_lock_hints_stats tally_lock_hints_get_stats(tally_lock_hints *h);
 
-/* Stops the thread and frees everything; NULL is allowed. */
+/* Stops the thread (nothing is sent or heard afterwards); NULL is allowed.
+ * The stats stay readable until tally_lock_hints_free: /metrics may still be
+ * served while the server drains. */
 void tally_lock_hints_stop(tally_lock_hints *h);
+/* Frees what stop left; once nothing reads the stats any more (the loops have stopped). */
+void tally_lock_hints_free(tally_lock_hints *h);
 
 #endif

@@ -607,6 +607,7 @@ static void test_hints(void **state)
     assert_true(got_order); /* its own, heard back like every server's */
     assert_true(tally_lock_hints_get_stats(hints).sent >= 1);
     tally_lock_hints_stop(hints);
+    tally_lock_hints_free(hints);
     h.n = 0;
     h.text[0] = 0;
     for (int i = 0; i < 200 && h.n < 1; i++) {
