@@ -149,6 +149,7 @@ w_hot-keys() {
   [ "$status" = 401 ] || fail "hot-keys: a request without a token got $status, not 401"
   echo "(warm-up after the restart: 1 s of the hot counter with the token, not counted)"
   TALLY_BENCH_TOKEN=$token run_tool "$WORK/warmup-keys.wrk" wrk -t"$THREADS" -c"$CONNECTIONS" -d1s -s bench/lua/patch.lua "$TALLY_BASE" || true
+  TALLY_BENCH_TOKEN=$token wait_quiet # the warm-up's requests in flight land before the run's "before"
   TALLY_BENCH_TOKEN=$token TALLY_BENCH_PATH=/api/customer/1 counter hot-keys patch "id = 1" 1
 }
 
@@ -162,6 +163,7 @@ record workloads.batch_ids "$BATCH_IDS"
 echo "product 1: $(tally_curl POST /api/product '{"sku":"bench","stock":0}')"
 echo "(warm-up: 1 s of the hot counter, not counted)"
 run_tool "$WORK/warmup.wrk" wrk -t"$THREADS" -c"$CONNECTIONS" -d1s -s bench/lua/patch.lua "$TALLY_BASE" || true
+wait_quiet # the warm-up's requests in flight land before the first run's "before"
 for w in $WORKLOADS; do
   declare -F "w_$w" >/dev/null || { fail "unknown workload '$w'"; continue; }
   "w_$w"
