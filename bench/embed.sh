@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# embed.sh — in-process increments a second, libtally against raw SQLite, in
+# one run: tally_increment, tally_call (PATCH with _atomics) and raw SQLite
+# (`UPDATE counter SET n = n + 1 WHERE id = 1`, synchronous=FULL, WAL, busy
+# timeout 5000, one transaction per increment, a connection per thread), each
+# with the same threads, on the same disk (bench/embed.c does the work).
+#
+#   bench/embed.sh                         THREADS="1 4 16" SECONDS_EACH=3
+#   THREADS="1 4 16 64" SECONDS_EACH=5 bench/embed.sh
+#   TALLY_BENCH_DIR=/mnt/disk bench/embed.sh     (where the databases go; default a temporary folder)
+# Prints a table and each of tally's rates as a multiple of raw SQLite's.
+# Not part of bench/run.sh; bench/README.md, section "Embedded (libtally)".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+threads=${THREADS:-"1 4 16"}
+secs=${SECONDS_EACH:-3}
+make --no-print-directory build >/dev/null
+bin=build/bench_embed
+root=$(mktemp -d "${TALLY_BENCH_DIR:-/tmp}/tally-bench-embed.XXXXXX")
+trap 'rm -rf "$root"' EXIT
+declare -A rate
+echo "bench/embed.sh: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, ${secs}s a run, databases in $root"
+for n in $threads; do
+  for mode in sqlite increment call; do
+    dir="$root/$mode-$n"
+    mkdir -p "$dir"
+    line=$("$bin" "$mode" "$n" "$secs" "$dir")
+    echo "$line"
+    rate[$mode-$n]=$(awk '{print $6}' <<<"$line")
+    rm -rf "$dir"
+  done
+done
+echo
+printf '%-8s %14s %14s %14s %10s %10s\n' threads sqlite/s increment/s call/s 'inc/sqlite' 'call/sqlite'
+for n in $threads; do
+  s=${rate[sqlite-$n]} i=${rate[increment-$n]} c=${rate[call-$n]}
+  printf '%-8s %14s %14s %14s %9.1fx %9.1fx\n' "$n" "$s" "$i" "$c" "$(bc -l <<<"$i / $s")" "$(bc -l <<<"$c / $s")"
+done
