@@ -18,7 +18,7 @@ make --no-print-directory build >/dev/null
 bin=build/bench_embed
 root=$(mktemp -d "${TALLY_BENCH_DIR:-/tmp}/tally-bench-embed.XXXXXX")
 trap 'rm -rf "$root"' EXIT
-declare -A rate
+declare -A rate caller
 echo "bench/embed.sh: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, ${secs}s a run, databases in $root"
 for n in $threads; do
   for mode in sqlite increment call; do
@@ -27,12 +27,15 @@ for n in $threads; do
     line=$("$bin" "$mode" "$n" "$secs" "$dir")
     echo "$line"
     rate[$mode-$n]=$(awk '{print $6}' <<<"$line")
+    caller[$mode-$n]=$(awk '{print $10}' <<<"$line")
     rm -rf "$dir"
   done
 done
 echo
-printf '%-8s %14s %14s %14s %10s %10s\n' threads sqlite/s increment/s call/s 'inc/sqlite' 'call/sqlite'
+printf '%-8s %12s %12s %12s %10s %10s %16s\n' threads sqlite/s increment/s call/s 'inc/sqlite' 'call/sqlite' \
+  'inc caller-us'
 for n in $threads; do
   s=${rate[sqlite-$n]} i=${rate[increment-$n]} c=${rate[call-$n]}
-  printf '%-8s %14s %14s %14s %9.1fx %9.1fx\n' "$n" "$s" "$i" "$c" "$(bc -l <<<"$i / $s")" "$(bc -l <<<"$c / $s")"
+  printf '%-8s %12s %12s %12s %9.1fx %9.1fx %16s\n' "$n" "$s" "$i" "$c" "$(bc -l <<<"$i / $s")" \
+    "$(bc -l <<<"$c / $s")" "${caller[increment-$n]}"
 done

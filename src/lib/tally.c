@@ -14,12 +14,14 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/embed.h" /* core/error.h before tally.h */
@@ -36,6 +38,9 @@ _Static_assert(offsetof(tally_error, message) == sizeof(int) && sizeof(((tally_e
                    sizeof(((tally_error *)0)->path) == 256 && sizeof(((tally_error *)0)->step_as) == 64 &&
                    sizeof(tally_rerun) == sizeof(int),
                "tally.h's tally_error has the engine's layout");
+/* tally.h copies the error table's codes: a code added to src/core/error.h must be added there too (in order). */
+_Static_assert(TALLY__CODE_COUNT == 25 && TALLY_TIMEOUT == 24 && TALLY_INTERNAL == 21,
+               "the error table changed: update tally.h's tally_code enum, this check and test_lib.c");
 
 struct tally {
     tally_schema *schema;
@@ -46,10 +51,13 @@ struct tally {
     char *openapi;
     int lock_fd;             /* the SQLite data folder's flock, or -1 */
 
-    pthread_mutex_t mu;      /* guards the two below */
-    pthread_cond_t idle;     /* signalled when inflight drops to 0 */
-    long inflight;           /* calls between their start and their last touch of the handle */
-    bool closing;
+    /* Calls between their start and their last touch of the handle.  Counted without a lock (every call
+     * passes here: a shared mutex made 16 threads queue on it); once closing is set, calls leave under mu
+     * and signal idle, and tally_close also looks every millisecond (see call_end). */
+    atomic_long inflight;
+    atomic_bool closing;
+    pthread_mutex_t mu;
+    pthread_cond_t idle;
 };
 
 /* How many tally callbacks the calling thread is inside of (a synchronous call there would wait on itself). */
@@ -73,25 +81,31 @@ void tally_options_init(tally_options *o)
 
 /* ---- calls in flight ----------------------------------------------------------- */
 
+static void call_end(tally *t);
+
 static int call_begin(tally *t, tally_error *err)
 {
-    pthread_mutex_lock(&t->mu);
-    bool closing = t->closing;
-    if (!closing)
-        t->inflight++;
-    pthread_mutex_unlock(&t->mu);
-    if (closing)
+    atomic_fetch_add(&t->inflight, 1);
+    if (atomic_load(&t->closing)) {
+        call_end(t);
         return tally_fail(err, TALLY_OVERLOADED, NULL, "this tally handle is closing (tally_close was called); "
                                                        "nothing was applied");
+    }
     return 0;
 }
 
-/* The call's last touch of t. */
+/* The call's last touch of t.  Before closing: one atomic decrement, after which t is not touched (tally_close,
+ * which may have begun meanwhile, looks again within a millisecond).  While closing: under mu, with a signal,
+ * so that tally_close frees nothing before this call has let go of mu. */
 static void call_end(tally *t)
 {
+    if (!atomic_load(&t->closing)) {
+        atomic_fetch_sub(&t->inflight, 1);
+        return;
+    }
     pthread_mutex_lock(&t->mu);
-    if (--t->inflight == 0 && t->closing)
-        pthread_cond_broadcast(&t->idle);
+    atomic_fetch_sub(&t->inflight, 1);
+    pthread_cond_broadcast(&t->idle);
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -483,13 +497,19 @@ int tally_close(tally *t)
         return 0;
     if (callback_depth)
         return -TALLY_BAD_REQUEST;
-    pthread_mutex_lock(&t->mu);
-    t->closing = true;
-    pthread_mutex_unlock(&t->mu);
+    atomic_store(&t->closing, true);
     tally_engine_stop(t->engine); /* runs and answers everything queued; new submissions are refused */
     pthread_mutex_lock(&t->mu);
-    while (t->inflight > 0)
-        pthread_cond_wait(&t->idle, &t->mu);
+    while (atomic_load(&t->inflight) > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&t->idle, &t->mu, &ts);
+    }
     pthread_mutex_unlock(&t->mu);
     tally_engine_close(t->engine);
     tally_txn_quota_free(t->txns);
