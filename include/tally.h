@@ -189,11 +189,14 @@ TALLY_EXTERN int tally_open(const char *schema, const char *db, const tally_opti
                             tally_error *err);
 
 /*
- * Refuses new calls (they get TALLY_OVERLOADED), runs and answers every call
- * already made (synchronous callers return, callbacks run), joins the
- * threads, closes the database and frees t.  0; or -TALLY_BAD_REQUEST,
- * doing nothing, when called from a callback.  Calls made on another thread
- * after tally_close has returned are undefined: t is gone.
+ * Closes t: refuses calls that start from now on (TALLY_OVERLOADED), runs
+ * and answers every call already made (synchronous callers return with
+ * their answers, callbacks run; a lock acquire waiting with waitMs is
+ * answered LOCKED), joins the threads, closes the database, releases the
+ * data folder's lock and frees t.  Returns 0; or -TALLY_BAD_REQUEST, doing
+ * nothing, when called from a callback.  Call it once, from a thread that
+ * knows no other thread will start a call on t after it returns: t is gone
+ * then, and using it is undefined (as with sqlite3_close).
  */
 TALLY_EXTERN int tally_close(tally *t);
 

@@ -101,6 +101,13 @@ static long create_counter(tally *t)
 
 /* ---- open ------------------------------------------------------------------------ */
 
+static void note_change(const char *change, void *ctx)
+{
+    char *seen = ctx;
+    size_t n = strlen(seen);
+    snprintf(seen + n, 512 - n, "%s;", change);
+}
+
 static void test_open_errors(void)
 {
     tally *t = (tally *)1;
@@ -142,6 +149,20 @@ static void test_open_errors(void)
                   tally_code_status(codes[i].code) == codes[i].status,
               "code %zu: tally.h says %s, the table %s %d", i, codes[i].name, tally_code_name(codes[i].code),
               tally_code_status(codes[i].code));
+    /* Migrations at open: each change reported; a destructive one only when allowed. */
+    static const char WIDER[] = "{\"models\": {\"counter\": {\"fields\": {\"n\": {\"type\": \"integer\"}, "
+                                "\"extra\": {\"type\": \"string\"}}}}}";
+    char seen[512] = "";
+    tally_options o;
+    tally_options_init(&o);
+    o.on_migration = note_change;
+    o.on_migration_ctx = seen;
+    CHECK(tally_open(WIDER, dir, &o, &b, &err) < 0 && strstr(err.message, "allow"),
+          "dropping fields needs allow_destructive: %s", err.message);
+    o.allow_destructive = 1;
+    CHECK(tally_open(WIDER, dir, &o, &b, &err) == 0, "with allow_destructive: %s", err.message);
+    CHECK(strstr(seen, "extra") != NULL, "the changes were reported: %s", seen);
+    tally_close(b);
     CHECK(tally_close(NULL) == 0, "tally_close(NULL)");
     tally_answer_free(NULL);
 }
