@@ -27,15 +27,15 @@ for n in $threads; do
     line=$("$bin" "$mode" "$n" "$secs" "$dir")
     echo "$line"
     rate[$mode-$n]=$(awk '{print $6}' <<<"$line")
-    caller[$mode-$n]=$(awk '{print $10}' <<<"$line")
+    caller[$mode-$n]=$(awk '{print $10 " / " $12}' <<<"$line")
     rm -rf "$dir"
   done
 done
 echo
-printf '%-8s %12s %12s %12s %10s %10s %16s\n' threads sqlite/s increment/s call/s 'inc/sqlite' 'call/sqlite' \
-  'inc caller-us'
+printf '%-8s %12s %12s %12s %10s %10s %26s\n' threads sqlite/s increment/s call/s 'inc/sqlite' 'call/sqlite' \
+  'inc caller-us all / user'
 for n in $threads; do
   s=${rate[sqlite-$n]} i=${rate[increment-$n]} c=${rate[call-$n]}
-  printf '%-8s %12s %12s %12s %9.1fx %9.1fx %16s\n' "$n" "$s" "$i" "$c" "$(bc -l <<<"$i / $s")" \
+  printf '%-8s %12s %12s %12s %9.1fx %9.1fx %26s\n' "$n" "$s" "$i" "$c" "$(bc -l <<<"$i / $s")" \
     "$(bc -l <<<"$c / $s")" "${caller[increment-$n]}"
 done
