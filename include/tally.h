@@ -148,7 +148,8 @@ typedef void (*tally_migration_fn)(const char *change, void *ctx);
 
 /*
  * How to open.  Fill with tally_options_init, then change what you need:
- * fields added in later versions then keep their defaults.
+ * fields added in later versions then keep their defaults.  A number left
+ * 0 (or negative) is its default, shown in parentheses.
  */
 typedef struct tally_options {
     int relaxed_durability;   /* SQLite synchronous=NORMAL, PostgreSQL synchronous_commit=off: a power cut

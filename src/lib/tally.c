@@ -427,15 +427,33 @@ int tally_open(const char *schema, const char *db, const tally_options *options,
         return tally_fail(err, TALLY_BAD_REQUEST, NULL, "%s", "tally_open needs a schema (a file or JSON text) and a "
                           "database (a data folder, sqlite:DIR or postgresql://…)");
     pthread_once(&json_once, install_json_allocator); /* before anything here allocates JSON */
-    tally_options defaults;
-    if (!options) {
-        tally_options_init(&defaults);
-        options = &defaults;
+    tally_options given; /* NULL, or a field left 0: the default */
+    tally_options_init(&given);
+    if (options) {
+        tally_options d = given;
+        given = *options;
+        if (given.queue_max <= 0)
+            given.queue_max = d.queue_max;
+        if (given.batch_max <= 0)
+            given.batch_max = d.batch_max;
+        if (given.queue_timeout_ms <= 0)
+            given.queue_timeout_ms = d.queue_timeout_ms;
+        if (given.idempotency_ttl_ms <= 0)
+            given.idempotency_ttl_ms = d.idempotency_ttl_ms;
+        if (given.max_txn_steps <= 0)
+            given.max_txn_steps = d.max_txn_steps;
+        if (given.max_txn_ms <= 0)
+            given.max_txn_ms = d.max_txn_ms;
+        if (given.max_body == 0)
+            given.max_body = d.max_body;
     }
+    options = &given;
     tally *t = calloc(1, sizeof *t);
     if (!t)
         abort();
     t->lock_fd = -1;
+    atomic_init(&t->inflight, 0);
+    atomic_init(&t->closing, false);
     char file[PATH_MAX + 16];
     const char *target;
     int rc = load_schema(schema, &t->schema, err);
