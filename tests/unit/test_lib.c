@@ -519,6 +519,29 @@ static void test_two_databases(void)
     tally_close(b);
 }
 
+/* PostgreSQL: two handles on one database, as two servers share one (SQLite's folder lock refuses a second). */
+static void test_shared_database(const char *db)
+{
+    if (!pg_url) {
+        tally *a = open_ok(db), *b = NULL;
+        tally_error err;
+        CHECK(tally_open(SCHEMA, db, NULL, &b, &err) < 0 && !b && strstr(err.message, "locked"),
+              "a second handle on a SQLite folder: %s", err.message);
+        tally_close(a);
+        return;
+    }
+    tally *a = open_ok(db), *b = open_ok(db);
+    create_counter(a);
+    int64_t v = 0;
+    for (int i = 0; i < 50; i++) {
+        tally_increment(a, "counter", 1, "n", 1, NULL, NULL);
+        tally_increment(b, "counter", 1, "n", 1, &v, NULL);
+    }
+    CHECK(v == 100, "both handles' increments: %lld", (long long)v);
+    tally_close(a);
+    tally_close(b);
+}
+
 /* ---- kill -9 ----------------------------------------------------------------------- */
 
 typedef struct child_arg {
@@ -662,8 +685,9 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     test_open_errors();
     test_two_databases();
-    const backend_test tests[] = {test_call, test_increment, test_async, test_race, test_close_in_flight, test_kill9};
-    const char *names[] = {"call", "increment", "async", "race", "close", "kill9"};
+    const backend_test tests[] = {test_call, test_increment, test_async, test_race, test_close_in_flight, test_kill9,
+                                  test_shared_database};
+    const char *names[] = {"call", "increment", "async", "race", "close", "kill9", "shared"};
     for (int backend = 0; backend < 2; backend++) {
         if (backend == 1) {
             const char *base = getenv("TALLY_TEST_PG_URL");
