@@ -49,7 +49,8 @@
  *   - const char * arguments are borrowed for the duration of the call only;
  *     the library copies what it keeps.
  *   - a tally * is the program's from tally_open until tally_close, which
- *     frees it; it must not be used after tally_close has started.
+ *     frees it: no call may start once tally_close may have returned (a
+ *     call that starts while it runs is refused with TALLY_OVERLOADED).
  *   - a tally_answer filled by tally_call is the program's: release it with
  *     tally_answer_free.  The answer given to a tally_done_fn is the
  *     library's, valid until the callback returns (copy what you keep).
