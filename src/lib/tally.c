@@ -372,6 +372,10 @@ static int lock_data_dir(const char *dir, tally_error *err)
 {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return tally_fail(err, TALLY_INTERNAL, NULL, "cannot create data folder %s: %s", dir, strerror(errno)), -1;
+    struct stat st;
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        return tally_fail(err, TALLY_BAD_REQUEST, NULL, "%s is a file, not a data folder: the database is a folder "
+                          "(its tally.db inside), sqlite:DIR or a postgresql:// URL", dir), -1;
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/tally.lock", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
