@@ -4,7 +4,7 @@ PORT   ?= 8080
 SCHEMA ?= examples/shop.json
 DATA   ?= data
 
-.PHONY: all build build-asan deps run test unit e2e e2e-pg bench clean
+.PHONY: all build build-asan deps run test unit e2e e2e-pg bench bench-embed tsan check-install clean
 
 all: build
 
@@ -57,5 +57,16 @@ bench:
 	@$(MAKE) --no-print-directory build
 	@bench/run.sh
 
+# libtally (docs/libtally.md): its tests under ThreadSanitizer (build-tsan/), the installed
+# library and tally.pc checked by building examples/embed.c against them, and its benchmark.
+tsan: deps
+	@scripts/tsan.sh
+
+check-install: build
+	@scripts/check-install.sh
+
+bench-embed: build
+	@bench/embed.sh
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan

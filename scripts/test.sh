@@ -4,6 +4,8 @@
 #   scripts/test.sh                    # every phase, in this order:
 #     unit         C unit tests (build/)
 #     unit-asan    C unit tests under ASan+UBSan (build-asan/)
+#     tsan         libtally's tests under ThreadSanitizer (build-tsan/, scripts/tsan.sh)
+#     install      meson install, then examples/embed.c built with pkg-config (scripts/check-install.sh)
 #     e2e-asan     black-box record-path suites, SQLite, ASan+UBSan server
 #     e2e          every black-box suite, SQLite
 #     e2e-pg       every black-box suite, PostgreSQL
@@ -28,7 +30,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-ALL_PHASES=(unit unit-asan e2e-asan e2e e2e-pg e2e-pg-asan)
+ALL_PHASES=(unit unit-asan tsan install e2e-asan e2e e2e-pg e2e-pg-asan)
 if [ $# -gt 0 ]; then phases=("$@"); else phases=("${ALL_PHASES[@]}"); fi
 for p in "${phases[@]}"; do
   case " ${ALL_PHASES[*]} " in *" $p "*) ;; *) echo "test.sh: unknown phase '$p' (phases: ${ALL_PHASES[*]})" >&2; exit 2 ;; esac
@@ -143,7 +145,7 @@ trap 'on_signal INT' INT
 trap 'on_signal TERM' TERM
 
 needs_pg=0
-for p in unit unit-asan e2e-pg e2e-pg-asan; do want "$p" && needs_pg=1; done
+for p in unit unit-asan tsan e2e-pg e2e-pg-asan; do want "$p" && needs_pg=1; done
 if [ $needs_pg = 1 ]; then
   if [ -n "${TALLY_DB_URL:-}" ]; then
     PG_URL=$TALLY_DB_URL
@@ -170,6 +172,8 @@ phase unit "C unit tests (build/)${PG_URL:+, PostgreSQL parts on $PG_URL}" \
   run meson test -C build --print-errorlogs --num-processes 2
 phase unit-asan "C unit tests under ASan+UBSan (build-asan/)" \
   run env "${UNIT_ASAN_ENV[@]}" meson test -C build-asan --print-errorlogs --num-processes 2
+phase tsan "libtally under ThreadSanitizer (build-tsan/)" run scripts/tsan.sh
+phase install "meson install, a program built with pkg-config --cflags --libs tally" run scripts/check-install.sh
 phase e2e-asan "black-box, SQLite, ASan+UBSan server: ${ASAN_SUITES[*]}" \
   e2e "${E2E_ASAN_ENV[@]}" -- "${ASAN_SUITES[@]}"
 phase e2e "black-box, SQLite, build/tally: ${#SUITES[@]} suites" \

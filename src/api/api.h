@@ -33,6 +33,7 @@ typedef struct tally_api {
     const char *openapi;        /* the API description (api/openapi.h), built at start-up; borrowed */
     size_t openapi_len;
     const struct tally_console *console; /* the web console's files (api/console.h), or NULL; borrowed */
+    bool trusted;               /* libtally's own calls (src/lib/): no API key is asked for */
 } tally_api;
 
 typedef struct tally_http_request {

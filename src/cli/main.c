@@ -37,6 +37,7 @@
 #include "core/json_arena.h"
 #include "exec/engine.h"
 #include "exec/keyring.h"
+#include "lib/embed.h"
 #include "net/server.h"
 #include "store/backup.h"
 #include "store/copy.h"
@@ -394,6 +395,26 @@ static tally_engine_options engine_options(const options *o, const char *db)
     };
 }
 
+/* The same settings for libtally's tally_open (serve). */
+static tally_options library_options(const options *o)
+{
+    tally_options lo;
+    tally_options_init(&lo);
+    lo.relaxed_durability = o->relaxed;
+    lo.allow_destructive = o->allow_destructive;
+    lo.portable = o->portable;
+    lo.queue_max = o->queue_max;
+    lo.batch_max = o->batch_max;
+    lo.queue_timeout_ms = o->queue_timeout_ms;
+    lo.idempotency_ttl_ms = o->idempotency_ttl_ms;
+    lo.lanes = o->lanes;
+    lo.sessions = o->sessions;
+    lo.max_txn_steps = o->max_txn_steps;
+    lo.max_txn_ms = o->max_txn_ms;
+    lo.max_body = o->max_body;
+    return lo;
+}
+
 static void drain(void *arg) { tally_engine_stop(arg); }
 
 static int load_schema(const char *path, tally_schema **schema)
@@ -435,9 +456,11 @@ static void print_changes(FILE *f, const char *prefix, const tally_buf *changes)
     }
 }
 
+/* tally_options.on_migration: a line on stderr per change the start-up migration made. */
+static void print_migrated(const char *change, void *ctx) { fprintf(stderr, "tally: migrated: %s\n", change); }
+
 static int cmd_serve(options *o)
 {
-    tally_schema *schema = NULL;
     char host[256], db[PATH_MAX + 16];
     const char *dir;
     int port;
@@ -454,22 +477,21 @@ static int cmd_serve(options *o)
     }
     tally_log_configure(o->log_format, o->log_level);
     open_files_for(o->max_connections);
-    if (load_schema(o->schema, &schema) || (dir && lock_data_dir(dir) < 0))
-        return 1;
-    tally_engine *engine;
-    tally_error err;
-    tally_engine_options eo = engine_options(o, db);
-    tally_buf changes;
-    tally_buf_init(&changes);
-    eo.migration_changes = &changes;
-    if (tally_engine_open(schema, &eo, &engine, &err)) {
-        fprintf(stderr, "tally: %s\n", err.message);
-        tally_buf_free(&changes);
-        tally_schema_free(schema);
+    if (!o->schema) {
+        fprintf(stderr, "tally: --schema FILE is required\n");
         return 1;
     }
-    print_changes(stderr, "migrated: ", &changes);
-    tally_buf_free(&changes);
+    /* The engine through libtally (src/lib/tally.c): schema, the data folder's lock, store, migration, workers. */
+    tally *lib;
+    tally_error err;
+    tally_options lo = library_options(o);
+    lo.on_migration = print_migrated;
+    if (tally_open(o->schema, o->db ? o->db : o->data, &lo, &lib, &err)) {
+        fprintf(stderr, "tally: %s\n", err.message);
+        return 1;
+    }
+    tally_engine *engine = tally_lib_engine(lib);
+    const tally_schema *schema = tally_lib_schema(lib);
     /* Open mode (no key has ever existed) only on a loopback address, unless --open says otherwise. */
     bool keys_on = tally_keyring_keys_on(tally_engine_keyring(engine));
     if (!keys_on && !o->open && !tally_listen_is_loopback(host)) {
@@ -480,8 +502,7 @@ static int cmd_serve(options *o)
                 "(it prints the token to send as Authorization: Bearer TOKEN), or listen on 127.0.0.1, or pass "
                 "--open to serve without keys anyway\n",
                 o->listen, o->db ? "--db" : "--data", o->db ? o->db : dir);
-        tally_engine_close(engine);
-        tally_schema_free(schema);
+        tally_close(lib);
         return 1;
     }
     if (!keys_on)
@@ -496,8 +517,7 @@ static int cmd_serve(options *o)
         console = tally_console_load(console_dir, console_err, sizeof console_err);
     if (!console && o->console_dir) { /* asked for by name: a mistake to stop at */
         fprintf(stderr, "tally: %s\n", console_err);
-        tally_engine_close(engine);
-        tally_schema_free(schema);
+        tally_close(lib);
         return 2;
     }
     if (!console)
@@ -529,8 +549,7 @@ static int cmd_serve(options *o)
     free(openapi);
     if (rc)
         fprintf(stderr, "tally: %s\n", err.message);
-    tally_engine_close(engine);
-    tally_schema_free(schema);
+    tally_close(lib); /* the drain stopped the engine; this closes it and the data folder's lock */
     if (rc == 0)
         fprintf(stderr, "tally: stopped cleanly\n");
     return rc ? 1 : 0;

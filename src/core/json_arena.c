@@ -1,6 +1,7 @@
 /* json_arena.c — jansson's allocation functions; see json_arena.h. */
 #include "core/json_arena.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,6 +34,12 @@ static void drop(block *b)
         free(b);
 }
 
+/* A thread's current block is dropped when the thread ends (libtally's callers come and go). */
+static pthread_key_t current_key;
+static pthread_once_t current_key_once = PTHREAD_ONCE_INIT;
+static void drop_at_exit(void *b) { drop(b); }
+static void make_current_key(void) { pthread_key_create(&current_key, drop_at_exit); }
+
 static void *from_malloc(size_t n)
 {
     header *h = malloc(sizeof *h + n);
@@ -60,6 +67,8 @@ static void *arena_malloc(size_t n)
         if (b)
             drop(b); /* freed once its last value is */
         current = b = fresh;
+        pthread_once(&current_key_once, make_current_key);
+        pthread_setspecific(current_key, b);
     }
     header *h = (header *)(b->mem + b->used);
     b->used += need;
