@@ -11,6 +11,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "api/changes.h"
 #include "api/console.h"
 #include "api/decode.h"
 #include "api/json_in.h"
@@ -386,6 +387,97 @@ static int handle_openapi(route_ctx *c)
     return TALLY_API_NOW;
 }
 
+/* A whole number from lo to hi in query text, or -1. */
+static int64_t query_number(const char *v, size_t n, int64_t lo, int64_t hi)
+{
+    int64_t x = 0;
+    if (n == 0 || n > 18)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        x = x * 10 + (v[i] - '0');
+    }
+    return x < lo || x > hi ? -1 : x;
+}
+
+/* The query of GET /api/changes (and of its SSE form) into ask: 0 or -code with err. */
+int tally_api_changes_ask(const tally_schema *schema, const char *q, size_t qlen, tally_changes_ask *ask,
+                          tally_error *err)
+{
+    memset(ask, 0, sizeof *ask);
+    ask->after = -1;
+    char val[2048], key[64];
+    for (size_t i = 0; i < qlen;) {
+        size_t end = i;
+        while (end < qlen && q[end] != '&')
+            end++;
+        const char *eq = memchr(q + i, '=', end - i);
+        size_t klen = eq ? (size_t)(eq - (q + i)) : end - i;
+        ptrdiff_t kdec = url_decode(q + i, klen, key, sizeof key, 1);
+        ptrdiff_t vlen = eq ? url_decode(eq + 1, (size_t)(q + end - eq - 1), val, sizeof val, 1) : 0;
+        if (!eq)
+            val[0] = '\0';
+        i = end + 1;
+        if (klen == 0)
+            continue;
+        if (kdec < 0 || vlen < 0 || (size_t)kdec != strlen(key))
+            return tally_fail(err, TALLY_BAD_REQUEST, NULL, "a query parameter is not valid URL encoding");
+        if (strcmp(key, "after") == 0) {
+            if ((ask->after = query_number(val, (size_t)vlen, 0, INT64_MAX / 2)) < 0)
+                return tally_fail(err, TALLY_VALIDATION, "after",
+                                  "after is a seq: a whole number (0: from the oldest change kept)");
+        } else if (strcmp(key, "first") == 0) {
+            int64_t n = query_number(val, (size_t)vlen, 1, TALLY_CHANGES_FIRST_MAX);
+            if (n < 0)
+                return tally_fail(err, TALLY_VALIDATION, "first", "first is a whole number from 1 to %d",
+                                  TALLY_CHANGES_FIRST_MAX);
+            ask->first = (int)n;
+        } else if (strcmp(key, "waitMs") == 0) {
+            if ((ask->wait_ms = query_number(val, (size_t)vlen, 0, TALLY_CHANGES_WAIT_MAX)) < 0)
+                return tally_fail(err, TALLY_VALIDATION, "waitMs", "waitMs is a whole number from 0 to %d",
+                                  TALLY_CHANGES_WAIT_MAX);
+        } else if (strcmp(key, "models") == 0) {
+            for (size_t a = 0; a < (size_t)vlen;) {
+                size_t b = a;
+                while (b < (size_t)vlen && val[b] != ',')
+                    b++;
+                if (b > a && tally_changes_ask_model(schema, ask, val + a, b - a, err))
+                    return -(int)err->code;
+                a = b + 1;
+            }
+            if (ask->nmodels == 0)
+                return tally_fail(err, TALLY_VALIDATION, "models",
+                                  "models is a comma-separated list of model names; omit it to follow every model");
+        } else {
+            return tally_fail(err, TALLY_BAD_REQUEST, key,
+                              "unknown query parameter '%s'; the change feed takes after, models, first and waitMs",
+                              key);
+        }
+    }
+    return 0;
+}
+
+/* GET /api/changes?after=&models=&first=&waitMs= */
+static int handle_changes(route_ctx *c)
+{
+    if (!method_is(c->req, "GET"))
+        return method_not_allowed(c, "GET");
+    tally_changes_ask ask;
+    tally_error err;
+    if (tally_api_changes_ask(c->api->schema, c->req->query, c->req->query ? c->req->query_len : 0, &ask, &err) ||
+        tally_changes_allowed(c->api->schema, &c->principal, &ask, &err))
+        return answer_error(c, &err);
+    tally_job *job = tally_job_new(tally_changes_plan(c->api->schema, &ask));
+    job->render = tally_changes_render;
+    job->complete = c->req->complete;
+    job->origin = c->req->origin;
+    if (tally_engine_submit(c->api->engine, job) == 0)
+        return TALLY_API_LATER;
+    tally_job_free(job);
+    return fail_now(c, TALLY_OVERLOADED, NULL, "%s", "the server is too busy to follow the change feed; retry later");
+}
+
 static int handle_metrics(route_ctx *c)
 {
     c->resp->status = 200;
@@ -414,6 +506,8 @@ static int route_api(route_ctx *c)
     }
     if (strcmp(c->seg[0], "locks") == 0 || strcmp(c->seg[0], "limits") == 0)
         return handle_primitive(c);
+    if (c->nseg == 1 && strcmp(c->seg[0], "changes") == 0)
+        return handle_changes(c);
     if (c->nseg == 1 && strcmp(c->seg[0], "transaction") == 0)
         return method_is(c->req, "POST") ? handle_transaction(c) : method_not_allowed(c, "POST");
     const tally_model *m = tally_schema_model(c->api->schema, c->seg[0], c->seglen[0]);

@@ -274,10 +274,14 @@ static int parse_model(json_t *jm, const char *name, tally_model *m, tally_error
         return FAIL("%s: the name is reserved (it would clash with /api/%s or internal tables)", where, name);
     if (!json_is_object(jm))
         return FAIL("%s: a model is an object with \"fields\"", where);
-    static const char *const keys[] = {"fields", "unique", NULL};
+    static const char *const keys[] = {"fields", "unique", "changes", NULL};
     if (check_keys(jm, keys, where, err))
         return -TALLY_BAD_REQUEST;
     snprintf(m->name, sizeof m->name, "%s", name);
+    json_t *jc = json_object_get(jm, "changes");
+    if (jc && !json_is_boolean(jc))
+        return FAIL("%s: \"changes\" is true or false (false keeps the model's writes out of the change feed)", where);
+    m->changes = !jc || json_is_true(jc);
     json_t *jfields = json_object_get(jm, "fields");
     if (!json_is_object(jfields))
         return FAIL("%s: \"fields\" is required and must be an object of field definitions", where);

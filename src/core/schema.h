@@ -74,6 +74,7 @@ typedef struct tally_model {
     int *column_field; /* column -> field index (-1 for id/createdAt/updatedAt) */
     tally_unique_key *uniques; /* compound keys from the model's "unique" */
     int nuniques;
+    bool changes; /* its writes go to the change feed (the default; "changes": false opts out) */
 } tally_model;
 
 /* A rate limit declared beside the models (GCRA, README.md, "Locks, rate limits and safe retries"). */

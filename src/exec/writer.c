@@ -405,6 +405,8 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
             ;
         for (tally_job *job = done; job; job = job->next)
             note_lock_changes(w, job, &wake);
+        if (applied && w->opt.on_commit)
+            w->opt.on_commit(w->opt.commit_ctx);
     }
     TALLY_METRIC_ADD(write_errors, n - applied);
     tally_job *dups = NULL;
@@ -552,7 +554,8 @@ void tally_writer_hint(tally_writer *w, const char *name, size_t len)
 static void maybe_sweep(tally_writer *w)
 {
     uint64_t now = tally_clock_ns();
-    if (now - w->last_sweep_ns < 60ull * 1000000000u && w->last_sweep_ns)
+    uint64_t every = (w->opt.sweep_every_ms ? w->opt.sweep_every_ms : 60000) * 1000000u;
+    if (now - w->last_sweep_ns < every && w->last_sweep_ns)
         return;
     w->last_sweep_ns = now;
     tally_error err;
