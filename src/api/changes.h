@@ -40,6 +40,11 @@ int tally_changes_allowed(const tally_schema *schema, const tally_principal *p, 
 /* The query string of GET /api/changes into ask (routes.c): 0 or -code with err. */
 int tally_api_changes_ask(const tally_schema *schema, const char *query, size_t len, tally_changes_ask *ask,
                           tally_error *err);
+/* The checks of the event stream (net/sse.h) before it starts: origin, token
+ * (Authorization or access_token), the query, Last-Event-ID (which wins over
+ * after), scopes.  0 with ask filled, or TALLY_API_NOW with resp the refusal. */
+int tally_api_changes_admit(const tally_api *api, const tally_http_request *req, const char *last_event_id,
+                            size_t lei_len, tally_http_response *resp, tally_changes_ask *ask);
 /* A plan of one TALLY_OP_CHANGES step for ask (handed to the caller). */
 tally_plan *tally_changes_plan(const tally_schema *schema, const tally_changes_ask *ask);
 /* The job's render: {"changes": […], "next": N}, or the error. */

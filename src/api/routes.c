@@ -423,6 +423,8 @@ int tally_api_changes_ask(const tally_schema *schema, const char *q, size_t qlen
             continue;
         if (kdec < 0 || vlen < 0 || (size_t)kdec != strlen(key))
             return tally_fail(err, TALLY_BAD_REQUEST, NULL, "a query parameter is not valid URL encoding");
+        if (strcmp(key, "access_token") == 0)
+            continue; /* an EventSource's token (api/auth.h) */
         if (strcmp(key, "after") == 0) {
             if ((ask->after = query_number(val, (size_t)vlen, 0, INT64_MAX / 2)) < 0)
                 return tally_fail(err, TALLY_VALIDATION, "after",
@@ -671,6 +673,37 @@ int tally_api_ws_admit(const tally_api *api, const tally_http_request *req, tall
     if (!*principal)
         abort();
     **principal = p;
+    return 0;
+}
+
+int tally_api_changes_admit(const tally_api *api, const tally_http_request *req, const char *last_event_id,
+                            size_t lei_len, tally_http_response *resp, tally_changes_ask *ask)
+{
+    route_ctx c = {.api = api, .req = req, .resp = resp};
+    memset(resp, 0, sizeof *resp);
+    tally_error err;
+    if (check_browser(api, req, resp, &err))
+        return answer_error(&c, &err);
+    const char *token = NULL;
+    size_t token_len = 0;
+    tally_auth_token(req, true, &token, &token_len); /* an EventSource cannot set headers */
+    if (tally_auth_authenticate(api, token, token_len, &c.principal, &err)) {
+        resp->www_authenticate = true;
+        return answer_error(&c, &err);
+    }
+    if (!c.principal.open)
+        snprintf(resp->key_name, sizeof resp->key_name, "%s", c.principal.key.name);
+    if (tally_api_changes_ask(api->schema, req->query, req->query ? req->query_len : 0, ask, &err))
+        return answer_error(&c, &err);
+    if (last_event_id) { /* a reconnecting EventSource: wins over after */
+        int64_t seq = query_number(last_event_id, lei_len, 0, INT64_MAX / 2);
+        if (seq < 0)
+            return fail_now(&c, TALLY_VALIDATION, "Last-Event-ID", "%s",
+                            "Last-Event-ID is the id of an event of this stream: a seq");
+        ask->after = seq;
+    }
+    if (tally_changes_allowed(api->schema, &c.principal, ask, &err))
+        return answer_error(&c, &err);
     return 0;
 }
 

@@ -32,6 +32,10 @@ bool tally_coalesce_eligible(const tally_job *job)
     if (s->op != TALLY_OP_UPDATE || s->link || s->where || s->nsets || s->natomics == 0 ||
         s->id.kind != TALLY_VALUE_INT)
         return false;
+    /* The change feed shows every acknowledged write once, with the record it
+     * answered; one statement for several writes would leave one change. */
+    if (s->model->changes)
+        return false;
     for (int i = 0; i < s->natomics; i++) {
         const tally_atomic *a = &s->atomics[i];
         int64_t d = 0;

@@ -269,3 +269,134 @@ test('scopes: changes follows everything, read:MODEL follows that model with ?mo
   assert.equal((await withToken(srv, writer)('GET', '/api/changes?models=customer')).status, 200, 'write implies read');
   expectError(await srv.api('GET', '/api/changes'), 401, 'UNAUTHORIZED');
 });
+
+/** Reads a server-sent event stream: {events, close()}; events fill as they come. */
+async function eventStream(srv, query = '', headers = {}) {
+  const ctl = new AbortController();
+  const res = await fetch(`http://127.0.0.1:${srv.port}/api/changes${query}`, {
+    headers: { accept: 'text/event-stream', ...headers }, signal: ctl.signal,
+  });
+  const s = { status: res.status, type: res.headers.get('content-type'), events: [], ids: [], ended: false, text: '' };
+  if (res.status !== 200) { s.body = await res.json(); return s; }
+  (async () => {
+    const dec = new TextDecoder();
+    let buf = '';
+    try {
+      for await (const chunk of res.body) {
+        buf += dec.decode(chunk, { stream: true });
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const ev = { event: 'message', data: '' };
+          for (const line of block.split('\n')) {
+            if (line.startsWith('id: ')) { ev.id = line.slice(4); s.ids.push(Number(ev.id)); }
+            else if (line.startsWith('event: ')) ev.event = line.slice(7);
+            else if (line.startsWith('data: ')) ev.data += line.slice(6);
+          }
+          if (ev.data) s.events.push({ ...ev, json: JSON.parse(ev.data) });
+        }
+      }
+    } catch { /* aborted */ }
+    s.ended = true;
+  })();
+  s.close = () => ctl.abort();
+  return s;
+}
+
+async function until(what, check, ms = 5000) {
+  const t0 = Date.now();
+  while (!check()) {
+    if (Date.now() - t0 > ms) assert.fail(`${what}: not within ${ms} ms`);
+    await sleep(20);
+  }
+}
+
+test('server-sent events: each change an event whose id is its seq, live; Last-Event-ID resumes; GONE is an error event', async () => {
+  const srv = await startServer({ schema, args: ['--changes-max-rows', '3'] });
+  const api = srv.api;
+  const from = await head(api);
+  const s = await eventStream(srv, `?after=${from}&models=folder`);
+  assert.equal(s.status, 200);
+  assert.match(s.type, /^text\/event-stream/);
+  const made = [];
+  for (let i = 0; i < 3; i++) {
+    made.push((await api('POST', '/api/folder', { name: `e${i}` })).body);
+    await api('POST', '/api/customer', { name: 'not followed' });
+  }
+  await until('three events', () => s.events.length >= 3);
+  assert.deepEqual(s.events.map((e) => e.event), ['change', 'change', 'change']);
+  assert.deepEqual(s.events.map((e) => e.json.id), made.map((f) => f.id));
+  for (const e of s.events) assert.equal(Number(e.id), e.json.seq);
+  s.close();
+  // a reconnect with Last-Event-ID (it wins over after) gets only what came later
+  const lastId = s.events[1].id;
+  const again = await eventStream(srv, '?after=0&models=folder', { 'last-event-id': lastId });
+  await until('the third again', () => again.events.length >= 1);
+  assert.equal(again.events[0].json.id, made[2].id);
+  assert.equal(again.events.length, 1);
+  again.close();
+  // refused before the stream starts: a bad query, no scope
+  const bad = await eventStream(srv, '?models=nope');
+  assert.equal(bad.status, 422);
+  assert.equal(bad.body.error.code, 'VALIDATION');
+  // past what is kept: an error event, then the end of the stream
+  for (let i = 0; i < 10; i++) await api('POST', '/api/folder', { name: `more${i}` });
+  let gone;
+  for (let i = 0; i < 50; i++) {
+    gone = await eventStream(srv, '?after=1');
+    await until('an answer', () => gone.events.length > 0 || gone.ended, 3000).catch(() => {});
+    if (gone.events.some((e) => e.event === 'error')) break;
+    gone.close();
+    await sleep(100);
+  }
+  const err = gone.events.find((e) => e.event === 'error');
+  assert.equal(err.json.error.code, 'GONE');
+  await until('the stream ends', () => gone.ended);
+  // a server with streams open still stops at once
+  const open = await eventStream(srv, '');
+  const t0 = Date.now();
+  const exit = await srv.stop();
+  assert.equal(exit.code, 0);
+  assert.ok(Date.now() - t0 < 10000);
+  open.close();
+});
+
+test('WebSocket subscribe: answered with the cursor, then a change event per change; unsubscribe stops them', async () => {
+  const { WsClient } = await import('./lib/wsclient.mjs');
+  const srv = await startServer({ schema });
+  const api = srv.api;
+  await api('POST', '/api/folder', { name: 'before' });
+  const ws = await WsClient.open(srv);
+  const sub = await ws.call({ op: 'subscribe', models: ['folder', 'file'] });
+  assert.equal(sub.ok, true, JSON.stringify(sub));
+  const h = sub.result.after;
+  assert.equal(h, await head(api), 'from now on');
+  const f = (await api('POST', '/api/folder', { name: 'live' })).body;
+  await api('POST', '/api/customer', { name: 'not followed' });
+  await api('POST', '/api/file', { name: 'x', folder: f.id });
+  const e1 = await ws.nextEvent('change', 3000);
+  const e2 = await ws.nextEvent('change', 3000);
+  assert.deepEqual([e1.model, e1.op, e1.record.name], ['folder', 'create', 'live']);
+  assert.deepEqual([e2.model, e2.record.name], ['file', 'x']);
+  assert.ok(e1.seq > h && e2.seq > e1.seq);
+  // a second subscribe on the same connection is refused; unsubscribe, then resume from a seq
+  const twice = await ws.call({ op: 'subscribe' });
+  assert.equal(twice.ok, false);
+  assert.equal(twice.error.code, 'CONFLICT');
+  assert.equal((await ws.call({ op: 'unsubscribe' })).ok, true);
+  await api('POST', '/api/folder', { name: 'unseen' });
+  await sleep(200);
+  assert.equal(ws.inbox.filter((m) => m.event === 'change').length, 0);
+  const resumed = await ws.call({ op: 'subscribe', after: e1.seq, models: ['folder'] });
+  assert.equal(resumed.ok, true);
+  const r1 = await ws.nextEvent('change', 3000);
+  assert.equal(r1.record.name, 'unseen');
+  const bad = await ws.call({ op: 'subscribe', models: ['secret'] });
+  assert.equal(bad.ok, false);
+  ws.close();
+  const ws2 = await WsClient.open(srv);
+  const gone = await ws2.call({ op: 'subscribe', models: ['nope'] });
+  assert.equal(gone.error.code, 'VALIDATION');
+  ws2.close();
+});

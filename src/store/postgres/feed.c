@@ -36,15 +36,16 @@ const char tally_pg_feed_tables[] =
     "rid bigint NOT NULL, op text NOT NULL, rec json, at bigint NOT NULL); "
     "CREATE TABLE IF NOT EXISTS tally_feed_state (name text COLLATE \"C\" PRIMARY KEY, value bigint NOT NULL); "
     "INSERT INTO tally_feed_state (name, value) VALUES ('head', 0), ('purged', 0) ON CONFLICT DO NOTHING; "
-    /* One statement's changed rows, from its transition table, into the outbox. */
+    /* One statement's changed rows, from its transition table, into the outbox
+     * (qualified by the table's name: a field may be called anything). */
     "CREATE OR REPLACE FUNCTION tally_feed_capture() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN "
     "IF TG_OP = 'DELETE' THEN "
-    "INSERT INTO tally_outbox (xid, model, rid, op, rec, at) SELECT pg_current_xact_id(), TG_TABLE_NAME, o.id, 'd', "
-    "NULL, (extract(epoch FROM clock_timestamp()) * 1000)::bigint FROM tally_old o; "
+    "INSERT INTO tally_outbox (xid, model, rid, op, rec, at) SELECT pg_current_xact_id(), TG_TABLE_NAME, "
+    "tally_old.id, 'd', NULL, (extract(epoch FROM clock_timestamp()) * 1000)::bigint FROM tally_old; "
     "ELSE "
-    "INSERT INTO tally_outbox (xid, model, rid, op, rec, at) SELECT pg_current_xact_id(), TG_TABLE_NAME, n.id, "
-    "CASE TG_OP WHEN 'INSERT' THEN 'c' ELSE 'u' END, row_to_json(n), "
-    "(extract(epoch FROM clock_timestamp()) * 1000)::bigint FROM tally_new n; "
+    "INSERT INTO tally_outbox (xid, model, rid, op, rec, at) SELECT pg_current_xact_id(), TG_TABLE_NAME, "
+    "tally_new.id, CASE TG_OP WHEN 'INSERT' THEN 'c' ELSE 'u' END, row_to_json(tally_new.*), "
+    "(extract(epoch FROM clock_timestamp()) * 1000)::bigint FROM tally_new; "
     "END IF; RETURN NULL; END $f$";
 
 static tally_value text(const char *s) { return tally_value_text(s, strlen(s)); }
