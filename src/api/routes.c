@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/actions.h"
 #include "api/auth.h"
 #include "api/changes.h"
 #include "api/console.h"
@@ -124,10 +125,15 @@ static bool method_is(const tally_http_request *req, const char *m) { return tal
 
 /* ---- jobs ------------------------------------------------------------------ */
 
-static int submit(route_ctx *c, tally_plan *plan)
+static int submit_checked(route_ctx *c, tally_plan *plan, bool allowed);
+
+static int submit(route_ctx *c, tally_plan *plan) { return submit_checked(c, plan, false); }
+
+/* allowed: the caller's scope covers the whole plan already (action:NAME). */
+static int submit_checked(route_ctx *c, tally_plan *plan, bool allowed)
 {
     tally_error aerr;
-    if (tally_auth_check_plan(&c->principal, plan, 0, &aerr)) { /* every step, before any runs */
+    if (!allowed && tally_auth_check_plan(&c->principal, plan, 0, &aerr)) { /* every step, before any runs */
         tally_plan_free(plan);
         return answer_error(c, &aerr);
     }
@@ -328,6 +334,41 @@ static int handle_transaction(route_ctx *c)
     return submit(c, plan);
 }
 
+/* POST /api/actions/{name}: the params checked, then the action's steps as one transaction.
+ * action:NAME alone allows it; without it the key needs the scopes of every step. */
+static int handle_action(route_ctx *c)
+{
+    if (c->nseg != 2)
+        return fail_now(c, TALLY_NOT_FOUND, NULL, "%s", "actions live at /api/actions/{name}");
+    const tally_action *a = tally_schema_action(c->api->schema, c->seg[1], c->seglen[1]);
+    if (!a)
+        return fail_now(c, TALLY_NOT_FOUND, NULL, "there is no action '%s' in the schema", c->seg[1]);
+    if (!method_is(c->req, "POST"))
+        return method_not_allowed(c, "POST");
+    tally_scope need = tally_scope_of(TALLY_SCOPE_ACTION, a->name);
+    bool allowed = c->principal.open || tally_scopes_allow(&c->principal.key.scopes, &need);
+    tally_error err;
+    json_t *body = NULL;
+    if (c->req->body_len) {
+        body = parse_body(c, &err);
+        if (!body)
+            return answer_error(c, &err);
+    }
+    tally_plan *plan;
+    int rc = tally_action_plan(c->api->schema, a, body, c->api->max_txn_steps, &plan, &err);
+    json_decref(body);
+    if (rc)
+        return answer_error(c, &err);
+    if (!allowed && tally_auth_check_plan(&c->principal, plan, 0, &err)) {
+        tally_plan_free(plan);
+        char what[128];
+        snprintf(what, sizeof what, "to run action %s", a->name);
+        tally_auth_require(&c->principal, &need, what, &err);
+        return answer_error(c, &err);
+    }
+    return submit_checked(c, plan, true);
+}
+
 /* /api/locks, /api/locks/{name}/{op}, /api/limits/{name}/{key} */
 static int handle_primitive(route_ctx *c)
 {
@@ -510,6 +551,8 @@ static int route_api(route_ctx *c)
         return handle_primitive(c);
     if (c->nseg == 1 && strcmp(c->seg[0], "changes") == 0)
         return handle_changes(c);
+    if (strcmp(c->seg[0], "actions") == 0)
+        return handle_action(c);
     if (c->nseg == 1 && strcmp(c->seg[0], "transaction") == 0)
         return method_is(c->req, "POST") ? handle_transaction(c) : method_not_allowed(c, "POST");
     const tally_model *m = tally_schema_model(c->api->schema, c->seg[0], c->seglen[0]);

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/actions.h"
 #include "api/api.h"
 #include "api/console.h"
 #include "api/openapi.h"
@@ -416,6 +417,12 @@ static int load_schema(const char *path, tally_schema **schema)
     }
     if (tally_schema_load(path, schema, &err)) {
         fprintf(stderr, "tally: bad schema %s: %s\n", path, err.message);
+        return -1;
+    }
+    if (tally_actions_check(*schema, &err)) { /* the steps of named actions, against the models */
+        fprintf(stderr, "tally: bad schema %s: %s\n", path, err.message);
+        tally_schema_free(*schema);
+        *schema = NULL;
         return -1;
     }
     return 0;

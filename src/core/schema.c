@@ -439,7 +439,7 @@ int tally_schema_parse(const char *text, size_t len, tally_schema **out, tally_e
         return FAIL("schema is not valid JSON: %s at line %d, column %d", jerr.text, jerr.line, jerr.column);
     tally_schema *s = calloc(1, sizeof *s);
     int rc = 0;
-    static const char *const keys[] = {"models", "limits", NULL};
+    static const char *const keys[] = {"models", "limits", "actions", NULL};
     json_t *models = json_object_get(root, "models");
     if (!json_is_object(root)) {
         rc = FAIL("schema: the top level must be an object with \"models\"");
@@ -463,6 +463,8 @@ int tally_schema_parse(const char *text, size_t len, tally_schema **out, tally_e
     rc = resolve_relations(s, err);
     if (rc == 0 && json_object_get(root, "limits"))
         rc = parse_limits(json_object_get(root, "limits"), s, err);
+    if (rc == 0 && json_object_get(root, "actions"))
+        rc = tally_actions_parse(json_object_get(root, "actions"), s, err);
     if (rc == 0)
         digest_of(root, s->digest);
 done:
@@ -512,6 +514,7 @@ void tally_schema_free(tally_schema *s)
     }
     free(s->models);
     free(s->limits);
+    tally_actions_free(s);
     free(s);
 }
 
