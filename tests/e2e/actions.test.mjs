@@ -130,3 +130,20 @@ test('an action naming an unknown model, field or param, or a $ref to a later st
   const r = await runTally(['check-schema', writeSchema(s)]);
   assert.match(r.stderr, /action 'bad', param 'event'/);
 });
+
+test('the OpenAPI document describes each action (its params) and the change feed, and is valid OpenAPI 3.1', async () => {
+  const { default: SwaggerParser } = await import('@apidevtools/swagger-parser');
+  const srv = await startServer({ schema: ACTIONS });
+  const doc = (await srv.api('GET', '/api/openapi.json')).body;
+  const sell = doc.paths['/api/actions/sellTicket'].post;
+  assert.equal(sell['x-tally-scope'], 'action:sellTicket');
+  const body = sell.requestBody.content['application/json'].schema;
+  assert.deepEqual(body.required, ['event']);
+  assert.equal(body.properties.event.type, 'integer');
+  assert.equal(body.properties.buyer.type, 'string');
+  assert.ok(doc.paths['/api/actions/enroll'] && doc.paths['/api/actions/joinGame'] && doc.paths['/api/actions/joinChat']);
+  const feed = doc.paths['/api/changes'].get;
+  assert.ok(feed.responses['410'], 'GONE');
+  assert.deepEqual(feed.parameters.map((p) => p.name), ['after', 'models', 'first', 'waitMs', 'Last-Event-ID']);
+  await SwaggerParser.validate(structuredClone(doc));
+});
