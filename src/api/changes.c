@@ -131,6 +131,9 @@ void tally_changes_render_one(tally_buf *b, const tally_schema *schema, const ta
         decode_record(m, c->rec, c->rec_len, cols, &keep);
         if (cols[TALLY_COL_ID].kind != TALLY_VALUE_INT)
             cols[TALLY_COL_ID] = tally_value_int(c->id);
+        for (int k = 0; k < c->nadjust; k++) /* one write of a merged run: the record after it */
+            if (c->adjust_col[k] >= 0 && cols[c->adjust_col[k]].kind == TALLY_VALUE_INT)
+                cols[c->adjust_col[k]].u.i -= c->adjust_by[k];
         tally_record r = {.cols = cols};
         tally_render_record(b, m, &r);
         json_decref(keep);

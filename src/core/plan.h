@@ -56,6 +56,15 @@ typedef struct tally_change {
     const char *rec;    /* NULL for a delete */
     size_t rec_len;
     int64_t at;         /* UTC ms */
+    /* A run of increments applied as one statement (exec/coalesce.h) is one
+     * stored change standing for several writes: `merged` is its text
+     * ({"fields": [...], "deltas": [[...], ...]}, one list a write), and
+     * exec/feed.c gives each write a change of its own, the record as it was
+     * after that write: rec less adjust_by[k] on column adjust_col[k]. */
+    const char *merged;
+    const int *adjust_col;
+    const int64_t *adjust_by;
+    int nadjust;
 } tally_change;
 
 /* A held lock as GET /api/locks lists it (never its token). */

@@ -1,6 +1,7 @@
 /* feed.c — the change feed's thread: pages, long polls, the sequencer; see feed.h. */
 #include "exec/feed.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,72 @@ static void lost(tally_feed *f, const tally_error *err)
     }
 }
 
+/* A stored change that stands for a run of n increments (tally_change.merged)
+ * becomes n changes, seqs S-n+1..S, each the record after its own write;
+ * those at or before the cursor are left out. */
+static void expand(tally_plan *plan)
+{
+    tally_step_result *res = &plan->results[0];
+    int64_t since = plan->steps[0].since;
+    int total = 0;
+    json_t *parsed[res->nchanges > 0 ? res->nchanges : 1];
+    for (int i = 0; i < res->nchanges; i++) {
+        parsed[i] = res->changes[i].merged ? json_loads(res->changes[i].merged, 0, NULL) : NULL;
+        json_t *d = json_object_get(parsed[i], "deltas");
+        total += json_is_array(d) && json_array_size(d) > 0 ? (int)json_array_size(d) : 1;
+    }
+    if (total == res->nchanges) {
+        for (int i = 0; i < res->nchanges; i++)
+            json_decref(parsed[i]);
+        return;
+    }
+    tally_change *out = tally_arena_alloc(&plan->arena, sizeof *out * (size_t)total);
+    int n = 0;
+    for (int i = 0; i < res->nchanges; i++) {
+        const tally_change *c = &res->changes[i];
+        json_t *fields = json_object_get(parsed[i], "fields"), *deltas = json_object_get(parsed[i], "deltas");
+        int runs = json_is_array(deltas) ? (int)json_array_size(deltas) : 0, nf = (int)json_array_size(fields);
+        if (runs < 1 || c->model < 0) {
+            out[n++] = *c;
+            json_decref(parsed[i]);
+            continue;
+        }
+        const tally_model *m = &plan->schema->models[c->model];
+        int *cols = tally_arena_alloc(&plan->arena, sizeof *cols * (size_t)(nf ? nf : 1));
+        for (int f = 0; f < nf; f++) {
+            const char *name = json_string_value(json_array_get(fields, (size_t)f));
+            int fi = name ? tally_model_field(m, name, strlen(name)) : -1;
+            cols[f] = fi >= 0 ? m->fields[fi].column : -1;
+        }
+        int64_t later[nf ? nf : 1]; /* the sum of the deltas of the writes after the one at hand */
+        memset(later, 0, sizeof later);
+        int first = n;
+        n += runs;
+        for (int k = runs - 1; k >= 0; k--) {
+            tally_change *e = &out[first + k];
+            *e = *c;
+            e->merged = NULL;
+            e->seq = c->seq - (runs - 1 - k);
+            e->adjust_col = cols;
+            int64_t *by = tally_arena_alloc(&plan->arena, sizeof *by * (size_t)(nf ? nf : 1));
+            memcpy(by, later, sizeof *by * (size_t)nf);
+            e->adjust_by = by;
+            e->nadjust = nf;
+            json_t *dk = json_array_get(deltas, (size_t)k);
+            for (int f = 0; f < nf; f++)
+                later[f] += json_integer_value(json_array_get(dk, (size_t)f));
+        }
+        json_decref(parsed[i]);
+        int keep = first; /* drop those the cursor has passed */
+        for (int k = first; k < n; k++)
+            if (out[k].seq > since)
+                out[keep++] = out[k];
+        n = keep;
+    }
+    res->changes = out;
+    res->nchanges = n;
+}
+
 static void answer(tally_job *job)
 {
     job->render(job);
@@ -66,6 +133,7 @@ static bool run_job(tally_feed *f, tally_job *job, uint64_t now_ns)
         answer(job);
         return true;
     }
+    expand(job->plan);
     const tally_step_result *res = &job->plan->results[0];
     if (res->nchanges > 0 || !job->wait_until_ns || now_ns >= job->wait_until_ns) {
         job->rc = 0;

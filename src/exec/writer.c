@@ -265,6 +265,15 @@ static job_outcome run_first(tally_writer *w, tally_job *job, tally_job *next, u
     }
     job->rc = tally_run_plan(w->store, job->plan, &job->err);
     tally_coalesce_restore(job, saved);
+    if (job->rc == 0 && job->plan->steps[0].model->changes && w->store->ops->feed_merge) {
+        /* the one change the statement logged stands for each write of the run */
+        tally_buf merged;
+        tally_buf_init(&merged);
+        tally_coalesce_describe(run, n, &merged);
+        job->rc = w->store->ops->feed_merge(w->store, job->plan->steps[0].model, job->plan->steps[0].id.u.i, n,
+                                            merged.s, &job->err);
+        tally_buf_free(&merged);
+    }
     if (job->rc != 0) {
         if (!tally_store_in_transaction(w->store) || tally_store_rollback_to(w->store, &err) ||
             tally_store_release(w->store, &err))

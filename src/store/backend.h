@@ -225,6 +225,11 @@ struct tally_backend_ops {
      * the sequencer; *numbered gets how many.
      */
     int (*feed_read)(tally_store *st, tally_plan *plan, tally_error *err);
+    /* Writer, in the savepoint of a run of n increments to one record applied
+     * as one statement (exec/coalesce.h): the change that statement logged
+     * stands for n writes (merged: their deltas as text, tally_change) and
+     * takes n seqs.  0 or -code. */
+    int (*feed_merge)(tally_store *st, const tally_model *m, int64_t id, int n, const char *merged, tally_error *err);
     int (*feed_state)(tally_store *st, tally_feed_state *out, tally_error *err);
     int (*feed_sequence)(tally_store *st, int *numbered, tally_error *err);
 

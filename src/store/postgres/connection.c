@@ -774,6 +774,7 @@ const tally_backend_ops tally_postgres_backend = {
     .feed_read = tally_pg_feed_read,
     .feed_state = tally_pg_feed_state,
     .feed_sequence = tally_pg_feed_sequence,
+    .feed_merge = tally_pg_feed_merge,
     .keys_prepare = tally_pg_keys_prepare,
     .keys_state = tally_pg_keys_state,
     .keys_list = tally_pg_keys_list,

@@ -31,9 +31,13 @@
 
 const char tally_pg_feed_tables[] =
     "CREATE TABLE IF NOT EXISTS tally_outbox (ord bigserial PRIMARY KEY, xid xid8 NOT NULL, "
-    "model text COLLATE \"C\" NOT NULL, rid bigint NOT NULL, op text NOT NULL, rec json, at bigint NOT NULL); "
+    "model text COLLATE \"C\" NOT NULL, rid bigint NOT NULL, op text NOT NULL, rec json, at bigint NOT NULL, "
+    "n integer NOT NULL DEFAULT 1, merged text); "
     "CREATE TABLE IF NOT EXISTS tally_changes (seq bigint PRIMARY KEY, model text COLLATE \"C\" NOT NULL, "
-    "rid bigint NOT NULL, op text NOT NULL, rec json, at bigint NOT NULL); "
+    "rid bigint NOT NULL, op text NOT NULL, rec json, at bigint NOT NULL, merged text); "
+    "ALTER TABLE tally_outbox ADD COLUMN IF NOT EXISTS n integer NOT NULL DEFAULT 1; "
+    "ALTER TABLE tally_outbox ADD COLUMN IF NOT EXISTS merged text; "
+    "ALTER TABLE tally_changes ADD COLUMN IF NOT EXISTS merged text; "
     "CREATE TABLE IF NOT EXISTS tally_feed_state (name text COLLATE \"C\" PRIMARY KEY, value bigint NOT NULL); "
     "INSERT INTO tally_feed_state (name, value) VALUES ('head', 0), ('purged', 0) ON CONFLICT DO NOTHING; "
     /* One statement's changed rows, from its transition table, into the outbox
@@ -139,9 +143,9 @@ int tally_pg_feed_read(tally_store *base, tally_plan *plan, tally_error *err)
     /* One statement, one snapshot: the head, how far purged, and the page. */
     tally_buf q;
     tally_buf_init(&q);
-    tally_buf_add(&q, "SELECT h.value, p.value, c.seq, c.model, c.rid, c.op, c.rec, c.at FROM tally_feed_state h "
-                      "JOIN tally_feed_state p ON p.name = 'purged' LEFT JOIN LATERAL (SELECT seq, model, rid, op, "
-                      "rec, at FROM tally_changes WHERE seq > greatest($1, p.value) AND seq <= h.value");
+    tally_buf_add(&q, "SELECT h.value, p.value, c.seq, c.model, c.rid, c.op, c.rec, c.at, c.merged FROM "
+                      "tally_feed_state h JOIN tally_feed_state p ON p.name = 'purged' LEFT JOIN LATERAL (SELECT seq, "
+                      "model, rid, op, rec, at, merged FROM tally_changes WHERE seq > greatest($1, p.value) AND seq <= h.value");
     tally_value v[2 + s->nfeed_models];
     v[0] = tally_value_int(s->since);
     v[1] = tally_value_int(s->first);
@@ -173,7 +177,7 @@ int tally_pg_feed_read(tally_store *base, tally_plan *plan, tally_error *err)
                           "from after=0 (the oldest kept) or without after (from now on)",
                           (long long)s->since, (long long)(purged + 1));
     }
-    res->changes = tally_arena_alloc(&plan->arena, sizeof *res->changes * (size_t)(rows > 0 ? rows : 1));
+    res->changes = tally_arena_zalloc(&plan->arena, sizeof *res->changes * (size_t)(rows > 0 ? rows : 1));
     res->nchanges = 0;
     for (int i = 0; i < rows; i++) {
         if (PQgetisnull(r, i, 2))
@@ -187,11 +191,32 @@ int tally_pg_feed_read(tally_store *base, tally_plan *plan, tally_error *err)
                                       : tally_arena_strndup(&plan->arena, PQgetvalue(r, i, 6), (size_t)PQgetlength(r, i, 6));
         c->rec_len = c->rec ? (size_t)PQgetlength(r, i, 6) : 0;
         c->at = tally_pg_int(r, i, 7);
+        c->merged = PQgetisnull(r, i, 8)
+                        ? NULL
+                        : tally_arena_strndup(&plan->arena, PQgetvalue(r, i, 8), (size_t)PQgetlength(r, i, 8));
     }
     PQclear(r);
     int64_t from = s->since == 0 ? purged : s->since;
     res->next = res->nchanges == s->first ? res->changes[res->nchanges - 1].seq : head > from ? head : from;
     return 0;
+}
+
+/* The outbox row the coalesced statement just wrote stands for n writes. */
+int tally_pg_feed_merge(tally_store *base, const tally_model *m, int64_t id, int n, const char *merged,
+                        tally_error *err)
+{
+    tally_pg *st = (tally_pg *)base;
+    tally_value v[4] = {text(m->name), tally_value_int(id), tally_value_int(n), text(merged)};
+    PGresult *r;
+    tally_pg_diag d;
+    int rc = tally_pg_query(st, NULL,
+                            "UPDATE tally_outbox SET n = $3, merged = $4 WHERE ord = (SELECT max(ord) FROM tally_outbox "
+                            "WHERE xid = pg_current_xact_id() AND model = $1 AND rid = $2)",
+                            v, 4, &r, &d);
+    if (rc)
+        rc = tally_pg_fail(&d, "log the writes' changes", err);
+    PQclear(r);
+    return rc;
 }
 
 /* One numbering round, if this connection gets the sequencer's lock. */
@@ -227,19 +252,28 @@ int tally_pg_feed_sequence(tally_store *base, int *numbered, tally_error *err)
             rc = tally_pg_fail(&d, "take the change feed's sequencer lock", err);
         PQclear(r);
     }
+    int64_t head = 0;
+    if (rc == 0 && mine) { /* the head first: the statement below updates that row, so it cannot read it too */
+        rc = tally_pg_query(st, NULL, "SELECT value FROM tally_feed_state WHERE name = 'head'", NULL, 0, &r, &d);
+        if (rc == 0)
+            head = tally_pg_int(r, 0, 0);
+        else
+            rc = tally_pg_fail(&d, "read the change feed's head", err);
+        PQclear(r);
+    }
     if (rc == 0 && mine) {
-        tally_value lim = tally_value_int(ROUND_TRANSACTIONS);
+        tally_value v[2] = {tally_value_int(ROUND_TRANSACTIONS), tally_value_int(head)};
         rc = tally_pg_query(st, NULL,
-                            "WITH h AS (SELECT value FROM tally_feed_state WHERE name = 'head' FOR UPDATE), "
-                            "t AS (SELECT xid, max(ord) AS last FROM tally_outbox GROUP BY xid ORDER BY last LIMIT $1), "
+                            "WITH t AS (SELECT xid, max(ord) AS last FROM tally_outbox GROUP BY xid ORDER BY last LIMIT $1), "
                             "m AS (DELETE FROM tally_outbox o USING t WHERE o.xid = t.xid "
-                            "RETURNING o.ord, o.model, o.rid, o.op, o.rec, o.at, t.last), "
-                            "n AS (INSERT INTO tally_changes (seq, model, rid, op, rec, at) "
-                            "SELECT (SELECT value FROM h) + row_number() OVER (ORDER BY last, ord), model, rid, op, rec, "
-                            "at FROM m RETURNING seq) "
-                            "UPDATE tally_feed_state SET value = value + (SELECT count(*) FROM n) WHERE name = 'head' "
-                            "RETURNING (SELECT count(*) FROM n)",
-                            &lim, 1, &r, &d);
+                            "RETURNING o.ord, o.model, o.rid, o.op, o.rec, o.at, o.n, o.merged, t.last), "
+                            /* a row standing for n writes takes n seqs: it is the last of them */
+                            "s AS (INSERT INTO tally_changes (seq, model, rid, op, rec, at, merged) "
+                            "SELECT $2 + sum(n) OVER (ORDER BY last, ord), model, rid, op, rec, at, merged FROM m "
+                            "RETURNING 1) "
+                            "UPDATE tally_feed_state SET value = $2 + (SELECT coalesce(sum(n), 0) FROM m) "
+                            "WHERE name = 'head' RETURNING (SELECT count(*) FROM s)",
+                            v, 2, &r, &d);
         if (rc == 0)
             *numbered = PQntuples(r) ? (int)tally_pg_int(r, 0, 0) : 0;
         else

@@ -142,6 +142,8 @@ int tally_pg_feed_read(tally_store *base, tally_plan *plan, tally_error *err);
 int tally_pg_feed_state(tally_store *base, tally_feed_state *out, tally_error *err);
 int tally_pg_feed_sequence(tally_store *base, int *numbered, tally_error *err);
 int tally_pg_feed_purge(tally_pg *st, int64_t now_ms);
+int tally_pg_feed_merge(tally_store *base, const tally_model *m, int64_t id, int n, const char *merged,
+                        tally_error *err);
 /* API keys (keys.c); the tables' DDL is also run by the migration. */
 extern const char tally_pg_keys_tables[];
 int tally_pg_keys_prepare(tally_store *base, tally_error *err);

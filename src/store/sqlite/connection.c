@@ -731,6 +731,7 @@ const tally_backend_ops tally_sqlite_backend = {
     .feed_read = tally_sqlite_feed_read,
     .feed_state = tally_sqlite_feed_state,
     .feed_sequence = NULL,
+    .feed_merge = tally_sqlite_feed_merge,
     .keys_prepare = tally_sqlite_keys_prepare,
     .keys_state = tally_sqlite_keys_state,
     .keys_list = tally_sqlite_keys_list,

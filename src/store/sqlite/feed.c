@@ -19,7 +19,7 @@
 
 const char tally_sqlite_feed_tables[] =
     "CREATE TABLE IF NOT EXISTS tally_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, model TEXT NOT NULL, "
-    "rid INTEGER NOT NULL, op TEXT NOT NULL, rec TEXT, at INTEGER NOT NULL) STRICT; "
+    "rid INTEGER NOT NULL, op TEXT NOT NULL, rec TEXT, at INTEGER NOT NULL, merged TEXT) STRICT; "
     "CREATE TABLE IF NOT EXISTS tally_changes_state (id INTEGER PRIMARY KEY CHECK (id = 1), "
     "purged INTEGER NOT NULL) STRICT; "
     "INSERT OR IGNORE INTO tally_changes_state (id, purged) VALUES (1, 0)";
@@ -154,7 +154,7 @@ static int read_page(tally_sqlite *st, tally_plan *plan, tally_error *err)
     }
     tally_sql q;
     tally_sql_init(&q);
-    tally_sql_add(&q, "SELECT seq, model, rid, op, rec, at FROM tally_changes WHERE seq > ?1 AND seq <= ?2");
+    tally_sql_add(&q, "SELECT seq, model, rid, op, rec, at, merged FROM tally_changes WHERE seq > ?1 AND seq <= ?2");
     if (s->feed_models) {
         tally_sql_add(&q, " AND model IN (");
         for (int i = 0; i < s->nfeed_models; i++)
@@ -171,7 +171,7 @@ static int read_page(tally_sqlite *st, tally_plan *plan, tally_error *err)
     sqlite3_bind_int(stmt, 3, s->first);
     for (int i = 0; s->feed_models && i < s->nfeed_models; i++)
         sqlite3_bind_text(stmt, i + 4, plan->schema->models[s->feed_models[i]].name, -1, SQLITE_STATIC);
-    res->changes = tally_arena_alloc(&plan->arena, sizeof *res->changes * (size_t)(s->first > 0 ? s->first : 1));
+    res->changes = tally_arena_zalloc(&plan->arena, sizeof *res->changes * (size_t)(s->first > 0 ? s->first : 1));
     res->nchanges = 0;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && res->nchanges < s->first) {
         tally_change *c = &res->changes[res->nchanges++];
@@ -184,6 +184,8 @@ static int read_page(tally_sqlite *st, tally_plan *plan, tally_error *err)
         c->rec_len = (size_t)sqlite3_column_bytes(stmt, 4);
         c->rec = rec ? tally_arena_strndup(&plan->arena, rec, c->rec_len) : NULL;
         c->at = sqlite3_column_int64(stmt, 5);
+        const char *merged = (const char *)sqlite3_column_text(stmt, 6);
+        c->merged = merged ? tally_arena_strndup(&plan->arena, merged, (size_t)sqlite3_column_bytes(stmt, 6)) : NULL;
     }
     bool ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
     sqlite3_reset(stmt);
@@ -207,6 +209,37 @@ int tally_sqlite_feed_read(tally_store *base, tally_plan *plan, tally_error *err
     int rc = read_page(st, plan, err);
     tally_sqlite_exec(st, "COMMIT", NULL);
     return rc;
+}
+
+/* The change a coalesced statement just logged stands for n writes: it moves
+ * to the last of n seqs (the n - 1 before it are its earlier writes). */
+int tally_sqlite_feed_merge(tally_store *base, const tally_model *m, int64_t id, int n, const char *merged,
+                            tally_error *err)
+{
+    tally_sqlite *st = tally_sqlite_of(base);
+    sqlite3_stmt *a = tally_sqlite_stmt(st,
+                                        "UPDATE tally_changes SET seq = seq + ?1, merged = ?2 WHERE seq = (SELECT seq "
+                                        "FROM sqlite_sequence WHERE name = 'tally_changes') AND model = ?3 AND rid = ?4",
+                                        err);
+    sqlite3_stmt *b = tally_sqlite_stmt(st, "UPDATE sqlite_sequence SET seq = seq + ?1 WHERE name = 'tally_changes'",
+                                        err);
+    if (!a || !b)
+        return -TALLY_INTERNAL;
+    sqlite3_bind_int(a, 1, n - 1);
+    sqlite3_bind_text(a, 2, merged, -1, SQLITE_STATIC);
+    sqlite3_bind_text(a, 3, m->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(a, 4, id);
+    sqlite3_bind_int(b, 1, n - 1);
+    int rc = sqlite3_step(a);
+    bool one = rc == SQLITE_DONE && sqlite3_changes(st->db) == 1;
+    sqlite3_reset(a);
+    sqlite3_clear_bindings(a);
+    rc = one ? sqlite3_step(b) : rc;
+    sqlite3_reset(b);
+    if (!one || rc != SQLITE_DONE)
+        return tally_fail(err, TALLY_UNAVAILABLE, NULL, "the database could not log the writes' changes (%s); retry",
+                          sqlite3_errmsg(st->db));
+    return 0;
 }
 
 /* Inside the writer's sweep transaction: changes older than retention_ms, and

@@ -65,6 +65,8 @@ int tally_sqlite_feed_install(tally_sqlite *st, tally_error *err);
 int tally_sqlite_feed_read(tally_store *st, tally_plan *plan, tally_error *err);
 int tally_sqlite_feed_state(tally_store *st, tally_feed_state *out, tally_error *err);
 int tally_sqlite_feed_purge(tally_sqlite *st, int64_t now_ms);
+int tally_sqlite_feed_merge(tally_store *st, const tally_model *m, int64_t id, int n, const char *merged,
+                            tally_error *err);
 
 /* The SQLite connection behind a store of this backend. */
 static inline tally_sqlite *tally_sqlite_of(tally_store *st) { return (tally_sqlite *)st; }
