@@ -94,11 +94,11 @@ static int decode(const tally_schema *schema, const tally_action *a, json_t *val
     json_t *filled = json_array();
     json_array_foreach(steps, i, step) {
         json_t *f = fill(step, a, values, &unknown);
-        if (!f) {
-            json_decref(filled);
-            json_decref(steps);
+        if (!f) { /* unknown points into steps: the message first */
             tally_fail(err, TALLY_BAD_REQUEST, NULL, "{\"$param\": \"%s\"} names no param of the action", unknown);
             err->step = (int)i;
+            json_decref(filled);
+            json_decref(steps);
             return -TALLY_BAD_REQUEST;
         }
         json_array_append_new(filled, f);
