@@ -514,6 +514,8 @@ static void run_jobs(tally_writer *w, tally_job *list)
             btail = &begins;
         begin->next = NULL;
         tally_session_run(w->store, &w->session_queue, begin);
+        if (w->opt.on_commit) /* it may have committed: followers of the feed look at once */
+            w->opt.on_commit(w->opt.commit_ctx);
         size_t count;
         /* what waits now, without waiting (a deadline already past) */
         list = tally_queue_pop_batch_until(&w->queue, w->opt.batch_max, 1, &count);

@@ -216,6 +216,7 @@ test('tally copy moves a SQLite folder into an empty PostgreSQL database: every 
   const models = Object.keys(s.models);
   const before = {};
   for (const m of models) before[m] = await listAll(api, m);
+  const feedBefore = (await api('GET', '/api/changes?after=0&first=1000')).body;
   await src.stop();
 
   const target = dbUrl(tempDir('tally-copy-dst-'));
@@ -241,6 +242,11 @@ test('tally copy moves a SQLite folder into an empty PostgreSQL database: every 
   assert.deepEqual(replay.body, idem.body, 'the stored answer replays');
   const got = await dst.api('GET', `/api/post/${post.id}`);
   assert.equal(got.body.title, 'tab\there\nnewline \\ back');
+  // the change feed came along, its seqs going on: the copy itself added no changes
+  const feedAfter = (await dst.api('GET', `/api/changes?after=0&first=1000`)).body;
+  assert.deepEqual(feedAfter.changes.slice(0, feedBefore.changes.length), feedBefore.changes);
+  const fresh = feedAfter.changes.slice(feedBefore.changes.length);
+  assert.ok(fresh.length >= 1 && fresh.every((x) => x.seq > feedBefore.next), 'new writes after the copied feed');
   await dst.stop();
 });
 
