@@ -170,3 +170,10 @@ void tally_changes_render(tally_job *job)
     job->body = b.s;
     job->body_len = b.len;
 }
+
+int tally_changes_recheck(const tally_api *api, tally_principal *who, const tally_changes_ask *ask, tally_error *err)
+{
+    if (tally_auth_refresh(api, who, err))
+        return -(int)err->code;
+    return tally_changes_allowed(api->schema, who, ask, err);
+}

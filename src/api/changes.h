@@ -44,7 +44,11 @@ int tally_api_changes_ask(const tally_schema *schema, const char *query, size_t 
  * (Authorization or access_token), the query, Last-Event-ID (which wins over
  * after), scopes.  0 with ask filled, or TALLY_API_NOW with resp the refusal. */
 int tally_api_changes_admit(const tally_api *api, const tally_http_request *req, const char *last_event_id,
-                            size_t lei_len, tally_http_response *resp, tally_changes_ask *ask);
+                            size_t lei_len, tally_http_response *resp, tally_changes_ask *ask,
+                            tally_principal *who);
+/* Before each page of a stream: whether who may still follow ask (its key
+ * not revoked, its scopes still enough).  0 or -code with err. */
+int tally_changes_recheck(const tally_api *api, tally_principal *who, const tally_changes_ask *ask, tally_error *err);
 /* A plan of one TALLY_OP_CHANGES step for ask (handed to the caller). */
 tally_plan *tally_changes_plan(const tally_schema *schema, const tally_changes_ask *ask);
 /* The job's render: {"changes": […], "next": N}, or the error. */

@@ -720,7 +720,8 @@ int tally_api_ws_admit(const tally_api *api, const tally_http_request *req, tall
 }
 
 int tally_api_changes_admit(const tally_api *api, const tally_http_request *req, const char *last_event_id,
-                            size_t lei_len, tally_http_response *resp, tally_changes_ask *ask)
+                            size_t lei_len, tally_http_response *resp, tally_changes_ask *ask,
+                            tally_principal *who)
 {
     route_ctx c = {.api = api, .req = req, .resp = resp};
     memset(resp, 0, sizeof *resp);
@@ -747,6 +748,7 @@ int tally_api_changes_admit(const tally_api *api, const tally_http_request *req,
     }
     if (tally_changes_allowed(api->schema, &c.principal, ask, &err))
         return answer_error(&c, &err);
+    *who = c.principal;
     return 0;
 }
 

@@ -372,6 +372,11 @@ static void sub_page(tally_ws *ws, tally_job *job)
         return;
     tally_buf b;
     tally_buf_init(&b);
+    tally_error err;
+    if (job->rc == 0 && tally_changes_recheck(ws->api, ws->principal, &ws->sub, &err)) { /* revoked meanwhile */
+        job->rc = -(int)err.code;
+        job->err = err;
+    }
     if (job->rc != 0) {
         ws->subscribed = false;
         if (!ws->sub_acked)

@@ -24,6 +24,7 @@ struct sse_stream {
     h2o_req_t *req;                /* NULL once h2o is done with it */
     sse_guard *guard;
     tally_changes_ask ask;         /* ask.after moves on with each page */
+    tally_principal who;           /* its key, looked up again before each page (a revoked key ends it) */
     tally_job *job;                /* the job out, or its answer */
     bool job_out;
     tally_buf out;                 /* what h2o is sending (valid until proceed) */
@@ -141,6 +142,13 @@ static void on_pages(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages)
             continue;
         }
         bool end = job->rc != 0;
+        tally_error err;
+        if (!end && tally_changes_recheck(s->api, &s->who, &s->ask, &err)) { /* revoked meanwhile: nothing of it */
+            job->rc = -(int)err.code;
+            job->err = err;
+            render_sse(job);
+            end = true;
+        }
         if (!end)
             s->ask.after = job->plan->results[0].next;
         tally_buf_addn(&s->out, job->body, job->body_len);
@@ -170,8 +178,9 @@ int tally_sse_start(const tally_api *api, h2o_multithread_receiver_t *rx, h2o_re
 {
     ssize_t lei = h2o_find_header_by_str(&req->headers, H2O_STRLIT("last-event-id"), -1);
     tally_changes_ask ask;
+    tally_principal who;
     if (tally_api_changes_admit(api, r, lei >= 0 ? req->headers.entries[lei].value.base : NULL,
-                                lei >= 0 ? req->headers.entries[lei].value.len : 0, refusal, &ask) != 0)
+                                lei >= 0 ? req->headers.entries[lei].value.len : 0, refusal, &ask, &who) != 0)
         return 1;
     sse_stream *s = calloc(1, sizeof *s);
     if (!s)
@@ -182,6 +191,7 @@ int tally_sse_start(const tally_api *api, h2o_multithread_receiver_t *rx, h2o_re
     s->api = api;
     s->req = req;
     s->ask = ask;
+    s->who = who;
     tally_buf_init(&s->out);
     s->guard = h2o_mem_alloc_shared(&req->pool, sizeof *s->guard, on_dispose);
     s->guard->s = s;

@@ -6,7 +6,8 @@
  * chain of feed jobs (exec/feed.h), each after the last one's next, and the
  * next is asked for only once h2o has sent the last (its proceed), so a slow
  * client holds at most one page in memory.  An error (410 GONE past
- * retention) is an `error` event, then the end.
+ * retention; a key revoked meanwhile: each page is checked against the key as
+ * it is now) is an `error` event, then the end.
  *
  * One loop thread owns a stream; answers from the feed thread reach it
  * through the receiver registered with tally_sse_register.

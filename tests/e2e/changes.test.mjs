@@ -421,3 +421,30 @@ test('WebSocket subscribe: answered with the cursor, then a change event per cha
   assert.equal(gone.error.code, 'VALIDATION');
   ws2.close();
 });
+
+test('a stream ends when its key is revoked: SSE with an error event, a WebSocket subscription with changesEnded', async () => {
+  const { WsClient } = await import('./lib/wsclient.mjs');
+  const { revokeKey } = await import('./lib/auth.mjs');
+  const srv = await startServer({ schema });
+  const admin = await createKey(srv, 'admin', ['admin']);
+  const feed = await createKey(srv, 'feed', ['changes']);
+  await within(3000, 'keys on', async () => (await withToken(srv, feed)('GET', '/api/changes')).status === 200);
+  const s = await eventStream(srv, `?access_token=${feed}`);
+  assert.equal(s.status, 200);
+  const ws = await WsClient.open(`ws://127.0.0.1:${srv.port}/api/ws?access_token=${feed}`);
+  assert.equal((await ws.call({ op: 'subscribe' })).ok, true);
+  await withToken(srv, admin)('POST', '/api/folder', { name: 'seen' });
+  await until('the first change', () => s.events.length === 1);
+  assert.equal((await ws.nextEvent('change', 3000)).record.name, 'seen');
+  await revokeKey(srv, 'feed');
+  await within(3000, 'revoked', async () => (await withToken(srv, feed)('GET', '/api/changes')).status === 401);
+  await withToken(srv, admin)('POST', '/api/folder', { name: 'not for a revoked key' });
+  await until('the stream ends', () => s.ended);
+  const last = s.events[s.events.length - 1];
+  assert.equal(last.event, 'error');
+  assert.equal(last.json.error.code, 'UNAUTHORIZED');
+  const ended = await ws.nextEvent('changesEnded', 3000);
+  assert.equal(ended.error.code, 'UNAUTHORIZED');
+  assert.ok(!ws.all.some((m) => m.record?.name === 'not for a revoked key'));
+  ws.close();
+});
