@@ -311,9 +311,11 @@ async function commitCutter(pgPort) {
   const server = net.createServer((client) => {
     const upstream = net.connect(pgPort, '127.0.0.1');
     let committing = false;
+    let lane = false;   // a writer lane's connection (it records batch ids); the change feed's commits are not cut
     const cut = () => { state.cuts++; state.armed = null; client.destroy(); upstream.destroy(); };
     client.on('data', (d) => {
-      if (state.armed && d.includes('COMMIT')) {
+      if (d.includes('tally_batches')) lane = true;
+      if (state.armed && lane && d.includes('COMMIT')) {
         if (state.armed === 'before') return cut();
         committing = true;
       }
