@@ -99,7 +99,8 @@ test('the scope action:NAME alone runs that action, and only that one', async ()
   const srv = await startServer({ schema: ACTIONS });
   const admin = await createKey(srv, 'admin', ['admin']);
   const seller = await createKey(srv, 'seller', ['action:sellTicket']);
-  await within(3000, 'keys on', async () => (await srv.api('GET', '/api/event')).status === 401);
+  await within(5000, 'keys on', async () => (await srv.api('GET', '/api/event')).status === 401 &&
+    (await withToken(srv, seller)('POST', '/api/actions/nope', {})).status === 404);
   const ev = (await withToken(srv, admin)('POST', '/api/event', { availableTicketCount: 3 })).body;
   const sell = withToken(srv, seller);
   assert.equal((await sell('POST', '/api/actions/sellTicket', { event: ev.id })).status, 200);
