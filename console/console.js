@@ -1,7 +1,7 @@
 // The Tally web console: browse a model's records (filter, sort, pages by
 // cursor), create, edit and delete them, apply `_atomics` with an optional
 // guard, run a transaction from JSON, see locks and rate limits, and watch
-// one counter change (polled). It learns the models from the server's own
+// one counter change (by the change feed). It learns the models from the server's own
 // /api/openapi.json and talks only to the server it was loaded from. A token,
 // when the server has keys, is kept in sessionStorage (this tab) only.
 // Every value from the server reaches the page as text (textContent), never
@@ -493,32 +493,44 @@ $('live-form').addEventListener('submit', (ev) => {
   const model = $('live-model').value;
   const id = Number($('live-id').value);
   const field = $('live-field').value;
-  const every = Math.max(100, Number($('live-every').value) || 1000);
   const live = { timer: 0, last: undefined };
   state.live = live;
   $('stop-watch').disabled = false;
-  const tick = async () => {
-    if (state.live !== live) return;
-    try {
-      const r = (await api('GET', `/api/${encodeURIComponent(model)}/${id}`)).body;
-      const v = r[field];
-      const big = $('live-value');
-      big.textContent = v === null ? 'null' : String(v);
-      if (live.last !== undefined && v !== live.last) {
-        big.classList.add('changed');
-        $('live-info').textContent = `${model} ${id}.${field}: ${live.last} → ${v} at ${new Date().toLocaleTimeString()}`;
-      } else if (live.last === undefined) {
-        $('live-info').textContent = `${model} ${id}.${field}, read every ${every} ms`;
-      } else {
-        big.classList.remove('changed');
-      }
-      live.last = v;
-    } catch (e) {
-      fail(e);
+  const show = (v, at) => {
+    const big = $('live-value');
+    big.textContent = v === null || v === undefined ? 'null' : String(v);
+    if (live.last !== undefined && v !== live.last) {
+      big.classList.add('changed');
+      $('live-info').textContent = `${model} ${id}.${field}: ${live.last} → ${v} at ${new Date(at).toLocaleTimeString()}`;
+    } else if (live.last === undefined) {
+      $('live-info').textContent = `${model} ${id}.${field}, following the change feed`;
     }
-    if (state.live === live) live.timer = setTimeout(tick, every);
+    live.last = v;
   };
-  tick();
+  // The feed's cursor first, then the record: no change between the two is missed.
+  // Then long polls of GET /api/changes for this model (the scope changes or read:MODEL).
+  const follow = async () => {
+    let after;
+    while (state.live === live) {
+      try {
+        if (after === undefined) {
+          after = (await api('GET', `/api/changes?models=${encodeURIComponent(model)}`)).body.next;
+          show((await api('GET', `/api/${encodeURIComponent(model)}/${id}`)).body[field], Date.now());
+          continue;
+        }
+        const page = (await api('GET', `/api/changes?models=${encodeURIComponent(model)}&after=${after}&waitMs=10000`)).body;
+        if (state.live !== live) return;
+        for (const c of page.changes)
+          if (c.id === id) show(c.op === 'delete' ? null : c.record[field], c.at);
+        after = page.next;
+      } catch (e) {
+        fail(e);
+        if (e.code === 'GONE') after = undefined; /* fell behind what is kept: read the record again */
+        await new Promise((r) => { live.timer = setTimeout(r, 1000); });
+      }
+    }
+  };
+  follow();
 });
 $('stop-watch').addEventListener('click', stopWatching);
 

@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "api/changes.h"
 #include "api/locks.h"
 #include "core/json_arena.h"
 
@@ -635,11 +636,15 @@ static void add_shared_schemas(json_t *schemas, const tally_schema *schema)
                                   "PostgreSQL: standbys that confirm each commit now", "required", "status",
                                   "backend"));
     json_object_set_new(schemas, "WebSocketMessage",
-                        json_pack("{s:s, s:s, s:{s:{s:s}, s:{s:s, s:[s,s,s,s]}, s:{s:s, s:i}, s:o}, s:[s,s]}",
-                                  "description", "a message to /api/ws, one JSON text frame", "type", "object",
+                        json_pack("{s:s, s:s, s:{s:{s:s}, s:{s:s, s:[s,s,s,s,s,s]}, s:{s:s, s:i}, s:o, s:{s:s, s:i},"
+                                  " s:{s:s, s:{s:s}}}, s:[s,s]}",
+                                  "description", "a message to /api/ws, one JSON text frame (subscribe: the change "
+                                  "feed as {\"event\": \"change\", …} messages)", "type", "object",
                                   "properties", "id", "type", "integer", "op", "type", "string", "enum", "begin",
-                                  "step", "commit", "rollback", "timeoutMs", "type", "integer", "minimum", 1, "step",
-                                  ref("TransactionStep"), "required", "id", "op"));
+                                  "step", "commit", "rollback", "subscribe", "unsubscribe", "timeoutMs", "type",
+                                  "integer", "minimum", 1, "step", ref("TransactionStep"), "after", "type", "integer",
+                                  "minimum", 0, "models", "type", "array", "items", "type", "string", "required", "id",
+                                  "op"));
 }
 
 /* ---- operations ---------------------------------------------------------------------- */
@@ -964,6 +969,84 @@ static void add_primitive_paths(json_t *paths, const tally_schema *schema)
     json_object_set_new(path_item(paths, "/metrics"), "get", op);
 }
 
+static json_t *param_schema(tally_type t)
+{
+    switch (t) {
+    case TALLY_TYPE_INTEGER: return json_pack("{s:s, s:s}", "type", "integer", "format", "int64");
+    case TALLY_TYPE_FLOAT: return type_only("number");
+    case TALLY_TYPE_BOOLEAN: return type_only("boolean");
+    case TALLY_TYPE_STRING: return type_only("string");
+    case TALLY_TYPE_DATETIME: return json_pack("{s:s, s:s}", "type", "string", "format", "date-time");
+    default: return json_object(); /* any JSON value */
+    }
+}
+
+/* The change feed (GET /api/changes: a page, a long poll, or server-sent events) and each named action. */
+static void add_feed_and_action_paths(json_t *paths, const tally_schema *schema)
+{
+    json_t *op = operation("changes", "The change feed: committed changes after a seq, in order", "changes", "changes",
+                           false);
+    json_object_set_new(op, "description",
+                        json_string("Needs the scope changes, or read:MODEL of every model asked for with models. "
+                                    "With Accept: text/event-stream the answer is a stream of server-sent events "
+                                    "(event change, id the seq; Last-Event-ID resumes and wins over after; an error "
+                                    "event, then the end, for a cursor past retention). after omitted: from now on; "
+                                    "after=0: from the oldest change kept."));
+    json_object_set_new(op, "parameters",
+                        json_pack("[{s:s, s:s, s:{s:s, s:i}}, {s:s, s:s, s:s, s:{s:s}}, {s:s, s:s, s:{s:s, s:i, s:i, "
+                                  "s:i}}, {s:s, s:s, s:{s:s, s:i, s:i}}, {s:s, s:s, s:{s:s}}]",
+                                  "name", "after", "in", "query", "schema", "type", "integer", "minimum", 0,
+                                  "name", "models", "in", "query", "description", "comma-separated model names",
+                                  "schema", "type", "string",
+                                  "name", "first", "in", "query", "schema", "type", "integer", "minimum", 1,
+                                  "maximum", TALLY_CHANGES_FIRST_MAX, "default", TALLY_CHANGES_FIRST_DEFAULT,
+                                  "name", "waitMs", "in", "query", "schema", "type", "integer", "minimum", 0,
+                                  "maximum", TALLY_CHANGES_WAIT_MAX,
+                                  "name", "Last-Event-ID", "in", "header", "schema", "type", "string"));
+    json_t *change = json_pack("{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s, s:[s,s,s]}, s:{s:[s,s]}, s:{s:s, s:s}},"
+                               " s:[s,s,s,s,s,s]}",
+                               "type", "object", "properties", "seq", "type", "integer", "model", "type", "string",
+                               "id", "type", "integer", "op", "type", "string", "enum", "create", "update", "delete",
+                               "record", "type", "object", "null", "at", "type", "string", "format", "date-time",
+                               "required", "seq", "model", "id", "op", "record", "at");
+    json_object_set_new(responses(op), "200",
+                        json_pack("{s:s, s:{s:{s:{s:s, s:{s:o, s:{s:s}}, s:[s,s]}}, s:{s:{s:s}}}}", "description",
+                                  "a page of changes and the cursor to ask after next", "content", "application/json",
+                                  "schema", "type", "object", "properties", "changes", array_of(change), "next", "type",
+                                  "integer", "required", "changes", "next", "text/event-stream", "schema", "type",
+                                  "string"));
+    add_errors(responses(op), ERRORS(ANY_CALL, CODES(TALLY_VALIDATION, TALLY_GONE)));
+    json_object_set_new(path_item(paths, "/api/changes"), "get", op);
+
+    for (int i = 0; i < schema->nactions; i++) {
+        const tally_action *a = &schema->actions[i];
+        char path[TALLY_NAME_MAX + 16], id[TALLY_NAME_MAX + 16], scope[TALLY_NAME_MAX + 16], summary[128];
+        snprintf(path, sizeof path, "/api/actions/%s", a->name);
+        snprintf(id, sizeof id, "action_%s", a->name);
+        snprintf(scope, sizeof scope, "action:%s", a->name);
+        snprintf(summary, sizeof summary, "Run the action %s: its steps as one transaction", a->name);
+        op = operation(id, summary, "actions", scope, true);
+        json_t *body = closed_object(), *required = json_array();
+        for (int k = 0; k < a->nparams; k++) {
+            json_object_set_new(props(body), a->params[k].name, param_schema(a->params[k].type));
+            if (a->params[k].required)
+                json_array_append_new(required, json_string(a->params[k].name));
+        }
+        if (json_array_size(required))
+            json_object_set_new(body, "required", required);
+        else
+            json_decref(required);
+        json_t *steps = json_loads(a->steps, 0, NULL);
+        json_object_set_new(op, "x-tally-steps", steps ? steps : json_array());
+        json_object_set_new(op, "requestBody", json_body(body, false));
+        json_object_set_new(responses(op), "200", answer("every step's result", ref("TransactionResults")));
+        add_errors(responses(op), ERRORS(ANY_CALL, WRITE, VALUES,
+                                         CODES(TALLY_NOT_FOUND, TALLY_GUARD_FAILED, TALLY_CONFLICT,
+                                               TALLY_EXPECTATION_FAILED, TALLY_LOCK_LOST)));
+        json_object_set_new(path_item(paths, path), "post", op);
+    }
+}
+
 static json_t *components(const tally_schema *schema)
 {
     json_t *schemas = json_object();
@@ -1004,6 +1087,8 @@ char *tally_openapi_build(const tally_schema *schema, size_t *len)
                                                 {"locks", "locks with fencing tokens"},
                                                 {"limits", "the rate limits the schema declares"},
                                                 {"keys", "API keys"},
+                                                {"changes", "the change feed of committed writes"},
+                                                {"actions", "the named actions the schema declares"},
                                                 {"operations", "health, metrics and this document"}};
     for (size_t i = 0; i < sizeof fixed_tags / sizeof fixed_tags[0]; i++)
         json_array_append_new(tags, json_pack("{s:s, s:s}", "name", fixed_tags[i][0], "description", fixed_tags[i][1]));
@@ -1011,6 +1096,7 @@ char *tally_openapi_build(const tally_schema *schema, size_t *len)
     for (int i = 0; i < schema->nmodels; i++)
         add_model_paths(paths, &schema->models[i]);
     add_primitive_paths(paths, schema);
+    add_feed_and_action_paths(paths, schema);
     json_t *doc = json_pack(
         "{s:s, s:{s:s, s:s, s:s}, s:[{s:[]}], s:o, s:o, s:o}", "openapi", "3.1.0", "info", "title", "Tally",
         "version", TALLY_VERSION, "description",

@@ -329,6 +329,8 @@ int tally_render_step_result(tally_buf *b, tally_plan *plan, int step)
         }
         tally_buf_add(b, "]}");
         break;
+    case TALLY_OP_CHANGES: /* answered by api/changes.c */
+        break;
     case TALLY_OP_LIMIT:
         tally_buf_addc(b, '{');
         limit_fields(b, r);

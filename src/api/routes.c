@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/actions.h"
 #include "api/auth.h"
+#include "api/changes.h"
 #include "api/console.h"
 #include "api/decode.h"
 #include "api/json_in.h"
@@ -123,10 +125,15 @@ static bool method_is(const tally_http_request *req, const char *m) { return tal
 
 /* ---- jobs ------------------------------------------------------------------ */
 
-static int submit(route_ctx *c, tally_plan *plan)
+static int submit_checked(route_ctx *c, tally_plan *plan, bool allowed);
+
+static int submit(route_ctx *c, tally_plan *plan) { return submit_checked(c, plan, false); }
+
+/* allowed: the caller's scope covers the whole plan already (action:NAME). */
+static int submit_checked(route_ctx *c, tally_plan *plan, bool allowed)
 {
     tally_error aerr;
-    if (tally_auth_check_plan(&c->principal, plan, 0, &aerr)) { /* every step, before any runs */
+    if (!allowed && tally_auth_check_plan(&c->principal, plan, 0, &aerr)) { /* every step, before any runs */
         tally_plan_free(plan);
         return answer_error(c, &aerr);
     }
@@ -327,6 +334,41 @@ static int handle_transaction(route_ctx *c)
     return submit(c, plan);
 }
 
+/* POST /api/actions/{name}: the params checked, then the action's steps as one transaction.
+ * action:NAME alone allows it; without it the key needs the scopes of every step. */
+static int handle_action(route_ctx *c)
+{
+    if (c->nseg != 2)
+        return fail_now(c, TALLY_NOT_FOUND, NULL, "%s", "actions live at /api/actions/{name}");
+    const tally_action *a = tally_schema_action(c->api->schema, c->seg[1], c->seglen[1]);
+    if (!a)
+        return fail_now(c, TALLY_NOT_FOUND, NULL, "there is no action '%s' in the schema", c->seg[1]);
+    if (!method_is(c->req, "POST"))
+        return method_not_allowed(c, "POST");
+    tally_scope need = tally_scope_of(TALLY_SCOPE_ACTION, a->name);
+    bool allowed = c->principal.open || tally_scopes_allow(&c->principal.key.scopes, &need);
+    tally_error err;
+    json_t *body = NULL;
+    if (c->req->body_len) {
+        body = parse_body(c, &err);
+        if (!body)
+            return answer_error(c, &err);
+    }
+    tally_plan *plan;
+    int rc = tally_action_plan(c->api->schema, a, body, c->api->max_txn_steps, &plan, &err);
+    json_decref(body);
+    if (rc)
+        return answer_error(c, &err);
+    if (!allowed && tally_auth_check_plan(&c->principal, plan, 0, &err)) {
+        tally_plan_free(plan);
+        char what[128];
+        snprintf(what, sizeof what, "to run action %s", a->name);
+        tally_auth_require(&c->principal, &need, what, &err);
+        return answer_error(c, &err);
+    }
+    return submit_checked(c, plan, true);
+}
+
 /* /api/locks, /api/locks/{name}/{op}, /api/limits/{name}/{key} */
 static int handle_primitive(route_ctx *c)
 {
@@ -386,6 +428,99 @@ static int handle_openapi(route_ctx *c)
     return TALLY_API_NOW;
 }
 
+/* A whole number from lo to hi in query text, or -1. */
+static int64_t query_number(const char *v, size_t n, int64_t lo, int64_t hi)
+{
+    int64_t x = 0;
+    if (n == 0 || n > 18)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        x = x * 10 + (v[i] - '0');
+    }
+    return x < lo || x > hi ? -1 : x;
+}
+
+/* The query of GET /api/changes (and of its SSE form) into ask: 0 or -code with err. */
+int tally_api_changes_ask(const tally_schema *schema, const char *q, size_t qlen, tally_changes_ask *ask,
+                          tally_error *err)
+{
+    memset(ask, 0, sizeof *ask);
+    ask->after = -1;
+    char val[2048], key[64];
+    for (size_t i = 0; i < qlen;) {
+        size_t end = i;
+        while (end < qlen && q[end] != '&')
+            end++;
+        const char *eq = memchr(q + i, '=', end - i);
+        size_t klen = eq ? (size_t)(eq - (q + i)) : end - i;
+        ptrdiff_t kdec = url_decode(q + i, klen, key, sizeof key, 1);
+        ptrdiff_t vlen = eq ? url_decode(eq + 1, (size_t)(q + end - eq - 1), val, sizeof val, 1) : 0;
+        if (!eq)
+            val[0] = '\0';
+        i = end + 1;
+        if (klen == 0)
+            continue;
+        if (kdec < 0 || vlen < 0 || (size_t)kdec != strlen(key))
+            return tally_fail(err, TALLY_BAD_REQUEST, NULL, "a query parameter is not valid URL encoding");
+        if (strcmp(key, "access_token") == 0)
+            continue; /* an EventSource's token (api/auth.h) */
+        if (strcmp(key, "after") == 0) {
+            if ((ask->after = query_number(val, (size_t)vlen, 0, INT64_MAX / 2)) < 0)
+                return tally_fail(err, TALLY_VALIDATION, "after",
+                                  "after is a seq: a whole number (0: from the oldest change kept)");
+        } else if (strcmp(key, "first") == 0) {
+            int64_t n = query_number(val, (size_t)vlen, 1, TALLY_CHANGES_FIRST_MAX);
+            if (n < 0)
+                return tally_fail(err, TALLY_VALIDATION, "first", "first is a whole number from 1 to %d",
+                                  TALLY_CHANGES_FIRST_MAX);
+            ask->first = (int)n;
+        } else if (strcmp(key, "waitMs") == 0) {
+            if ((ask->wait_ms = query_number(val, (size_t)vlen, 0, TALLY_CHANGES_WAIT_MAX)) < 0)
+                return tally_fail(err, TALLY_VALIDATION, "waitMs", "waitMs is a whole number from 0 to %d",
+                                  TALLY_CHANGES_WAIT_MAX);
+        } else if (strcmp(key, "models") == 0) {
+            for (size_t a = 0; a < (size_t)vlen;) {
+                size_t b = a;
+                while (b < (size_t)vlen && val[b] != ',')
+                    b++;
+                if (b > a && tally_changes_ask_model(schema, ask, val + a, b - a, err))
+                    return -(int)err->code;
+                a = b + 1;
+            }
+            if (ask->nmodels == 0)
+                return tally_fail(err, TALLY_VALIDATION, "models",
+                                  "models is a comma-separated list of model names; omit it to follow every model");
+        } else {
+            return tally_fail(err, TALLY_BAD_REQUEST, key,
+                              "unknown query parameter '%s'; the change feed takes after, models, first and waitMs",
+                              key);
+        }
+    }
+    return 0;
+}
+
+/* GET /api/changes?after=&models=&first=&waitMs= */
+static int handle_changes(route_ctx *c)
+{
+    if (!method_is(c->req, "GET"))
+        return method_not_allowed(c, "GET");
+    tally_changes_ask ask;
+    tally_error err;
+    if (tally_api_changes_ask(c->api->schema, c->req->query, c->req->query ? c->req->query_len : 0, &ask, &err) ||
+        tally_changes_allowed(c->api->schema, &c->principal, &ask, &err))
+        return answer_error(c, &err);
+    tally_job *job = tally_job_new(tally_changes_plan(c->api->schema, &ask));
+    job->render = tally_changes_render;
+    job->complete = c->req->complete;
+    job->origin = c->req->origin;
+    if (tally_engine_submit(c->api->engine, job) == 0)
+        return TALLY_API_LATER;
+    tally_job_free(job);
+    return fail_now(c, TALLY_OVERLOADED, NULL, "%s", "the server is too busy to follow the change feed; retry later");
+}
+
 static int handle_metrics(route_ctx *c)
 {
     c->resp->status = 200;
@@ -414,6 +549,10 @@ static int route_api(route_ctx *c)
     }
     if (strcmp(c->seg[0], "locks") == 0 || strcmp(c->seg[0], "limits") == 0)
         return handle_primitive(c);
+    if (c->nseg == 1 && strcmp(c->seg[0], "changes") == 0)
+        return handle_changes(c);
+    if (strcmp(c->seg[0], "actions") == 0)
+        return handle_action(c);
     if (c->nseg == 1 && strcmp(c->seg[0], "transaction") == 0)
         return method_is(c->req, "POST") ? handle_transaction(c) : method_not_allowed(c, "POST");
     const tally_model *m = tally_schema_model(c->api->schema, c->seg[0], c->seglen[0]);
@@ -577,6 +716,39 @@ int tally_api_ws_admit(const tally_api *api, const tally_http_request *req, tall
     if (!*principal)
         abort();
     **principal = p;
+    return 0;
+}
+
+int tally_api_changes_admit(const tally_api *api, const tally_http_request *req, const char *last_event_id,
+                            size_t lei_len, tally_http_response *resp, tally_changes_ask *ask,
+                            tally_principal *who)
+{
+    route_ctx c = {.api = api, .req = req, .resp = resp};
+    memset(resp, 0, sizeof *resp);
+    tally_error err;
+    if (check_browser(api, req, resp, &err))
+        return answer_error(&c, &err);
+    const char *token = NULL;
+    size_t token_len = 0;
+    tally_auth_token(req, true, &token, &token_len); /* an EventSource cannot set headers */
+    if (tally_auth_authenticate(api, token, token_len, &c.principal, &err)) {
+        resp->www_authenticate = true;
+        return answer_error(&c, &err);
+    }
+    if (!c.principal.open)
+        snprintf(resp->key_name, sizeof resp->key_name, "%s", c.principal.key.name);
+    if (tally_api_changes_ask(api->schema, req->query, req->query ? req->query_len : 0, ask, &err))
+        return answer_error(&c, &err);
+    if (last_event_id) { /* a reconnecting EventSource: wins over after */
+        int64_t seq = query_number(last_event_id, lei_len, 0, INT64_MAX / 2);
+        if (seq < 0)
+            return fail_now(&c, TALLY_VALIDATION, "Last-Event-ID", "%s",
+                            "Last-Event-ID is the id of an event of this stream: a seq");
+        ask->after = seq;
+    }
+    if (tally_changes_allowed(api->schema, &c.principal, ask, &err))
+        return answer_error(&c, &err);
+    *who = c.principal;
     return 0;
 }
 

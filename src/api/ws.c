@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "api/auth.h"
+#include "api/changes.h"
 #include "api/decode.h"
 #include "api/json_in.h"
 #include "api/render.h"
@@ -39,7 +40,15 @@ struct tally_ws {
     tally_principal *principal; /* the key of the upgrade, looked up again for every message; owned */
     bool counted;           /* the open transaction holds a place in api->txns and in tally_interactive_transactions */
     int64_t counted_key;    /* the key it was counted for (0: open mode) */
+    /* A change-feed subscription (op subscribe): a chain of feed jobs, one out at a time. */
+    bool subscribed;
+    bool sub_acked;         /* its first page answered the subscribe call */
+    char *sub_echo;         /* the subscribe call's id (owned) */
+    tally_changes_ask sub;  /* sub.after moves on with each page */
+    int sub_gen;            /* counts subscriptions: a page of an earlier one is dropped */
 };
+
+#define WS_SUB_WAIT_MS 25000 /* a subscription's long poll; an empty page just asks again */
 
 tally_ws *tally_ws_new(const tally_api *api, const tally_ws_io *io, tally_principal *principal)
 {
@@ -285,6 +294,126 @@ static void op_end(tally_ws *ws, const char *echo, tally_job_kind kind)
     send_error(ws, echo, &err, true);
 }
 
+/* ---- the change feed ------------------------------------------------------------ */
+
+static void submit_sub(tally_ws *ws)
+{
+    ws->sub.wait_ms = ws->sub_acked ? WS_SUB_WAIT_MS : 0;
+    tally_job *job = tally_job_new(tally_changes_plan(ws->api->schema, &ws->sub));
+    job->render = tally_changes_render; /* unused: tally_ws_job_done sends the changes one by one */
+    job->complete = ws->io.complete;
+    job->origin = ws->io.conn;
+    job->from_step = ws->sub_gen; /* which subscription the page is for */
+    if (tally_engine_submit(ws->api->engine, job) != 0) {
+        tally_job_free(job);
+        ws->subscribed = false;
+        static const char msg[] = "{\"event\":\"changesEnded\",\"reason\":\"the server is stopping\"}";
+        ws->io.send(ws->io.conn, msg, sizeof msg - 1);
+        return;
+    }
+    ws->pending++;
+}
+
+/* {"op": "subscribe", "after": SEQ, "models": [...]}: answered with the current cursor, then change events. */
+static void op_subscribe(tally_ws *ws, const char *echo, json_t *msg)
+{
+    tally_error err;
+    tally_changes_ask ask = {.after = -1};
+    json_t *after = json_object_get(msg, "after"), *models = json_object_get(msg, "models");
+    if (ws->subscribed) {
+        tally_fail(&err, TALLY_CONFLICT, "op", "this connection already follows the change feed; unsubscribe first");
+        return send_error(ws, echo, &err, false);
+    }
+    if (after && (!json_is_integer(after) || json_integer_value(after) < 0)) {
+        tally_fail(&err, TALLY_VALIDATION, "after", "after is a seq: a whole number (0: from the oldest change kept)");
+        return send_error(ws, echo, &err, false);
+    }
+    if (after)
+        ask.after = json_integer_value(after);
+    if (models && !json_is_array(models)) {
+        tally_fail(&err, TALLY_VALIDATION, "models", "models is a list of model names");
+        return send_error(ws, echo, &err, false);
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach(models, i, m) {
+        if (!json_is_string(m)) {
+            tally_fail(&err, TALLY_VALIDATION, "models", "models is a list of model names");
+            return send_error(ws, echo, &err, false);
+        }
+        if (tally_changes_ask_model(ws->api->schema, &ask, json_string_value(m), json_string_length(m), &err))
+            return send_error(ws, echo, &err, false);
+    }
+    if (tally_changes_allowed(ws->api->schema, ws->principal, &ask, &err))
+        return send_error(ws, echo, &err, false);
+    ws->subscribed = true;
+    ws->sub_gen++;
+    ws->sub_acked = false;
+    ws->sub = ask;
+    free(ws->sub_echo);
+    ws->sub_echo = strdup(echo);
+    submit_sub(ws);
+}
+
+static void op_unsubscribe(tally_ws *ws, const char *echo)
+{
+    ws->subscribed = false; /* the page out, if any, is dropped when it comes */
+    tally_buf b;
+    tally_buf_init(&b);
+    tally_buf_addf(&b, "{\"id\":%s,\"ok\":true}", echo);
+    ws->io.send(ws->io.conn, b.s, b.len);
+    tally_buf_free(&b);
+}
+
+/* A page of the subscription came back: its changes as events, then the next page. */
+static void sub_page(tally_ws *ws, tally_job *job)
+{
+    if (ws->closed || !ws->subscribed || job->from_step != ws->sub_gen)
+        return;
+    tally_buf b;
+    tally_buf_init(&b);
+    tally_error err;
+    if (job->rc == 0 && tally_changes_recheck(ws->api, ws->principal, &ws->sub, &err)) { /* revoked meanwhile */
+        job->rc = -(int)err.code;
+        job->err = err;
+    }
+    if (job->rc != 0) {
+        ws->subscribed = false;
+        if (!ws->sub_acked)
+            return send_error(ws, ws->sub_echo, &job->err, false);
+        int status;
+        size_t len;
+        char *body = tally_render_error(&job->err, &status, &len);
+        tally_buf_add(&b, "{\"event\":\"changesEnded\",");
+        tally_buf_addn(&b, body + 1, len - 1);
+        free(body);
+        ws->io.send(ws->io.conn, b.s, b.len);
+        tally_buf_free(&b);
+        return;
+    }
+    const tally_step_result *r = &job->plan->results[0];
+    if (!ws->sub_acked) {
+        ws->sub_acked = true;
+        tally_buf_addf(&b, "{\"id\":%s,\"ok\":true,\"result\":{\"after\":%lld}}", ws->sub_echo,
+                       (long long)job->plan->steps[0].since);
+        ws->io.send(ws->io.conn, b.s, b.len);
+    }
+    for (int i = 0; i < r->nchanges; i++) {
+        if (r->changes[i].model < 0)
+            continue;
+        b.len = 0; /* {"event":"change","seq":…} : the change's own fields after "event" */
+        tally_buf_add(&b, "{\"event\":\"change\",");
+        size_t at = b.len;
+        tally_changes_render_one(&b, ws->api->schema, &r->changes[i]);
+        memmove(b.s + at, b.s + at + 1, b.len - at - 1); /* drop the change's own '{' */
+        b.len--;
+        ws->io.send(ws->io.conn, b.s, b.len);
+    }
+    tally_buf_free(&b);
+    ws->sub.after = r->next;
+    submit_sub(ws);
+}
+
 void tally_ws_message(tally_ws *ws, const char *text, size_t len)
 {
     tally_error err;
@@ -294,7 +423,7 @@ void tally_ws_message(tally_ws *ws, const char *text, size_t len)
     char *echo = tally_json_text(id ? id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
     json_t *op = json_object_get(msg, "op");
     const char *name = json_string_value(op);
-    static const char *const keys[] = {"id", "op", "step", "timeoutMs", NULL};
+    static const char *const keys[] = {"id", "op", "step", "timeoutMs", "after", "models", NULL};
     const char *unknown = json_is_object(msg) ? tally_unknown_key(msg, keys, NULL) : NULL;
     if (tally_auth_refresh(ws->api, ws->principal, &err)) { /* the key as it is now: revoked keys stop here */
         send_error(ws, echo, &err, false);
@@ -309,16 +438,21 @@ void tally_ws_message(tally_ws *ws, const char *text, size_t len)
                    json_is_array(msg) ? "a list" : "a single value");
         send_error(ws, echo, &err, false);
     } else if (unknown) {
-        tally_fail(&err, TALLY_BAD_REQUEST, unknown, "a message takes id, op, step and timeoutMs, not '%s'", unknown);
+        tally_fail(&err, TALLY_BAD_REQUEST, unknown,
+                   "a message takes id, op, step and timeoutMs (after and models for subscribe), not '%s'", unknown);
         send_error(ws, echo, &err, false);
     } else if (json_is_real(id)) { /* echoed back, it must come back exactly as sent */
         tally_fail(&err, TALLY_BAD_REQUEST, "id", "id is a whole number from -2^63 to 2^63-1 (or a string), so that "
                    "the answer carries it back exactly; not a fraction or a number that large");
         send_error(ws, echo, &err, false);
     } else if (!name || (strcmp(name, "begin") && strcmp(name, "step") && strcmp(name, "commit") &&
-                         strcmp(name, "rollback"))) {
-        tally_fail(&err, TALLY_BAD_REQUEST, "op", "op is begin, step, commit or rollback");
+                         strcmp(name, "rollback") && strcmp(name, "subscribe") && strcmp(name, "unsubscribe"))) {
+        tally_fail(&err, TALLY_BAD_REQUEST, "op", "op is begin, step, commit, rollback, subscribe or unsubscribe");
         send_error(ws, echo, &err, false);
+    } else if (strcmp(name, "subscribe") == 0) {
+        op_subscribe(ws, echo, msg);
+    } else if (strcmp(name, "unsubscribe") == 0) {
+        op_unsubscribe(ws, echo);
     } else if (strcmp(name, "begin") == 0) {
         op_begin(ws, echo, msg);
     } else if (ws->session && ws->busy) {
@@ -350,6 +484,7 @@ static bool maybe_free(tally_ws *ws)
         return false;
     drop_session(ws);
     free(ws->principal);
+    free(ws->sub_echo);
     free(ws);
     return true;
 }
@@ -357,6 +492,12 @@ static bool maybe_free(tally_ws *ws)
 bool tally_ws_job_done(tally_ws *ws, tally_job *job)
 {
     ws->pending--;
+    if (job->kind == TALLY_JOB_NORMAL && job->plan && job->plan->nsteps == 1 &&
+        job->plan->steps[0].op == TALLY_OP_CHANGES) { /* a page of the subscription */
+        sub_page(ws, job);
+        tally_job_free(job);
+        return maybe_free(ws);
+    }
     if (job->session && job->session == ws->session) {
         if (job->kind != TALLY_JOB_EVENT)
             ws->busy = false;

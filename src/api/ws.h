@@ -6,6 +6,9 @@
  *   {"id", "op": "step", "step": {...}}  a transaction step (as in POST /api/transaction);
  *                                        outside begin…commit it runs on its own
  *   {"id", "op": "commit"} / "rollback"
+ *   {"id", "op": "subscribe", "after", "models"}  follow the change feed: answered with
+ *                                        {"result": {"after": SEQ}}, then {"event": "change", "seq", …}
+ *                                        messages (api/changes.h); "unsubscribe" ends it
  *
  * A tally_ws is one connection's protocol state.  It lives on the loop
  * thread that owns the connection; the net layer feeds it messages and the

@@ -199,7 +199,7 @@ static void update_type(tally_buf *b, const tally_schema *s, const tally_model *
 static int check_names(const tally_schema *s, char *err, size_t errlen)
 {
     static const char *const suffixes[] = {"", "Create", "Update", "Numeric"};
-    static const char *const taken[] = {"Tally", "Schema", "LimitName"};
+    static const char *const taken[] = {"Tally", "Schema", "LimitName", "Actions", "ActionName"};
     int n = s->nmodels * 4;
     char(*names)[TYPE_NAME_MAX] = calloc((size_t)n + 1, sizeof *names);
     const char **owner = calloc((size_t)n + 1, sizeof *owner);
@@ -260,7 +260,23 @@ int tally_gen_ts(const tally_schema *s, const char *source, tally_buf *b, char *
         tally_buf_add(b, " never");
     for (int i = 0; i < s->nlimits; i++)
         tally_buf_addf(b, "%s \"%s\"", i ? " |" : "", s->limits[i].name);
-    tally_buf_add(b, ";\n");
+    tally_buf_add(b, ";\n\n/** The named actions the schema declares and their params: POST /api/actions/{name}. */\n"
+                     "export type Actions = {\n");
+    for (int i = 0; i < s->nactions; i++) {
+        const tally_action *a = &s->actions[i];
+        tally_buf_addf(b, "  %s: {", a->name);
+        for (int k = 0; k < a->nparams; k++) {
+            const tally_action_param *p = &a->params[k];
+            const char *t = p->type == TALLY_TYPE_INTEGER || p->type == TALLY_TYPE_FLOAT ? "number"
+                            : p->type == TALLY_TYPE_BOOLEAN                             ? "boolean"
+                            : p->type == TALLY_TYPE_JSON                                ? "unknown"
+                                                                                        : "string";
+            tally_buf_addf(b, "%s %s%s: %s%s", k ? ";" : "", p->name, p->required ? "" : "?", t,
+                           p->required ? "" : " | null");
+        }
+        tally_buf_add(b, a->nparams ? " };\n" : "};\n");
+    }
+    tally_buf_add(b, "};\n\n/** The names of the actions. */\nexport type ActionName = keyof Actions;\n");
     return 0;
 }
 

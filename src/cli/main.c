@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/actions.h"
 #include "api/api.h"
 #include "api/console.h"
 #include "api/openapi.h"
@@ -61,6 +62,7 @@ typedef struct options {
     int max_txn_steps;
     long max_txn_ms;
     long idempotency_ttl_ms;
+    long changes_retention_ms, changes_max_rows;
     bool allow_destructive, relaxed, portable, dry_run;
     tally_log_format log_format;
     tally_log_level log_level;
@@ -105,6 +107,8 @@ static void usage(FILE *f)
             "  --max-txn-steps N      steps in one transaction at most (default 1000)\n"
             "  --max-txn-ms MS        longest an interactive (WebSocket) transaction may stay open (default 5000)\n"
             "  --idempotency-ttl-ms MS  how long Idempotency-Key answers are kept (default 86400000, 24 h)\n"
+            "  --changes-retention-ms MS  how long the change feed keeps a change (default 86400000, a day)\n"
+            "  --changes-max-rows N   the change feed keeps at most the newest N changes (default: no bound)\n"
             "  --allow-destructive    let a migration drop models and fields the schema no longer has\n"
             "  --durability-relaxed   SQLite synchronous=NORMAL: a power cut may lose the last commits (a crash of\n"
             "                         the process still loses nothing); PostgreSQL synchronous_commit=off: a crash\n"
@@ -162,7 +166,7 @@ static long parse_long(const char *flag, const char *s, long min, long max)
 enum { O_SCHEMA = 256, O_DATA, O_DB, O_FROM, O_TO, O_SESSIONS, O_LANES, O_LISTEN, O_MAX_BODY, O_QTIMEOUT, O_QMAX, O_BATCH, O_THREADS,
        O_DESTRUCTIVE, O_RELAXED, O_PORTABLE, O_DRY_RUN, O_MAX_TXN_STEPS, O_MAX_TXN_MS, O_IDEM_TTL, O_TLS_CERT, O_TLS_KEY,
        O_MAX_CONN, O_MAX_HEADER, O_REQ_TIMEOUT, O_HELP, O_CORS, O_HOST, O_OPEN, O_MAX_TXNS, O_MAX_TXNS_KEY, O_NAME,
-       O_SCOPE, O_LOG_FORMAT, O_LOG_LEVEL, O_VERSION, O_CONSOLE_DIR };
+       O_SCOPE, O_LOG_FORMAT, O_LOG_LEVEL, O_VERSION, O_CONSOLE_DIR, O_CHANGES_RETENTION, O_CHANGES_MAX_ROWS };
 
 /* A repeatable flag's value: kept in list (at most MAX_REPEATS). */
 static void repeat(const char *flag, const char **list, int *n, const char *v)
@@ -213,6 +217,10 @@ static int apply_option(options *o, int c, const char *v)
     case O_RELAXED: o->relaxed = true; break;
     case O_PORTABLE: o->portable = true; break;
     case O_DRY_RUN: o->dry_run = true; break;
+    case O_CHANGES_RETENTION:
+        o->changes_retention_ms = parse_long("--changes-retention-ms", v, 100, 3650L * 86400000);
+        break;
+    case O_CHANGES_MAX_ROWS: o->changes_max_rows = parse_long("--changes-max-rows", v, 1, 1L << 50); break;
     case O_IDEM_TTL: o->idempotency_ttl_ms = parse_long("--idempotency-ttl-ms", v, 1000, 365L * 86400000); break;
     case O_MAX_TXN_MS: o->max_txn_ms = parse_long("--max-txn-ms", v, 1, 3600000); break;
     case O_MAX_TXN_STEPS: o->max_txn_steps = (int)parse_long("--max-txn-steps", v, 1, 100000); break;
@@ -253,6 +261,8 @@ static int parse_args(int argc, char **argv, options *o)
         {"max-txn-steps", required_argument, 0, O_MAX_TXN_STEPS},
         {"max-txn-ms", required_argument, 0, O_MAX_TXN_MS},
         {"idempotency-ttl-ms", required_argument, 0, O_IDEM_TTL},
+        {"changes-retention-ms", required_argument, 0, O_CHANGES_RETENTION},
+        {"changes-max-rows", required_argument, 0, O_CHANGES_MAX_ROWS},
         {"tls-cert", required_argument, 0, O_TLS_CERT},   {"tls-key", required_argument, 0, O_TLS_KEY},
         {"max-connections", required_argument, 0, O_MAX_CONN},
         {"max-header-size", required_argument, 0, O_MAX_HEADER},
@@ -392,6 +402,8 @@ static tally_engine_options engine_options(const options *o, const char *db)
                    .idempotency_ttl_ms = (uint64_t)o->idempotency_ttl_ms},
         .sessions = o->sessions,
         .lanes = o->lanes,
+        .changes_retention_ms = o->changes_retention_ms,
+        .changes_max_rows = o->changes_max_rows,
     };
 }
 
@@ -426,6 +438,12 @@ static int load_schema(const char *path, tally_schema **schema)
     }
     if (tally_schema_load(path, schema, &err)) {
         fprintf(stderr, "tally: bad schema %s: %s\n", path, err.message);
+        return -1;
+    }
+    if (tally_actions_check(*schema, &err)) { /* the steps of named actions, against the models */
+        fprintf(stderr, "tally: bad schema %s: %s\n", path, err.message);
+        tally_schema_free(*schema);
+        *schema = NULL;
         return -1;
     }
     return 0;

@@ -29,6 +29,7 @@
     X(EXPECTATION_FAILED,   409, "a step's expectation did not hold")                     \
     X(LOCKED,               409, "the lock is held by someone else")                      \
     X(LOCK_LOST,            409, "the lock is no longer held by this token")              \
+    X(GONE,                 410, "the change feed no longer keeps that position")         \
     X(PAYLOAD_TOO_LARGE,    413, "the request body is too large")                         \
     X(UPGRADE_REQUIRED,     426, "this call needs another protocol version")              \
     X(HEADERS_TOO_LARGE,    431, "the request's headers are too large")                   \

@@ -42,7 +42,30 @@ typedef enum tally_op {
     TALLY_OP_LOCK_CHECK,  /* a transaction's checkLock step */
     TALLY_OP_LOCK_LIST,
     TALLY_OP_LIMIT,       /* one GCRA decision: `limit`, `name` (the key), `cost` */
+    TALLY_OP_CHANGES,     /* a page of the change feed (exec/feed.h): `since`, `feed_models`, `first`, `wait_ms` */
 } tally_op;
+
+/* One change of the feed as stored: the record after it in the store's JSON
+ * (column name -> value, store/feed_sql.h), turned into the API's record
+ * when answered. */
+typedef struct tally_change {
+    int64_t seq;
+    int model;          /* index in the schema; -1: a model the schema no longer has */
+    int64_t id;
+    char op;            /* 'c' create, 'u' update, 'd' delete */
+    const char *rec;    /* NULL for a delete */
+    size_t rec_len;
+    int64_t at;         /* UTC ms */
+    /* A run of increments applied as one statement (exec/coalesce.h) is one
+     * stored change standing for several writes: `merged` is its text
+     * ({"fields": [...], "deltas": [[...], ...]}, one list a write), and
+     * exec/feed.c gives each write a change of its own, the record as it was
+     * after that write: rec less adjust_by[k] on column adjust_col[k]. */
+    const char *merged;
+    const int *adjust_col;
+    const int64_t *adjust_by;
+    int nadjust;
+} tally_change;
 
 /* A held lock as GET /api/locks lists it (never its token). */
 typedef struct tally_lock_info {
@@ -92,6 +115,11 @@ typedef struct tally_step_result {
     /* limit */
     bool allowed;
     int64_t remaining, retry_after_ms, reset_after_ms;
+    /* changes */
+    tally_change *changes;
+    int nchanges;
+    int64_t next;            /* the cursor to ask after next time */
+    int64_t oldest;          /* GONE: the oldest seq still kept */
 } tally_step_result;
 
 typedef struct tally_step {
@@ -122,6 +150,11 @@ typedef struct tally_step {
     tally_sort_key *sort;    /* at least one key; the last is always id */
     int nsort;
     tally_value *after;      /* resume after this row: one value per sort key (NULL: from the start) */
+    /* changes */
+    int64_t since;           /* changes after this seq; 0: from the oldest kept; -1: from now on (the
+                                store sets it to the current end on the first run) */
+    const int *feed_models;  /* model indexes to include (NULL: every model) */
+    int nfeed_models;
 } tally_step;
 
 /* A REF's column for the row count of an updateMany/deleteMany step, and for the fence of a checkLock step. */

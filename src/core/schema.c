@@ -274,10 +274,14 @@ static int parse_model(json_t *jm, const char *name, tally_model *m, tally_error
         return FAIL("%s: the name is reserved (it would clash with /api/%s or internal tables)", where, name);
     if (!json_is_object(jm))
         return FAIL("%s: a model is an object with \"fields\"", where);
-    static const char *const keys[] = {"fields", "unique", NULL};
+    static const char *const keys[] = {"fields", "unique", "changes", NULL};
     if (check_keys(jm, keys, where, err))
         return -TALLY_BAD_REQUEST;
     snprintf(m->name, sizeof m->name, "%s", name);
+    json_t *jc = json_object_get(jm, "changes");
+    if (jc && !json_is_boolean(jc))
+        return FAIL("%s: \"changes\" is true or false (false keeps the model's writes out of the change feed)", where);
+    m->changes = !jc || json_is_true(jc);
     json_t *jfields = json_object_get(jm, "fields");
     if (!json_is_object(jfields))
         return FAIL("%s: \"fields\" is required and must be an object of field definitions", where);
@@ -435,7 +439,7 @@ int tally_schema_parse(const char *text, size_t len, tally_schema **out, tally_e
         return FAIL("schema is not valid JSON: %s at line %d, column %d", jerr.text, jerr.line, jerr.column);
     tally_schema *s = calloc(1, sizeof *s);
     int rc = 0;
-    static const char *const keys[] = {"models", "limits", NULL};
+    static const char *const keys[] = {"models", "limits", "actions", NULL};
     json_t *models = json_object_get(root, "models");
     if (!json_is_object(root)) {
         rc = FAIL("schema: the top level must be an object with \"models\"");
@@ -459,6 +463,8 @@ int tally_schema_parse(const char *text, size_t len, tally_schema **out, tally_e
     rc = resolve_relations(s, err);
     if (rc == 0 && json_object_get(root, "limits"))
         rc = parse_limits(json_object_get(root, "limits"), s, err);
+    if (rc == 0 && json_object_get(root, "actions"))
+        rc = tally_actions_parse(json_object_get(root, "actions"), s, err);
     if (rc == 0)
         digest_of(root, s->digest);
 done:
@@ -508,6 +514,7 @@ void tally_schema_free(tally_schema *s)
     }
     free(s->models);
     free(s->limits);
+    tally_actions_free(s);
     free(s);
 }
 

@@ -74,6 +74,7 @@ typedef struct tally_model {
     int *column_field; /* column -> field index (-1 for id/createdAt/updatedAt) */
     tally_unique_key *uniques; /* compound keys from the model's "unique" */
     int nuniques;
+    bool changes; /* its writes go to the change feed (the default; "changes": false opts out) */
 } tally_model;
 
 /* A rate limit declared beside the models (GCRA, README.md, "Locks, rate limits and safe retries"). */
@@ -84,11 +85,31 @@ typedef struct tally_limit {
     int64_t burst;     /* requests at once */
 } tally_limit;
 
+/* A named action's parameter (README.md, "Named actions"). */
+typedef struct tally_action_param {
+    char name[TALLY_NAME_MAX];
+    tally_type type;    /* integer, float, boolean, string, datetime or json */
+    bool required;
+} tally_action_param;
+
+/* A named action: transaction steps where {"$param": name} stands for a
+ * value, run as one transaction by POST /api/actions/{name}.  The steps are
+ * kept as JSON text; the API layer (api/actions.h) checks them at start-up
+ * and fills in the params on each call. */
+typedef struct tally_action {
+    char name[TALLY_NAME_MAX];
+    tally_action_param *params;
+    int nparams;
+    char *steps;        /* the "steps" list as compact JSON (owned) */
+} tally_action;
+
 typedef struct tally_schema {
     tally_model *models;
     int nmodels;
     tally_limit *limits;
     int nlimits;
+    tally_action *actions;
+    int nactions;
     /* SHA-256 (hex) of the schema's canonical JSON (keys sorted, no spaces):
      * what the database records as a schema version, so that a server with
      * an older schema file is recognised (store/migration.h). */
@@ -111,6 +132,14 @@ const char *tally_model_column_name(const tally_model *model, int c);
 tally_type tally_model_column_type(const tally_model *model, int c);
 
 const char *tally_type_name(tally_type type);
+/* The action called name, or NULL. */
+const tally_action *tally_schema_action(const tally_schema *schema, const char *name, size_t len);
+/* The schema's "actions" object into s (core/action.c): names, params and
+ * the shape of the steps; what the steps mean is checked by api/actions.h. */
+struct json_t;
+int tally_actions_parse(struct json_t *actions, tally_schema *s, tally_error *err);
+void tally_actions_free(tally_schema *s);
+
 /* The limit called name, or NULL. */
 const tally_limit *tally_schema_limit(const tally_schema *schema, const char *name, size_t len);
 

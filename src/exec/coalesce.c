@@ -1,6 +1,8 @@
 /* coalesce.c — increments to one row applied as one statement; see coalesce.h. */
 #include "exec/coalesce.h"
 
+#include "core/buf.h"
+
 #include <string.h>
 
 #include "core/arena.h"
@@ -125,4 +127,24 @@ void tally_coalesce_spread(tally_job *const *jobs, int n)
             after[i] -= d; /* cannot overflow: the values on the way lie between the first and the last */
         }
     }
+}
+
+void tally_coalesce_describe(tally_job *const *jobs, int n, tally_buf *out)
+{
+    const tally_step *s = &jobs[0]->plan->steps[0];
+    tally_buf_add(out, "{\"fields\":[");
+    for (int i = 0; i < s->natomics; i++)
+        tally_buf_addf(out, "%s\"%s\"", i ? "," : "", tally_model_column_name(s->model, s->atomics[i].column));
+    tally_buf_add(out, "],\"deltas\":[");
+    for (int k = 0; k < n; k++) {
+        const tally_step *js = &jobs[k]->plan->steps[0];
+        tally_buf_add(out, k ? ",[" : "[");
+        for (int i = 0; i < js->natomics; i++) {
+            int64_t d = 0;
+            signed_amount(&js->atomics[i], &d);
+            tally_buf_addf(out, "%s%lld", i ? "," : "", (long long)d);
+        }
+        tally_buf_addc(out, ']');
+    }
+    tally_buf_add(out, "]}");
 }

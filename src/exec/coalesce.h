@@ -49,4 +49,9 @@ void tally_coalesce_restore(tally_job *first, const tally_atomic *saved);
  * record after its own change, copied into its own plan's arena. */
 void tally_coalesce_spread(tally_job *const *jobs, int n);
 
+/* The run's deltas for the change feed: {"fields": [names], "deltas": [[d, …], …]},
+ * one list a job in run order (tally_change.merged). */
+struct tally_buf;
+void tally_coalesce_describe(tally_job *const *jobs, int n, struct tally_buf *out);
+
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exec/feed.h"
 #include "exec/lock_hints.h"
 #include "exec/keyring.h"
 #include "exec/metrics.h"
@@ -26,6 +27,7 @@ struct tally_engine {
     tally_session_pool *sessions;   /* NULL where sessions own the writer */
     tally_lock_hints *hints;        /* NULL where the backend has none, or --portable */
     tally_keyring *keyring;         /* the API key table's cache */
+    tally_feed *feed;               /* the change feed's followers (and PostgreSQL's sequencer) */
 };
 
 struct tally_engine_local {
@@ -48,11 +50,19 @@ static void hinted(void *ctx, const char *name, size_t len)
         tally_writer_hint(w, name, len);
 }
 
+/* A lane committed writes: the feed looks at once rather than at its next poll. */
+static void committed(void *ctx)
+{
+    tally_engine *e = ctx;
+    tally_feed_poke(e->feed);
+}
+
 static int open_writer(const tally_schema *schema, const tally_engine_options *opt, tally_store **out,
                        tally_error *err)
 {
     tally_store_options so = {.role = TALLY_STORE_WRITER, .relaxed_durability = opt->relaxed_durability,
-                              .portable = opt->portable};
+                              .portable = opt->portable, .changes_retention_ms = opt->changes_retention_ms,
+                              .changes_max_rows = opt->changes_max_rows};
     if (tally_store_open(opt->db, schema, &so, out, err))
         return -(int)err->code;
     unsigned flags = (opt->allow_destructive ? TALLY_MIGRATE_DESTRUCTIVE : 0) | (opt->check_only ? TALLY_MIGRATE_CHECK_ONLY : 0);
@@ -86,7 +96,9 @@ int tally_engine_open(const tally_schema *schema, const tally_engine_options *op
     e->schema = schema;
     e->ops = tally_backend_for(opt->db, &target);
     e->db = strdup(opt->db);
-    e->store_opt = (tally_store_options){.relaxed_durability = opt->relaxed_durability, .portable = opt->portable};
+    e->store_opt = (tally_store_options){.relaxed_durability = opt->relaxed_durability, .portable = opt->portable,
+                                         .changes_retention_ms = opt->changes_retention_ms,
+                                         .changes_max_rows = opt->changes_max_rows};
     const tally_backend_caps *caps = &e->ops->caps;
     /* Another server's lock releases reach this one's waiters as hints; its own go out after COMMIT. */
     tally_writer_options wopt = opt->writer;
@@ -95,6 +107,15 @@ int tally_engine_open(const tally_schema *schema, const tally_engine_options *op
             goto fail;
         wopt.on_release = released;
         wopt.release_ctx = e;
+    }
+    wopt.on_commit = committed;
+    wopt.commit_ctx = e;
+    /* Past-retention changes go within a quarter of the retention (and at least every minute). */
+    if (!wopt.sweep_every_ms) {
+        int64_t keep = opt->changes_retention_ms > 0 ? opt->changes_retention_ms : 24LL * 3600 * 1000;
+        wopt.sweep_every_ms = keep / 4 < 60000 ? (uint64_t)(keep / 4 > 50 ? keep / 4 : 50) : 60000;
+        if (opt->changes_max_rows > 0 && wopt.sweep_every_ms > 1000) /* bounded by rows: looked at every second */
+            wopt.sweep_every_ms = 1000;
     }
     /* One lane where the backend has one writer (SQLite); else --lanes, or the backend's default. */
     e->nlanes = caps->lanes <= 1 ? 1 : opt->lanes > 0 ? opt->lanes : caps->lanes;
@@ -107,7 +128,9 @@ int tally_engine_open(const tally_schema *schema, const tally_engine_options *op
         tally_engine_options lane_opt = *opt;
         int rc = i == 0 ? open_writer(schema, &lane_opt, &wstore, err)
                         : tally_store_open(e->db, schema, &(tally_store_options){.role = TALLY_STORE_WRITER,
-                                           .relaxed_durability = opt->relaxed_durability, .portable = opt->portable},
+                                           .relaxed_durability = opt->relaxed_durability, .portable = opt->portable,
+                                           .changes_retention_ms = opt->changes_retention_ms,
+                                           .changes_max_rows = opt->changes_max_rows},
                                            &wstore, err);
         if (rc)
             goto fail;
@@ -138,6 +161,8 @@ int tally_engine_open(const tally_schema *schema, const tally_engine_options *op
             goto fail;
     }
     if (tally_keyring_start(e->db, schema, &e->store_opt, &e->keyring, err))
+        goto fail;
+    if (tally_feed_start(e->db, schema, &e->store_opt, opt->changes_poll_ms, &e->feed, err))
         goto fail;
     *out = e;
     return 0;
@@ -179,6 +204,8 @@ int tally_engine_submit(tally_engine *e, tally_job *job)
     case TALLY_JOB_ROLLBACK:
         return tally_session_push(job);
     default:
+        if (job->plan->nsteps == 1 && job->plan->steps[0].op == TALLY_OP_CHANGES)
+            return e->feed ? tally_feed_submit(e->feed, job) : -TALLY_OVERLOADED;
         return job->plan->writes ? tally_writer_submit(lane_of(e, job), job) : tally_reader_submit(e->reader, job);
     }
 }
@@ -227,9 +254,12 @@ char *tally_engine_metrics(tally_engine *e, size_t *len)
     tally_metrics_gauges g = {.backend = e->ops, .write_queue_depth = depth,
                               .read_queue_depth = tally_reader_queue_depth(e->reader),
                               .open_sessions = e->sessions ? tally_session_pool_busy(e->sessions) : 0,
-                              .lanes = lanes, .nlanes = e->nlanes, .hints = tally_lock_hints_get_stats(e->hints)};
+                              .lanes = lanes, .nlanes = e->nlanes, .hints = tally_lock_hints_get_stats(e->hints),
+                              .feed = tally_feed_get_stats(e->feed)};
     return tally_metrics_render(&g, len);
 }
+
+void tally_engine_feed_stats(tally_engine *e, tally_feed_stats *out) { *out = tally_feed_get_stats(e->feed); }
 
 void tally_engine_stop(tally_engine *e)
 {
@@ -241,6 +271,7 @@ void tally_engine_stop(tally_engine *e)
     for (int i = 0; e->lanes && i < e->nlanes; i++)
         tally_writer_stop(e->lanes[i]);
     tally_lock_hints_stop(e->hints); /* after the lanes: nothing is released any more */
+    tally_feed_stop(e->feed); /* after the lanes: held polls get the last commits */
     tally_reader_stop(e->reader);
 }
 
@@ -252,6 +283,8 @@ void tally_engine_close(tally_engine *e)
     tally_session_pool_free(e->sessions);
     tally_keyring_free(e->keyring);
     tally_lock_hints_free(e->hints); /* stopped above; /metrics read its stats until the loops ended */
+    tally_feed_free(e->feed);
+    e->feed = NULL;
     for (int i = 0; e->lanes && i < e->nlanes; i++)
         tally_writer_free(e->lanes[i]); /* closes the writer connection: SQLite checkpoints on close */
     free(e->lanes);

@@ -46,6 +46,9 @@ typedef struct tally_engine_options {
     int readers;              /* reader threads (0: 1 on SQLite, 2 on PostgreSQL) */
     int sessions;             /* interactive transactions open at once where each has its own connection (0: 16) */
     uint64_t begin_wait_ms;   /* how long a BEGIN may wait for one of those (0: the writer's queue timeout) */
+    int64_t changes_retention_ms; /* the change feed's bounds: age (0: a day) and rows (0: none) */
+    int64_t changes_max_rows;
+    int changes_poll_ms;      /* how often the feed looks for changes committed elsewhere (0: the feed's default) */
 } tally_engine_options;
 
 /* Opens the database, checks durability, migrates it to the schema, starts
@@ -83,6 +86,10 @@ bool tally_engine_read_here(tally_engine_local *l, tally_job *job);
 
 /* Prometheus text of the counters and queues (malloc'ed, *len set). */
 char *tally_engine_metrics(tally_engine *e, size_t *len);
+
+/* The change feed's state as its thread last read it, for /metrics and the console. */
+struct tally_feed_stats;
+void tally_engine_feed_stats(tally_engine *e, struct tally_feed_stats *out);
 
 /* Refuses new jobs, runs and answers every queued one, joins the threads. */
 void tally_engine_stop(tally_engine *e);

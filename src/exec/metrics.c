@@ -177,6 +177,22 @@ char *tally_metrics_render(const tally_metrics_gauges *g, size_t *len)
             "# TYPE tally_coalesced_writes_total counter\ntally_coalesced_writes_total %llu\n",
             g->hints.listening ? 1 : 0, (unsigned long long)g->hints.sent, (unsigned long long)g->hints.received,
             GET(lock_hint_wakeups), GET(coalesced_writes));
+    fprintf(f,
+            "# HELP tally_changes_head The newest seq of the change feed.\n"
+            "# TYPE tally_changes_head gauge\ntally_changes_head %lld\n"
+            "# HELP tally_changes_oldest_kept The oldest seq the change feed still keeps (older were purged).\n"
+            "# TYPE tally_changes_oldest_kept gauge\ntally_changes_oldest_kept %lld\n"
+            "# HELP tally_changes_pending Committed changes not yet numbered (PostgreSQL's outbox; 0 on SQLite).\n"
+            "# TYPE tally_changes_pending gauge\ntally_changes_pending %lld\n"
+            "# HELP tally_changes_lag_seconds Age of the oldest committed change followers cannot see yet.\n"
+            "# TYPE tally_changes_lag_seconds gauge\ntally_changes_lag_seconds %.3f\n"
+            "# HELP tally_changes_waiting Followers waiting for the next change on this server.\n"
+            "# TYPE tally_changes_waiting gauge\ntally_changes_waiting %llu\n"
+            "# HELP tally_changes_numbered_total Changes this server's sequencer numbered.\n"
+            "# TYPE tally_changes_numbered_total counter\ntally_changes_numbered_total %llu\n",
+            (long long)g->feed.state.head, (long long)g->feed.state.purged + 1, (long long)g->feed.state.pending,
+            (double)g->feed.state.lag_ms / 1000.0, (unsigned long long)g->feed.waiting,
+            (unsigned long long)g->feed.numbered);
     render_operations(f, g->backend->name);
     if (g->backend->metrics)
         g->backend->metrics(f); /* the backend's own counters (SQLite: fsyncs seen by its VFS shim) */

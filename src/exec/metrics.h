@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "exec/feed.h"
 #include "exec/lock_hints.h"
 #include "exec/writer.h"
 #include "store/backend.h"
@@ -80,6 +81,7 @@ typedef struct tally_metrics_gauges {
     const tally_writer_stats *lanes; /* one per writer lane */
     int nlanes;
     tally_lock_hints_stats hints;    /* zero where the server has no hints (SQLite, --portable) */
+    tally_feed_stats feed;           /* the change feed as its thread last read it */
 } tally_metrics_gauges;
 
 /* Prometheus text for every counter plus the gauges, per-lane counters and

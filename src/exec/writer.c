@@ -265,6 +265,15 @@ static job_outcome run_first(tally_writer *w, tally_job *job, tally_job *next, u
     }
     job->rc = tally_run_plan(w->store, job->plan, &job->err);
     tally_coalesce_restore(job, saved);
+    if (job->rc == 0 && job->plan->steps[0].model->changes && w->store->ops->feed_merge) {
+        /* the one change the statement logged stands for each write of the run */
+        tally_buf merged;
+        tally_buf_init(&merged);
+        tally_coalesce_describe(run, n, &merged);
+        job->rc = w->store->ops->feed_merge(w->store, job->plan->steps[0].model, job->plan->steps[0].id.u.i, n,
+                                            merged.s, &job->err);
+        tally_buf_free(&merged);
+    }
     if (job->rc != 0) {
         if (!tally_store_in_transaction(w->store) || tally_store_rollback_to(w->store, &err) ||
             tally_store_release(w->store, &err))
@@ -405,6 +414,8 @@ static void run_batch(tally_writer *w, tally_job *batch, size_t n)
             ;
         for (tally_job *job = done; job; job = job->next)
             note_lock_changes(w, job, &wake);
+        if (applied && w->opt.on_commit)
+            w->opt.on_commit(w->opt.commit_ctx);
     }
     TALLY_METRIC_ADD(write_errors, n - applied);
     tally_job *dups = NULL;
@@ -503,6 +514,8 @@ static void run_jobs(tally_writer *w, tally_job *list)
             btail = &begins;
         begin->next = NULL;
         tally_session_run(w->store, &w->session_queue, begin);
+        if (w->opt.on_commit) /* it may have committed: followers of the feed look at once */
+            w->opt.on_commit(w->opt.commit_ctx);
         size_t count;
         /* what waits now, without waiting (a deadline already past) */
         list = tally_queue_pop_batch_until(&w->queue, w->opt.batch_max, 1, &count);
@@ -552,7 +565,8 @@ void tally_writer_hint(tally_writer *w, const char *name, size_t len)
 static void maybe_sweep(tally_writer *w)
 {
     uint64_t now = tally_clock_ns();
-    if (now - w->last_sweep_ns < 60ull * 1000000000u && w->last_sweep_ns)
+    uint64_t every = (w->opt.sweep_every_ms ? w->opt.sweep_every_ms : 60000) * 1000000u;
+    if (now - w->last_sweep_ns < every && w->last_sweep_ns)
         return;
     w->last_sweep_ns = now;
     tally_error err;

@@ -37,6 +37,11 @@ typedef struct tally_writer_options {
      * released (to tell other servers: exec/lock_hints.h); may be NULL. */
     void (*on_release)(void *ctx, const char *name, size_t len);
     void *release_ctx;
+    /* Called on the writer thread after a batch with applied writes commits
+     * (the change feed looks at once: exec/feed.h); may be NULL. */
+    void (*on_commit)(void *ctx);
+    void *commit_ctx;
+    uint64_t sweep_every_ms;   /* housekeeping between batches (store sweep) at most this often (0: a minute) */
 } tally_writer_options;
 
 /* Starts the thread.  The store is handed over: the writer closes it on stop. */

@@ -35,6 +35,7 @@
 #include "net/access_log.h"
 #include "net/http_errors.h"
 #include "net/limits.h"
+#include "net/sse.h"
 #include "net/tls.h"
 
 typedef struct server server;
@@ -49,6 +50,7 @@ typedef struct loop_thread {
     int listen_fd;
     h2o_multithread_receiver_t done_rx; /* answers from the workers */
     h2o_multithread_receiver_t ws_rx;   /* answers for WebSocket connections */
+    h2o_multithread_receiver_t sse_rx;  /* pages for this loop's change-feed event streams (net/sse.h) */
     uv_async_t wake;                    /* commands from the main thread */
     atomic_int command;                 /* CMD_* */
     tally_engine_local *local;          /* this loop's in-place read context (opaque; NULL if none) */
@@ -444,6 +446,18 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/api/ws")) &&
         h2o_is_websocket_handshake(req, &client_key) == 0 && client_key)
         return upgrade_ws(srv, t, req, client_key, log);
+    if (tally_sse_wanted(req)) { /* the change feed as a stream of events */
+        tally_http_request r = api_request(req);
+        tally_http_response resp;
+        if (tally_sse_start(srv->opt->api, &t->sse_rx, req, &r, log, &resp)) {
+            memcpy(log->key_name, resp.key_name, sizeof log->key_name);
+            add_access_headers(req, &resp);
+            send_answer(req, log, resp.status, resp.content_type, resp.allow, resp.retry_after_s, resp.body,
+                        resp.body_len);
+            free(resp.body);
+        }
+        return 0;
+    }
     pending *p = calloc(1, sizeof *p);
     if (!p)
         return -1;
@@ -646,6 +660,7 @@ int tally_server_run(const tally_server_options *opt, tally_error *err)
         uv_unref((uv_handle_t *)&t->log_flush);
         h2o_multithread_register_receiver(t->ctx.queue, &t->done_rx, on_answers);
         h2o_multithread_register_receiver(t->ctx.queue, &t->ws_rx, on_ws_answers);
+        tally_sse_register(t->ctx.queue, &t->sse_rx);
         uv_async_init(&t->loop, &t->wake, on_wake);
         t->wake.data = t;
         uv_tcp_init(&t->loop, &t->listener);

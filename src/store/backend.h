@@ -44,6 +44,8 @@ typedef enum tally_store_role {
     TALLY_STORE_READER,  /* read-only: reads that never wait on the writer */
     TALLY_STORE_SESSION, /* read-write, for one interactive transaction at a time (PostgreSQL) */
     TALLY_STORE_HINTS,   /* a side connection for wake-up hints between servers (hint_* below); never in a transaction */
+    TALLY_STORE_FEED,    /* the change feed's own connection (exec/feed.h): reads pages; on PostgreSQL
+                            also numbers ended transactions' changes (feed_sequence) */
     TALLY_STORE_KEYS,    /* read-write, for the API key table alone (the keyring, `tally keys`): its own
                             short transactions, which wait for locks rather than give up */
 } tally_store_role;
@@ -60,6 +62,10 @@ typedef struct tally_store_options {
      * a meta row locked FOR UPDATE instead of advisory locks, and no
      * LISTEN/NOTIFY (hint_listen refuses; lock waiters only poll). */
     bool portable;
+    /* The change feed's bounds, applied by sweep: changes older than this
+     * (0: a day) and beyond the newest this many (0: no bound by rows). */
+    int64_t changes_retention_ms;
+    int64_t changes_max_rows;
 } tally_store_options;
 
 /* What a backend can do, so that exec/ decides by stating rather than by assuming. */
@@ -116,6 +122,14 @@ typedef struct tally_keys_state {
     int64_t generation; /* grows with every create and revoke */
     bool ever;          /* a key has existed: open mode never comes back */
 } tally_keys_state;
+
+/* Where the change feed stands, as the feed connection last read it. */
+typedef struct tally_feed_state {
+    int64_t head;    /* the newest seq numbered (0: none yet) */
+    int64_t purged;  /* every seq up to this one may have been purged */
+    int64_t pending; /* PostgreSQL: committed changes not numbered yet (the outbox) */
+    int64_t lag_ms;  /* PostgreSQL: the age of the oldest of those */
+} tally_feed_state;
 
 /*
  * The operations.  Every function returns 0 or a negative tally_code with
@@ -197,6 +211,27 @@ struct tally_backend_ops {
     int (*keys_list)(tally_store *st, tally_key_row **rows, int *n, tally_keys_state *state, tally_error *err);
     int (*keys_create)(tally_store *st, tally_key_row *row, tally_error *err);
     int (*keys_revoke)(tally_store *st, const char *name, tally_error *err);
+
+    /*
+     * The change feed (README.md, "Change feed"), on a TALLY_STORE_FEED
+     * connection.  Every committed write of a model with changes on has put
+     * its changes in the log in its own transaction (the migration installs
+     * the capture).  feed_read fills plan->results[0] from step 0
+     * (TALLY_OP_CHANGES) in one snapshot: the changes after step->since, at
+     * most step->first, and next; -TALLY_GONE (results[0].oldest set) when
+     * since is older than what is kept.  feed_state reads where the feed
+     * stands.  feed_sequence (NULL where commit order numbers changes:
+     * SQLite) numbers the changes of ended transactions when this server is
+     * the sequencer; *numbered gets how many.
+     */
+    int (*feed_read)(tally_store *st, tally_plan *plan, tally_error *err);
+    /* Writer, in the savepoint of a run of n increments to one record applied
+     * as one statement (exec/coalesce.h): the change that statement logged
+     * stands for n writes (merged: their deltas as text, tally_change) and
+     * takes n seqs.  0 or -code. */
+    int (*feed_merge)(tally_store *st, const tally_model *m, int64_t id, int n, const char *merged, tally_error *err);
+    int (*feed_state)(tally_store *st, tally_feed_state *out, tally_error *err);
+    int (*feed_sequence)(tally_store *st, int *numbered, tally_error *err);
 
     /* Appends the backend's own Prometheus lines to f (SQLite: fsyncs
      * counted by its VFS shim).  Any thread; may be NULL. */

@@ -308,6 +308,42 @@ static int copy_keys(copier *c, int64_t *rows)
     return 0;
 }
 
+/* The change feed goes across as it is: its changes (their seqs), its head and
+ * how far it was purged, so followers resume on PostgreSQL where they were.
+ * The copy's own inserts are not changes: what its triggers put in the
+ * outbox goes.  A SQLite database from before the feed has none to copy. */
+static int copy_feed(copier *c)
+{
+    int rc = pg_exec(c, "DELETE FROM tally_outbox WHERE xid = pg_current_xact_id()",
+                     "leave the copied records out of the change feed");
+    sqlite3_stmt *stmt;
+    if (rc || sqlite3_prepare_v2(c->src, "SELECT purged FROM tally_changes_state WHERE id = 1", -1, &stmt, NULL) !=
+                  SQLITE_OK)
+        return rc;
+    int64_t purged = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+    sqlite3_finalize(stmt);
+    int64_t head = sqlite_high_id(c, "tally_changes");
+    if (head < purged)
+        head = purged;
+    int64_t rows = 0;
+    rc = stream(c, "SELECT seq, model, rid, op, rec, at, merged FROM tally_changes ORDER BY seq",
+                "COPY tally_changes (seq, model, rid, op, rec, at, merged) FROM STDIN", NULL, &rows);
+    if (rc)
+        return rc;
+    char h[24], p[24];
+    snprintf(h, sizeof h, "%lld", (long long)head);
+    snprintf(p, sizeof p, "%lld", (long long)purged);
+    const char *vals[2] = {h, p};
+    PGresult *res = PQexecParams(c->pg,
+                                 "UPDATE tally_feed_state SET value = CASE name WHEN 'head' THEN $1::bigint "
+                                 "ELSE $2::bigint END WHERE name IN ('head', 'purged')",
+                                 2, NULL, vals, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        return pg_fail(c, "record the change feed's position", res);
+    PQclear(res);
+    return 0;
+}
+
 static int copy_all(copier *c, tally_copy_counts *counts)
 {
     tally_buf defer, restore;
@@ -337,6 +373,8 @@ static int copy_all(copier *c, tally_copy_counts *counts)
     }
     if (rc == 0)
         rc = copy_keys(c, &counts->keys);
+    if (rc == 0)
+        rc = copy_feed(c);
     /* Every link is checked here, at once, before the constraints are put back. */
     if (rc == 0 && defer.len)
         rc = pg_exec(c, "SET CONSTRAINTS ALL IMMEDIATE", "check the copied links");

@@ -599,6 +599,36 @@ static void test_relations(void **state)
             "model 'post'", "field 'images'", "several belongsTo fields", "\"inverse\"");
 }
 
+/* "changes": false keeps a model out of the feed; "actions" names, params and the shape of steps. */
+static void test_changes_and_actions(void **state)
+{
+    (void)state;
+    tally_schema *s = parse_ok("{'models': {'a': {'fields': {}}, 'b': {'changes': false, 'fields': {}}},"
+                               " 'actions': {'go': {'params': {'n': {'type': 'integer', 'required': true},"
+                               " 'when': {'type': 'datetime'}}, 'steps': [{'get': 'a', 'id': {'$param': 'n'}}]}}}");
+    assert_true(s->models[0].changes);
+    assert_false(s->models[1].changes);
+    assert_int_equal(s->nactions, 1);
+    const tally_action *go = tally_schema_action(s, "go", 2);
+    assert_non_null(go);
+    assert_int_equal(go->nparams, 2);
+    assert_true(go->params[0].required);
+    assert_int_equal(go->params[1].type, TALLY_TYPE_DATETIME);
+    assert_non_null(strstr(go->steps, "$param"));
+    assert_null(tally_schema_action(s, "gone", 4));
+    tally_schema_free(s);
+    REFUSED("{'models': {'a': {'changes': 'no', 'fields': {}}}}", "model 'a'", "\"changes\" is true or false");
+    REFUSED("{'models': {'a': {'fields': {}}}, 'actions': {'go': {'steps': []}}}", "action 'go'", "non-empty list");
+    REFUSED("{'models': {'a': {'fields': {}}}, 'actions': {'go': {'steps': [1]}}}", "action 'go', step 0");
+    REFUSED("{'models': {'a': {'fields': {}}}, 'actions': {'go': {'params': {'p': {'type': 'money'}},"
+            " 'steps': [{'get': 'a', 'id': 1}]}}}", "action 'go', param 'p'", "integer, float");
+    REFUSED("{'models': {'a': {'fields': {}}}, 'actions': {'go': {'params': {'p': {'type': 'integer', 'x': 1}},"
+            " 'steps': [{'get': 'a', 'id': 1}]}}}", "param 'p'", "unknown key 'x'");
+    REFUSED("{'models': {'a': {'fields': {}}}, 'actions': {'9go': {'steps': [{'get': 'a', 'id': 1}]}}}",
+            "action '9go'", "names must match");
+    REFUSED("{'models': {'a': {'fields': {}}}, 'actions': {'go': {'stepz': []}}}", "action 'go'", "unknown key 'stepz'");
+}
+
 static void test_unique_keys(void **state)
 {
     (void)state;
@@ -766,6 +796,7 @@ int main(void)
         cmocka_unit_test(test_options_on_wrong_types),
         cmocka_unit_test(test_relations),
         cmocka_unit_test(test_unique_keys),
+        cmocka_unit_test(test_changes_and_actions),
         cmocka_unit_test(test_too_many_fields),
         cmocka_unit_test(test_error_late_frees_everything),
         cmocka_unit_test(test_min_max_compared_exactly),

@@ -33,6 +33,8 @@ export type { TransactionOptions, WebSocketClass } from './transaction.js';
 export type { AcquireOptions, HeldLock, Lease, LimitAnswer, WithLockOptions } from './locks.js';
 export { Limits, Locks } from './locks.js';
 export type { TransportOptions } from './http.js';
+export type { Change, ChangeFeed, ChangesOptions } from './changes.js';
+import { changeFeed, type ChangeFeed, type ChangesOptions } from './changes.js';
 
 export interface ClientOptions extends TransportOptions {
   /** The WebSocket class for interactive transactions (default: the platform's; on Node 20 pass the `ws` package's). */
@@ -79,6 +81,13 @@ export interface ClientCore<S extends SchemaTypes = AnySchema> {
     list(): Promise<ApiKey[]>;
     revoke(name: string): Promise<void>;
   };
+  /**
+   * The change feed: `for await (const c of db.changes({after, models}))` yields
+   * every committed change in seq order, resuming after a lost connection.
+   */
+  changes<R = Record<string, unknown>>(options?: ChangesOptions): ChangeFeed<R>;
+  /** Runs the named action `name` of the schema with its params: every step's result. */
+  action(name: string, params?: Record<string, unknown>): Promise<unknown[]>;
   /** GET /health: `{status: "ok", backend}`, or throws Unavailable (503) with the reason. */
   health(): Promise<{ status: string; backend?: string; [more: string]: unknown }>;
   /** The transport, for calls the client has no method for: `db.http.call("GET", "/api/openapi.json")`. */
@@ -150,6 +159,9 @@ export function createClient<S extends SchemaTypes = AnySchema>(options: ClientO
       revoke: async (name) => { await t.call('DELETE', `/api/keys/${encodeURIComponent(name)}`, undefined, { write: true }); },
     },
     health: async () => (await t.call<{ status: string }>('GET', '/health')).body,
+    changes: (o) => changeFeed(t, o),
+    action: async (name, params) => (await t.call<{ results: unknown[] }>('POST',
+      `/api/actions/${encodeURIComponent(name)}`, params ?? {}, { write: true })).body.results,
   };
   return withModels(core, (name) => new ModelClient(exec, name)) as TallyClient<S>;
 }

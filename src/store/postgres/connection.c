@@ -469,6 +469,8 @@ static int pg_open(const char *target, const tally_schema *schema, const tally_s
     st->role = opt->role;
     st->relaxed = opt->relaxed_durability;
     st->portable = opt->portable;
+    st->changes_retention_ms = opt->changes_retention_ms;
+    st->changes_max_rows = opt->changes_max_rows;
     tally_url_redact(target, st->where, sizeof st->where);
     /* Defaults first (the URL may override them), then what Tally needs. */
     const char *keys[] = {"fallback_application_name", "connect_timeout", "keepalives", "keepalives_idle",
@@ -769,6 +771,10 @@ const tally_backend_ops tally_postgres_backend = {
     .idem_get = tally_pg_idem_get,
     .idem_put = tally_pg_idem_put,
     .sweep = tally_pg_sweep,
+    .feed_read = tally_pg_feed_read,
+    .feed_state = tally_pg_feed_state,
+    .feed_sequence = tally_pg_feed_sequence,
+    .feed_merge = tally_pg_feed_merge,
     .keys_prepare = tally_pg_keys_prepare,
     .keys_state = tally_pg_keys_state,
     .keys_list = tally_pg_keys_list,

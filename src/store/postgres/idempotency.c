@@ -130,5 +130,7 @@ int tally_pg_sweep(tally_store *base, int64_t now_ms, int64_t idem_ttl_ms)
                             &hour, 1, &r, NULL);
         PQclear(r);
     }
+    if (rc == 0) /* the change feed past its bounds */
+        rc = tally_pg_feed_purge(st, now_ms);
     return rc ? -1 : 0;
 }

@@ -15,6 +15,7 @@
  *   idempotency.c  stored answers for Idempotency-Key, and the sweep
  *   hints.c        LISTEN/NOTIFY wake-up hints for lock waiters on other servers
  *   keys.c         API keys and the generation every server's cache watches
+ *   feed.c         the change feed: the outbox, its triggers, the sequencer, pages, the purge
  */
 #ifndef TALLY_STORE_POSTGRES_INTERNAL_H
 #define TALLY_STORE_POSTGRES_INTERNAL_H
@@ -51,6 +52,7 @@ typedef struct tally_pg {
     tally_pg_stmts stmts;       /* prepared statements of this connection */
     unsigned char batch_id[16]; /* a writer batch's id in tally_batches, written with its clock read */
     bool batch_recorded;        /* the open transaction wrote batch_id (pg_clock_ms) */
+    int64_t changes_retention_ms, changes_max_rows; /* the change feed's bounds (tally_store_options) */
     char where[512];            /* the URL without its password, for messages */
 } tally_pg;
 
@@ -132,6 +134,16 @@ int tally_pg_hint_take(tally_store *base, void (*on)(void *ctx, const char *name
  * `name` of tally_meta FOR UPDATE, waiting (wait) or not; 1 when held, 0 when
  * another transaction holds it (only without wait), or -code. */
 int tally_pg_meta_lock(tally_pg *st, const char *name, bool wait, tally_error *err);
+/* The change feed (feed.c): tables and the capture function (run by the
+ * migration), each model's triggers, the feed_* ops, the sweep's purge. */
+extern const char tally_pg_feed_tables[];
+int tally_pg_feed_install(tally_pg *st, tally_error *err);
+int tally_pg_feed_read(tally_store *base, tally_plan *plan, tally_error *err);
+int tally_pg_feed_state(tally_store *base, tally_feed_state *out, tally_error *err);
+int tally_pg_feed_sequence(tally_store *base, int *numbered, tally_error *err);
+int tally_pg_feed_purge(tally_pg *st, int64_t now_ms);
+int tally_pg_feed_merge(tally_store *base, const tally_model *m, int64_t id, int n, const char *merged,
+                        tally_error *err);
 /* API keys (keys.c); the tables' DDL is also run by the migration. */
 extern const char tally_pg_keys_tables[];
 int tally_pg_keys_prepare(tally_store *base, tally_error *err);

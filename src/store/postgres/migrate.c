@@ -423,7 +423,7 @@ int tally_pg_meta_lock(tally_pg *st, const char *name, bool wait, tally_error *e
 static int make_meta(tally_pg *st, tally_error *err)
 {
     static const char sql[] = "CREATE TABLE IF NOT EXISTS tally_meta (name text COLLATE \"C\" PRIMARY KEY); "
-                              "INSERT INTO tally_meta (name) VALUES ('migrate'), ('sweep') ON CONFLICT DO NOTHING";
+                              "INSERT INTO tally_meta (name) VALUES ('migrate'), ('sweep'), ('feed') ON CONFLICT DO NOTHING";
     int rc = 0;
     for (int attempt = 0; attempt < 5; attempt++) {
         if ((rc = tally_pg_exec(st, sql, err)) == 0 || rc == -TALLY_UNAVAILABLE)
@@ -456,8 +456,12 @@ int tally_pg_migrate(tally_store *base, unsigned flags, tally_buf *changes, tall
         rc = tally_pg_exec(st, tally_pg_keys_tables, err);
     if (rc == 0)
         rc = tally_pg_exec(st, FUNCTIONS, err);
+    if (rc == 0) /* the change feed's outbox and log */
+        rc = tally_pg_exec(st, tally_pg_feed_tables, err);
     if (rc == 0)
         rc = tally_migration_apply(&PG_MIGRATION, st, schema, flags & TALLY_MIGRATE_DESTRUCTIVE, NULL, changes, err);
+    if (rc == 0) /* after the tables: the triggers that fill the outbox */
+        rc = tally_pg_feed_install(st, err);
     if (rc == 0 && !(flags & TALLY_MIGRATE_CHECK_ONLY))
         rc = tally_pg_exec(st, "COMMIT", err);
     else

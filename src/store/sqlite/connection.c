@@ -111,6 +111,8 @@ static int sqlite_open(const char *path, const tally_schema *schema, const tally
     if (!st->by_id)
         abort();
     st->role = opt->role;
+    st->changes_retention_ms = opt->changes_retention_ms;
+    st->changes_max_rows = opt->changes_max_rows;
     int flags = SQLITE_OPEN_NOMUTEX |
                 (opt->role == TALLY_STORE_WRITER || opt->role == TALLY_STORE_KEYS ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY);
     char buf[64];
@@ -726,6 +728,10 @@ const tally_backend_ops tally_sqlite_backend = {
     .idem_get = tally_sqlite_idem_get,
     .idem_put = tally_sqlite_idem_put,
     .sweep = tally_sqlite_sweep,
+    .feed_read = tally_sqlite_feed_read,
+    .feed_state = tally_sqlite_feed_state,
+    .feed_sequence = NULL,
+    .feed_merge = tally_sqlite_feed_merge,
     .keys_prepare = tally_sqlite_keys_prepare,
     .keys_state = tally_sqlite_keys_state,
     .keys_list = tally_sqlite_keys_list,

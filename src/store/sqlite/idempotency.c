@@ -84,5 +84,7 @@ int tally_sqlite_sweep(tally_store *base, int64_t now_ms, int64_t idem_ttl_ms)
     int rc = sqlite3_step(a) == SQLITE_DONE && sqlite3_step(b) == SQLITE_DONE ? 0 : -1;
     sqlite3_reset(a);
     sqlite3_reset(b);
+    if (rc == 0) /* the change feed past its bounds */
+        rc = tally_sqlite_feed_purge(st, now_ms);
     return rc;
 }

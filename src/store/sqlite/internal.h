@@ -25,6 +25,7 @@ typedef struct tally_sqlite {
     int wal_frames;          /* WAL size after the last commit, from the WAL hook */
     int64_t fence_floor;     /* a new lock name's first fence lies above this: the restore generation's floor
                                 (store/backup.h), read by the migration */
+    int64_t changes_retention_ms, changes_max_rows; /* the feed's bounds (tally_store_options) */
     int ncached;
     tally_cached_stmt cache[TALLY_STMT_CACHE];
     sqlite3_stmt *savepoint, *release, *rollback_to, *begin, *commit;
@@ -55,6 +56,17 @@ int tally_sqlite_keys_state(tally_store *st, tally_keys_state *out, tally_error 
 int tally_sqlite_keys_list(tally_store *st, tally_key_row **rows, int *n, tally_keys_state *state, tally_error *err);
 int tally_sqlite_keys_create(tally_store *st, tally_key_row *row, tally_error *err);
 int tally_sqlite_keys_revoke(tally_store *st, const char *name, tally_error *err);
+
+/* The change feed (feed.c): its tables and triggers (run by the migration),
+ * the feed_* ops, and the purge the sweep runs. */
+extern const char tally_sqlite_feed_tables[];
+int tally_sqlite_feed_uninstall(tally_sqlite *st, tally_error *err);
+int tally_sqlite_feed_install(tally_sqlite *st, tally_error *err);
+int tally_sqlite_feed_read(tally_store *st, tally_plan *plan, tally_error *err);
+int tally_sqlite_feed_state(tally_store *st, tally_feed_state *out, tally_error *err);
+int tally_sqlite_feed_purge(tally_sqlite *st, int64_t now_ms);
+int tally_sqlite_feed_merge(tally_store *st, const tally_model *m, int64_t id, int n, const char *merged,
+                            tally_error *err);
 
 /* The SQLite connection behind a store of this backend. */
 static inline tally_sqlite *tally_sqlite_of(tally_store *st) { return (tally_sqlite *)st; }

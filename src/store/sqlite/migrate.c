@@ -387,9 +387,15 @@ int tally_sqlite_migrate(tally_store *base, unsigned flags, tally_buf *changes, 
                                err);
     if (rc == 0) /* API keys */
         rc = tally_sqlite_exec(st, tally_sqlite_keys_tables, err);
+    if (rc == 0) /* the change feed's log; its triggers are made again once the tables are done */
+        rc = tally_sqlite_exec(st, tally_sqlite_feed_tables, err);
+    if (rc == 0)
+        rc = tally_sqlite_feed_uninstall(st, err);
     if (rc == 0)
         rc = tally_migration_apply(&SQLITE_MIGRATION, st, st->schema, flags & TALLY_MIGRATE_DESTRUCTIVE, NULL, changes,
                                    err);
+    if (rc == 0) /* after the tables: the triggers that fill the log */
+        rc = tally_sqlite_feed_install(st, err);
     if (rc == 0 && !(flags & TALLY_MIGRATE_CHECK_ONLY))
         rc = tally_sqlite_exec(st, "COMMIT", err);
     else
