@@ -107,6 +107,7 @@ typedef enum tally_code {
     TALLY_EXPECTATION_FAILED,   /* 409 a transaction step's expectation did not hold */
     TALLY_LOCKED,               /* 409 */
     TALLY_LOCK_LOST,            /* 409 */
+    TALLY_GONE,                 /* 410 a change-feed position older than what the feed keeps */
     TALLY_PAYLOAD_TOO_LARGE,    /* 413 the body is larger than tally_options.max_body */
     TALLY_UPGRADE_REQUIRED,     /* 426 */
     TALLY_HEADERS_TOO_LARGE,    /* 431 */

@@ -39,7 +39,7 @@ _Static_assert(offsetof(tally_error, message) == sizeof(int) && sizeof(((tally_e
                    sizeof(tally_rerun) == sizeof(int),
                "tally.h's tally_error has the engine's layout");
 /* tally.h copies the error table's codes: a code added to src/core/error.h must be added there too (in order). */
-_Static_assert(TALLY__CODE_COUNT == 25 && TALLY_TIMEOUT == 24 && TALLY_INTERNAL == 21,
+_Static_assert(TALLY__CODE_COUNT == 26 && TALLY_TIMEOUT == 25 && TALLY_INTERNAL == 22 && TALLY_GONE == 12,
                "the error table changed: update tally.h's tally_code enum, this check and test_lib.c");
 
 struct tally {
