@@ -167,6 +167,8 @@ typedef struct tally_options {
     int max_txn_steps;        /* steps in one POST /api/transaction at most (1000) */
     long max_txn_ms;          /* longest interactive transaction (5000) */
     size_t max_body;          /* largest tally_call body in bytes (1048576); larger: PAYLOAD_TOO_LARGE */
+    long changes_retention_ms; /* how long the change feed keeps a change (0: a day) */
+    long changes_max_rows;    /* the most changes it keeps (0: no bound by rows) */
     tally_migration_fn on_migration; /* may be NULL */
     void *on_migration_ctx;
 } tally_options;

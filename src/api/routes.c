@@ -693,29 +693,39 @@ int tally_api_handle(const tally_api *api, const tally_http_request *req, tally_
     return route_api(&c);
 }
 
+/* The admission of a long-lived stream (a WebSocket, server-sent events):
+ * origin and Host, then the key, from the header or ?access_token= (a
+ * browser's WebSocket or EventSource cannot set headers), into c->principal.
+ * 0, or TALLY_API_NOW with the refusal in c->resp. */
+static int admit_stream(route_ctx *c)
+{
+    memset(c->resp, 0, sizeof *c->resp);
+    tally_error err;
+    if (check_browser(c->api, c->req, c->resp, &err))
+        return answer_error(c, &err); /* TALLY_API_NOW */
+    const char *token = NULL;
+    size_t token_len = 0;
+    tally_auth_token(c->req, true, &token, &token_len);
+    if (tally_auth_authenticate(c->api, token, token_len, &c->principal, &err)) {
+        c->resp->www_authenticate = true;
+        return answer_error(c, &err); /* TALLY_API_NOW */
+    }
+    if (!c->principal.open)
+        snprintf(c->resp->key_name, sizeof c->resp->key_name, "%s", c->principal.key.name);
+    return 0;
+}
+
 int tally_api_ws_admit(const tally_api *api, const tally_http_request *req, tally_http_response *resp,
                        tally_principal **principal)
 {
     route_ctx c = {.api = api, .req = req, .resp = resp};
-    memset(resp, 0, sizeof *resp);
     *principal = NULL;
-    tally_error err;
-    if (check_browser(api, req, resp, &err))
-        return answer_error(&c, &err);
-    const char *token = NULL;
-    size_t token_len = 0;
-    tally_auth_token(req, true, &token, &token_len);
-    tally_principal p;
-    if (tally_auth_authenticate(api, token, token_len, &p, &err)) {
-        resp->www_authenticate = true;
-        return answer_error(&c, &err);
-    }
-    if (!p.open)
-        snprintf(resp->key_name, sizeof resp->key_name, "%s", p.key.name);
-    *principal = malloc(sizeof p);
+    if (admit_stream(&c))
+        return TALLY_API_NOW;
+    *principal = malloc(sizeof c.principal);
     if (!*principal)
         abort();
-    **principal = p;
+    **principal = c.principal;
     return 0;
 }
 
@@ -724,19 +734,9 @@ int tally_api_changes_admit(const tally_api *api, const tally_http_request *req,
                             tally_principal *who)
 {
     route_ctx c = {.api = api, .req = req, .resp = resp};
-    memset(resp, 0, sizeof *resp);
+    if (admit_stream(&c))
+        return TALLY_API_NOW;
     tally_error err;
-    if (check_browser(api, req, resp, &err))
-        return answer_error(&c, &err);
-    const char *token = NULL;
-    size_t token_len = 0;
-    tally_auth_token(req, true, &token, &token_len); /* an EventSource cannot set headers */
-    if (tally_auth_authenticate(api, token, token_len, &c.principal, &err)) {
-        resp->www_authenticate = true;
-        return answer_error(&c, &err);
-    }
-    if (!c.principal.open)
-        snprintf(resp->key_name, sizeof resp->key_name, "%s", c.principal.key.name);
     if (tally_api_changes_ask(api->schema, req->query, req->query ? req->query_len : 0, ask, &err))
         return answer_error(&c, &err);
     if (last_event_id) { /* a reconnecting EventSource: wins over after */

@@ -424,6 +424,8 @@ static tally_options library_options(const options *o)
     lo.max_txn_steps = o->max_txn_steps;
     lo.max_txn_ms = o->max_txn_ms;
     lo.max_body = o->max_body;
+    lo.changes_retention_ms = o->changes_retention_ms;
+    lo.changes_max_rows = o->changes_max_rows;
     return lo;
 }
 

@@ -486,6 +486,7 @@ int tally_open(const char *schema, const char *db, const tally_options *options,
                    .queue_timeout_ms = (uint64_t)options->queue_timeout_ms,
                    .idempotency_ttl_ms = (uint64_t)options->idempotency_ttl_ms},
         .sessions = options->sessions, .lanes = options->lanes,
+        .changes_retention_ms = options->changes_retention_ms, .changes_max_rows = options->changes_max_rows,
     };
     rc = tally_engine_open(t->schema, &eo, &t->engine, err);
     if (rc == 0)
