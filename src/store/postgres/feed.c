@@ -35,6 +35,9 @@ const char tally_pg_feed_tables[] =
     "n integer NOT NULL DEFAULT 1, merged text); "
     "CREATE TABLE IF NOT EXISTS tally_changes (seq bigint PRIMARY KEY, model text COLLATE \"C\" NOT NULL, "
     "rid bigint NOT NULL, op text NOT NULL, rec json, at bigint NOT NULL, merged text); "
+    /* the merge of a coalesced run finds its row by transaction: without
+     * this, a scan of the outbox (and its dead rows) per run */
+    "CREATE INDEX IF NOT EXISTS tally_outbox_by_xact ON tally_outbox (xid, model, rid, ord); "
     "ALTER TABLE tally_outbox ADD COLUMN IF NOT EXISTS n integer NOT NULL DEFAULT 1; "
     "ALTER TABLE tally_outbox ADD COLUMN IF NOT EXISTS merged text; "
     "ALTER TABLE tally_changes ADD COLUMN IF NOT EXISTS merged text; "
